@@ -1,0 +1,40 @@
+export { ConfigError, LockLostError, StoreUnavailableError } from "./errors.js";
+export {
+  createGuard,
+  type Guard,
+  type Job,
+  type JobContext,
+  type JobStatus,
+  type RunOptions,
+  type RunRecord,
+} from "./guard.js";
+export { type GuardedOptions, guarded } from "./guarded.js";
+export { InvalidKeyPartError, isValidJobName } from "./keys.js";
+export type { Lease } from "./lease.js";
+export type {
+  FailurePolicy,
+  GuardOptions,
+  OverlapPolicy,
+  ResolvedGuardOptions,
+  StoreErrorPolicy,
+} from "./options.js";
+export type {
+  FailedResult,
+  GuardResult,
+  RanResult,
+  SkippedResult,
+  SkipReason,
+  SlotState,
+} from "./result.js";
+export {
+  type CronSchedule,
+  nextFireTimes,
+  parseExplicitSlot,
+  parseSchedule,
+  periodMsOf,
+  SlotError,
+  slotFromCron,
+  slotFromScheduledTime,
+  slotId,
+} from "./slot.js";
+export type { GuardStore } from "./store.js";

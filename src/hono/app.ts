@@ -1,0 +1,273 @@
+import { type Context, Hono, type MiddlewareHandler } from "hono";
+import { ConfigError } from "../core/errors.js";
+import { createGuard, type Guard, type JobContext } from "../core/guard.js";
+import { assertJobName, isValidJobName } from "../core/keys.js";
+import type { GuardOptions } from "../core/options.js";
+import type { GuardResult } from "../core/result.js";
+import {
+  type CronSchedule,
+  nextFireTimes,
+  parseSchedule,
+  periodMsOf,
+  slotFromScheduledTime,
+  slotId,
+} from "../core/slot.js";
+import type { GuardStore } from "../core/store.js";
+import { bearerToken, secretsEqual } from "./auth.js";
+import { type CronGuardEnv, cronGuard } from "./cron-guard/index.js";
+import { sameCron, type Trigger } from "./slot-source.js";
+
+type Bindings = Record<string, unknown>;
+
+/** What a job handler receives. */
+export interface CronJobContext<TRedis> extends JobContext {
+  /** The store the deployment was configured with; jobs may use it for their own data. */
+  redis: TRedis;
+  /** Platform bindings / environment of this invocation. */
+  env: Bindings;
+  trigger: Trigger;
+}
+
+/** Guard options a job may set for itself (the rest are per deployment). */
+export type JobGuardOptions = Pick<
+  GuardOptions,
+  "leaseMs" | "retentionMs" | "heartbeatMs" | "skewToleranceMs" | "onFailure" | "overlap"
+>;
+
+export interface CronJob<TRedis extends GuardStore = GuardStore> extends JobGuardOptions {
+  /** `[A-Za-z0-9._-]{1,128}`; the route is `/cron/<name>`. */
+  name: string;
+  /** 5-field cron expression; must match the platform's (wrangler.toml `crons`, vercel.json). */
+  cron: string;
+  /** IANA time zone of `cron`. Default UTC. Cloudflare and Vercel fire in UTC. */
+  timezone?: string;
+  /** The work. Its return value (JSON) becomes the 200 body; a throw is a recorded failure. */
+  handler(context: CronJobContext<TRedis>): unknown;
+}
+
+export interface CronAppOptions<TRedis extends GuardStore> {
+  jobs: readonly CronJob<TRedis>[];
+  /**
+   * The store, or a function that builds it from the platform environment once per isolate, e.g.
+   * `(env) => Redis.fromEnv(env)` on Cloudflare where bindings arrive with the request.
+   */
+  redis: TRedis | ((env: Bindings) => TRedis);
+  /**
+   * The bearer secret every HTTP trigger must present. Default: `env.CRON_SECRET`, then
+   * `process.env.CRON_SECRET`. Without one, every /cron route answers 500: never open.
+   */
+  cronSecret?: (env: Bindings) => string | undefined;
+  /** Deployment-wide guard options (prefix, region, clock, ...); each job may override its own. */
+  guard?: Omit<GuardOptions, "redis">;
+}
+
+export interface ScheduledEvent {
+  cron: string;
+  scheduledTime: number;
+}
+
+export interface ScheduledRun {
+  job: string;
+  slot: string;
+  result: GuardResult<unknown> | { status: "error"; error: unknown };
+}
+
+export interface CronApp extends Hono<CronGuardEnv> {
+  /** Runs every job whose cron is `event.cron` for the slot `event.scheduledTime`. */
+  runScheduled(
+    event: ScheduledEvent,
+    env: Bindings,
+    waitUntil?: (promise: Promise<unknown>) => void,
+  ): Promise<ScheduledRun[]>;
+  readonly jobs: readonly CronJob<GuardStore>[];
+}
+
+interface PreparedJob<TRedis extends GuardStore> {
+  job: CronJob<TRedis>;
+  schedule: CronSchedule;
+}
+
+function defaultCronSecret(env: Bindings): string | undefined {
+  const fromEnv = env?.CRON_SECRET;
+  if (typeof fromEnv === "string") return fromEnv;
+  const processEnv = (globalThis as { process?: { env?: Record<string, string | undefined> } })
+    .process?.env;
+  return processEnv?.CRON_SECRET;
+}
+
+const jsonError = (c: Context, status: 400 | 401 | 404 | 405 | 500 | 503, error: string) =>
+  c.json({ error }, status);
+
+/**
+ * The deployable trigger app: `GET|POST /cron/:job` runs a job once per slot, `GET /cron` lists the
+ * jobs with their next fire times, `GET /cron/:job/status` shows recent slots and runs. Every route
+ * under /cron needs `Authorization: Bearer <CRON_SECRET>`. `runScheduled` serves Cloudflare's
+ * scheduled() event.
+ */
+export function createCronApp<TRedis extends GuardStore>(options: CronAppOptions<TRedis>): CronApp {
+  const { jobs, redis: redisFromEnv, cronSecret = defaultCronSecret, guard: shared = {} } = options;
+  if (
+    typeof redisFromEnv !== "function" &&
+    (typeof redisFromEnv !== "object" || redisFromEnv === null)
+  ) {
+    throw new ConfigError("redis", "must be a Redis client or a function (env) => Redis");
+  }
+  const prepared = new Map<string, PreparedJob<TRedis>>();
+  for (const job of jobs) {
+    try {
+      assertJobName(job.name);
+    } catch (error) {
+      throw new ConfigError("jobs", (error as Error).message, { cause: error });
+    }
+    if (prepared.has(job.name))
+      throw new ConfigError("jobs", `job "${job.name}" is declared twice`);
+    if (typeof job.handler !== "function") {
+      throw new ConfigError("jobs", `job "${job.name}" needs a handler function`);
+    }
+    prepared.set(job.name, { job, schedule: parseSchedule(job.cron, { timezone: job.timezone }) });
+  }
+
+  let store: { env: Bindings; redis: TRedis; guards: Map<string, Guard> } | undefined;
+  const resources = (env: Bindings) => {
+    if (typeof redisFromEnv !== "function") {
+      store ??= { env, redis: redisFromEnv, guards: new Map() };
+    } else if (!store || store.env !== env) {
+      store = { env, redis: redisFromEnv(env), guards: new Map() };
+    }
+    return store;
+  };
+  const guardFor = (env: Bindings, entry: PreparedJob<TRedis>): Guard => {
+    const { guards, redis } = resources(env);
+    let guard = guards.get(entry.job.name);
+    if (!guard) {
+      const { name: _name, cron: _cron, timezone: _tz, handler: _handler, ...own } = entry.job;
+      guard = createGuard({ ...shared, ...own, redis });
+      guards.set(entry.job.name, guard);
+    }
+    return guard;
+  };
+  const middlewares = new Map(
+    [...prepared.values()].map((entry) => [
+      entry.job.name,
+      cronGuard({
+        job: entry.job.name,
+        cron: entry.job.cron,
+        timezone: entry.job.timezone,
+        guard: (c) => guardFor(c.env as Bindings, entry),
+      }),
+    ]),
+  );
+
+  const app = new Hono<CronGuardEnv>() as CronApp;
+
+  app.get("/", (c) => c.json({ name: "cron-guard", jobs: [...prepared.keys()] }));
+
+  const requireSecret: MiddlewareHandler = async (c, next) => {
+    const expected = cronSecret(c.env ?? {});
+    if (!expected) {
+      console.error("cron-guard: CRON_SECRET is not set; refusing every /cron request");
+      return jsonError(c, 500, "CRON_SECRET is not configured on this deployment; refusing to run");
+    }
+    const given = bearerToken(c.req.header("authorization"));
+    if (given === undefined || !(await secretsEqual(given, expected))) {
+      return jsonError(c, 401, "Unauthorized: send Authorization: Bearer <CRON_SECRET>");
+    }
+    await next();
+  };
+  app.use("/cron", requireSecret);
+  app.use("/cron/*", requireSecret);
+
+  app.get("/cron", (c) => {
+    const nowMs = (shared.clock ?? Date.now)();
+    return c.json({
+      jobs: [...prepared.values()].map(({ job, schedule }) => ({
+        name: job.name,
+        cron: job.cron,
+        timezone: job.timezone ?? "UTC",
+        next: nextFireTimes(schedule, nowMs, 3).map(slotId),
+      })),
+    });
+  });
+
+  const findJob = (c: Context): PreparedJob<TRedis> | Response => {
+    const name = c.req.param("job") ?? "";
+    const entry = isValidJobName(name) ? prepared.get(name) : undefined;
+    return entry ?? jsonError(c, 404, `unknown job ${JSON.stringify(name)}`);
+  };
+
+  app.get("/cron/:job/status", async (c) => {
+    const entry = findJob(c);
+    if (entry instanceof Response) return entry;
+    return c.json(await guardFor(c.env, entry).status(entry.job.name));
+  });
+
+  app.on(
+    ["GET", "POST"],
+    "/cron/:job",
+    async (c, next) => {
+      const entry = findJob(c);
+      if (entry instanceof Response) return entry;
+      const middleware = middlewares.get(entry.job.name);
+      return middleware?.(c, next);
+    },
+    async (c) => {
+      const entry = findJob(c) as PreparedJob<TRedis>;
+      const context = c.get("cronGuard");
+      const value = await entry.job.handler({
+        ...context,
+        redis: resources(c.env).redis,
+        env: c.env,
+      });
+      return c.json({
+        status: "ran",
+        job: entry.job.name,
+        slot: context.slot,
+        fence: context.fence,
+        value,
+      });
+    },
+  );
+
+  app.all("/cron", (c) => jsonError(c, 405, `method ${c.req.method} not allowed: use GET`));
+  app.all("/cron/:job/status", (c) =>
+    jsonError(c, 405, `method ${c.req.method} not allowed: use GET`),
+  );
+  app.all("/cron/:job", (c) =>
+    jsonError(c, 405, `method ${c.req.method} not allowed: use GET or POST`),
+  );
+  app.notFound((c) => jsonError(c, 404, `no route ${c.req.method} ${new URL(c.req.url).pathname}`));
+  app.onError((error, c) => {
+    console.error("cron-guard: unhandled error", error);
+    return jsonError(c, 500, `internal error: ${error.message}`);
+  });
+
+  app.runScheduled = async (event, env, waitUntil) => {
+    const due = [...prepared.values()].filter(({ job }) => sameCron(job.cron, event.cron));
+    const slotMs = slotFromScheduledTime(event.scheduledTime);
+    return Promise.all(
+      due.map(async (entry): Promise<ScheduledRun> => {
+        const slot = slotId(slotMs);
+        try {
+          const guard = guardFor(env, entry);
+          const result = await guard.run(
+            entry.job.name,
+            slotMs,
+            (context) =>
+              entry.job.handler({
+                ...context,
+                redis: resources(env).redis,
+                env,
+                trigger: "scheduled",
+              }),
+            { waitUntil, periodMs: periodMsOf(entry.schedule, slotMs) },
+          );
+          return { job: entry.job.name, slot, result };
+        } catch (error) {
+          return { job: entry.job.name, slot, result: { status: "error", error } };
+        }
+      }),
+    );
+  };
+  Object.defineProperty(app, "jobs", { value: Object.freeze([...jobs]) });
+  return app;
+}

@@ -1,0 +1,168 @@
+import type { Context, MiddlewareHandler } from "hono";
+import { StoreUnavailableError } from "../../core/errors.js";
+import type { Guard, JobContext } from "../../core/guard.js";
+import { assertJobName } from "../../core/keys.js";
+import type { GuardResult } from "../../core/result.js";
+import {
+  type CronSchedule,
+  parseSchedule,
+  periodMsOf,
+  SlotError,
+  slotId,
+} from "../../core/slot.js";
+import { slotForRequest, type Trigger } from "../slot-source.js";
+
+/** What the guarded handler finds in `c.get("cronGuard")`. */
+export interface CronGuardContext extends JobContext {
+  trigger: Trigger;
+}
+
+export type CronGuardEnv = {
+  Bindings: Record<string, unknown>;
+  Variables: { cronGuard: CronGuardContext };
+};
+
+export interface CronGuardOptions {
+  /** The guard, or a function that builds it from the request (e.g. from Worker bindings). */
+  guard: Guard | ((c: Context) => Guard);
+  /** Job name (`[A-Za-z0-9._-]{1,128}`): the first part of every key. */
+  job: string;
+  /** The job's cron expression (5 fields, as in wrangler.toml or vercel.json). */
+  cron: string;
+  /** IANA time zone of `cron`. Default UTC. */
+  timezone?: string;
+}
+
+/** The handler answered 5xx without throwing: recorded as a failure like a throw would be. */
+export class HandlerFailedError extends Error {
+  override readonly name = "HandlerFailedError";
+  readonly status: number;
+
+  constructor(status: number) {
+    super(`handler answered HTTP ${status}`);
+    this.status = status;
+  }
+}
+
+function waitUntilOf(c: Context): ((promise: Promise<unknown>) => void) | undefined {
+  try {
+    const ctx = c.executionCtx;
+    return ctx.waitUntil.bind(ctx);
+  } catch {
+    return undefined;
+  }
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function replaceResponse(c: Context, response: Response): void {
+  c.res = undefined;
+  c.res = response;
+}
+
+function jsonResponse(body: unknown, status: number, headers: Record<string, string>): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json; charset=UTF-8", ...headers },
+  });
+}
+
+/**
+ * Lets one invocation per slot through to the handler. Skipped invocations answer 204 with
+ * `cron-guard-status: skipped`, `cron-guard-reason` and `cron-guard-slot`; the one that runs gets the
+ * handler's response plus `cron-guard-status: ran`, `cron-guard-slot` and `cron-guard-fence`.
+ * A bad `?slot=` is a 400, a store outage (closed policy) a 503, a throwing handler a 500, all JSON.
+ */
+export const cronGuard = ({
+  guard,
+  job,
+  cron,
+  timezone,
+}: CronGuardOptions): MiddlewareHandler<CronGuardEnv> => {
+  assertJobName(job);
+  const schedule: CronSchedule = parseSchedule(cron, { timezone });
+  let periodMs: number | undefined;
+
+  return async function cronGuard(c, next) {
+    const activeGuard = typeof guard === "function" ? guard(c) : guard;
+    periodMs ??= periodMsOf(schedule, activeGuard.options.clock());
+    let resolved: ReturnType<typeof slotForRequest>;
+    try {
+      resolved = slotForRequest(c.req.raw, {
+        schedule,
+        cron,
+        nowMs: activeGuard.options.clock(),
+        skewToleranceMs: activeGuard.options.skewToleranceMs,
+      });
+    } catch (error) {
+      if (error instanceof SlotError) return c.json({ error: error.message }, 400);
+      throw error;
+    }
+    const slotHeader = slotId(resolved.slotMs);
+
+    let result: GuardResult<number>;
+    try {
+      result = await activeGuard.run(
+        job,
+        resolved.slotMs,
+        async (context) => {
+          c.set("cronGuard", { ...context, trigger: resolved.trigger });
+          await next();
+          if (c.error) throw c.error;
+          if (c.res.status >= 500) throw new HandlerFailedError(c.res.status);
+          return c.res.status;
+        },
+        { waitUntil: waitUntilOf(c), periodMs },
+      );
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+      const message = `store unavailable: ${errorMessage(error)}`;
+      replaceResponse(
+        c,
+        jsonResponse({ error: message, job, slot: slotHeader }, 503, {
+          "cron-guard-status": "unavailable",
+          "cron-guard-slot": slotHeader,
+        }),
+      );
+      return;
+    }
+
+    if (result.status === "skipped") {
+      replaceResponse(
+        c,
+        new Response(null, {
+          status: 204,
+          headers: {
+            "cron-guard-status": "skipped",
+            "cron-guard-reason": result.reason,
+            "cron-guard-slot": slotHeader,
+          },
+        }),
+      );
+      return;
+    }
+    if (result.status === "failed") {
+      replaceResponse(
+        c,
+        jsonResponse(
+          {
+            error: `job ${job} failed: ${errorMessage(result.error)}`,
+            job,
+            slot: slotHeader,
+            lockLost: result.lockLost,
+          },
+          500,
+          { "cron-guard-status": "failed", "cron-guard-slot": slotHeader },
+        ),
+      );
+      return;
+    }
+    const response = new Response(c.res.body, c.res);
+    response.headers.set("cron-guard-status", result.unguarded ? "ran-unguarded" : "ran");
+    response.headers.set("cron-guard-slot", slotHeader);
+    if (result.fence !== null) response.headers.set("cron-guard-fence", String(result.fence));
+    replaceResponse(c, response);
+  };
+};

@@ -1,0 +1,48 @@
+import { type CronSchedule, parseExplicitSlot, SlotError, slotFromCron } from "../core/slot.js";
+
+/** How the invocation was triggered, from what the request carries. */
+export type Trigger = "scheduled" | "vercel" | "manual" | "http";
+
+export interface ResolvedSlot {
+  slotMs: number;
+  trigger: Trigger;
+}
+
+export interface SlotSourceOptions {
+  schedule: CronSchedule;
+  cron: string;
+  nowMs: number;
+  skewToleranceMs: number;
+}
+
+const normalize = (expr: string) => expr.trim().split(/\s+/).join(" ");
+
+/**
+ * The slot of an HTTP invocation: `?slot=<ISO>` for a manual backfill (must be a fire time),
+ * otherwise the latest fire time of the job's cron at now + tolerance. A Vercel call says which
+ * schedule fired (`x-vercel-cron-schedule`); it must be the job's, or the deployment disagrees with
+ * itself and we refuse rather than guess.
+ */
+export function slotForRequest(request: Request, options: SlotSourceOptions): ResolvedSlot {
+  const url = new URL(request.url);
+  const explicit = url.searchParams.get("slot");
+  if (explicit !== null) {
+    return { slotMs: parseExplicitSlot(explicit, options.schedule), trigger: "manual" };
+  }
+  const vercelSchedule = request.headers.get("x-vercel-cron-schedule");
+  if (vercelSchedule !== null && normalize(vercelSchedule) !== normalize(options.cron)) {
+    throw new SlotError(
+      `x-vercel-cron-schedule "${vercelSchedule}" is not this job's schedule "${options.cron}": align vercel.json with the job`,
+    );
+  }
+  return {
+    slotMs: slotFromCron(options.schedule, options.nowMs, {
+      skewToleranceMs: options.skewToleranceMs,
+    }),
+    trigger: vercelSchedule !== null ? "vercel" : "http",
+  };
+}
+
+export function sameCron(a: string, b: string): boolean {
+  return normalize(a) === normalize(b);
+}

@@ -1,0 +1,56 @@
+import type { Redis } from "@upstash/redis";
+import type { CronJob } from "../hono/app.js";
+
+export interface ExampleJobsOptions {
+  /** Where the example jobs keep their own data. Default `"cron-guard:example"`. */
+  keyPrefix?: string;
+}
+
+export interface HeartbeatRecord {
+  slot: string;
+  fence: number | null;
+  region: string;
+  trigger: string;
+  recordedAt: string;
+}
+
+/**
+ * Two small, real jobs to replace with your own: a heartbeat that records every run it makes (so a
+ * duplicate run would show as a second record for one slot) and a daily digest of those records.
+ */
+export function exampleJobs({
+  keyPrefix = "cron-guard:example",
+}: ExampleJobsOptions = {}): CronJob<Redis>[] {
+  const heartbeatKey = `${keyPrefix}:heartbeat`;
+  return [
+    {
+      name: "heartbeat",
+      cron: "* * * * *",
+      leaseMs: 30_000,
+      async handler({ redis, slot, fence, trigger, env }) {
+        const record: HeartbeatRecord = {
+          slot,
+          fence,
+          region: typeof env.REGION === "string" ? env.REGION : "",
+          trigger,
+          recordedAt: new Date().toISOString(),
+        };
+        await redis.lpush(heartbeatKey, JSON.stringify(record));
+        await redis.ltrim(heartbeatKey, 0, 1_439);
+        return { recorded: slot };
+      },
+    },
+    {
+      name: "daily-digest",
+      cron: "0 8 * * *",
+      onFailure: "keep",
+      async handler({ redis, slot }) {
+        const records = await redis.lrange<HeartbeatRecord>(heartbeatKey, 0, -1);
+        const slots = new Set(records.map((record) => record.slot));
+        const digest = { slot, heartbeats: records.length, distinctSlots: slots.size };
+        await redis.set(`${keyPrefix}:digest:${slot}`, digest, { ex: 7 * 86_400 });
+        return digest;
+      },
+    },
+  ];
+}

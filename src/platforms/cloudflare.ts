@@ -1,0 +1,52 @@
+import { Redis } from "@upstash/redis/cloudflare";
+import type { ExecutionContext } from "hono";
+import type { CronApp } from "../hono/app.js";
+import { createCronApp } from "../hono/app.js";
+import { exampleJobs } from "../jobs/index.js";
+
+interface ScheduledControllerLike {
+  readonly cron: string;
+  readonly scheduledTime: number;
+}
+
+/**
+ * A Worker for a cron app: `fetch` serves the HTTP routes, `scheduled` runs every job whose cron
+ * fired, with `controller.scheduledTime` as the slot, under `ctx.waitUntil`.
+ */
+export function toWorker(app: CronApp) {
+  return {
+    fetch: (request: Request, env: Record<string, unknown>, ctx: ExecutionContext) =>
+      app.fetch(request, env, ctx),
+    async scheduled(
+      controller: ScheduledControllerLike,
+      env: Record<string, unknown>,
+      ctx: ExecutionContext,
+    ): Promise<void> {
+      const runs = app.runScheduled(
+        { cron: controller.cron, scheduledTime: controller.scheduledTime },
+        env,
+        (promise) => ctx.waitUntil(promise),
+      );
+      ctx.waitUntil(runs);
+      for (const run of await runs) {
+        console.log(
+          JSON.stringify({ cronGuard: "scheduled", cron: controller.cron, ...summarize(run) }),
+        );
+      }
+    },
+  };
+}
+
+function summarize(run: Awaited<ReturnType<CronApp["runScheduled"]>>[number]) {
+  const { result } = run;
+  if (result.status === "skipped")
+    return { job: run.job, slot: run.slot, status: "skipped", reason: result.reason };
+  if (result.status === "ran")
+    return { job: run.job, slot: run.slot, status: "ran", fence: result.fence };
+  return { job: run.job, slot: run.slot, status: result.status, error: String(result.error) };
+}
+
+/** The example deployment: wrangler.toml points here. Replace the jobs with your own. */
+export default toWorker(
+  createCronApp({ jobs: exampleJobs(), redis: (env) => Redis.fromEnv(env as never) }),
+);

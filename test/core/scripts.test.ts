@@ -1,0 +1,72 @@
+import { createHash } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { createGuard } from "../../src/core/index.js";
+import {
+  CLAIM_SCRIPT,
+  COMPLETE_SCRIPT,
+  EXTEND_SCRIPT,
+  STATUS_SCRIPT,
+} from "../../src/core/scripts.js";
+import { directRedis, startCountingBridge, upstash, useKeyPrefix } from "../support/harness.js";
+
+const scripts = { CLAIM_SCRIPT, COMPLETE_SCRIPT, EXTEND_SCRIPT, STATUS_SCRIPT };
+
+describe("Lua scripts", () => {
+  const prefix = useKeyPrefix("scripts");
+
+  it("have the pinned SHA1 digests (changing a script must be deliberate)", async () => {
+    const digests = Object.fromEntries(
+      await Promise.all(Object.entries(scripts).map(async ([name, s]) => [name, await s.sha1()])),
+    );
+    for (const [name, script] of Object.entries(scripts)) {
+      expect(digests[name]).toBe(createHash("sha1").update(script.source).digest("hex"));
+    }
+    expect(digests).toMatchInlineSnapshot();
+  });
+
+  it("fall back from EVALSHA to EVAL after SCRIPT FLUSH, costing one extra round trip", async () => {
+    const bridge = await startCountingBridge();
+    try {
+      const guard = createGuard({
+        redis: upstash({ autoPipelining: false, url: bridge.url, token: bridge.token }),
+        prefix: prefix(),
+      });
+      await guard.run("flush", 1_000_000, () => "warm");
+      const redis = await directRedis();
+      await redis.scriptFlush();
+      bridge.reset();
+      const result = await guard.run("flush", 2_000_000, () => "after flush");
+      expect(result).toMatchObject({ status: "ran", value: "after flush" });
+      const commands = bridge.requests.flatMap((r) => r.commands.map((c) => c[0]?.toUpperCase()));
+      expect(commands).toEqual(["EVALSHA", "EVAL", "EVALSHA", "EVAL"]);
+      bridge.reset();
+      await guard.run("flush", 3_000_000, () => "cached again");
+      expect(bridge.requests.flatMap((r) => r.commands.map((c) => c[0]?.toUpperCase()))).toEqual([
+        "EVALSHA",
+        "EVALSHA",
+      ]);
+    } finally {
+      await bridge.close();
+    }
+  });
+
+  it("cost one round trip per loser and two per winner", async () => {
+    const bridge = await startCountingBridge();
+    try {
+      const instance = () =>
+        createGuard({
+          redis: upstash({ autoPipelining: false, url: bridge.url, token: bridge.token }),
+          prefix: prefix(),
+        });
+      await instance().run("warmup", 1, () => 0);
+      bridge.reset();
+      const results = await Promise.all(
+        Array.from({ length: 50 }, () => instance().run("trips", 60_000, () => "once")),
+      );
+      expect(results.filter((r) => r.status === "ran")).toHaveLength(1);
+      expect(bridge.requests).toHaveLength(2 + 49);
+    } finally {
+      await bridge.close();
+    }
+  });
+});

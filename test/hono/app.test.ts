@@ -1,0 +1,217 @@
+import { Redis } from "@upstash/redis";
+import { describe, expect, it } from "vitest";
+import { type CronJob, createCronApp } from "../../src/hono/index.js";
+import { directRedis, upstash, useKeyPrefix } from "../support/harness.js";
+
+const SECRET = "correct horse battery staple";
+const NOW = Date.UTC(2026, 10, 23, 10, 7, 30);
+const auth = { authorization: `Bearer ${SECRET}` };
+
+describe("createCronApp", () => {
+  const prefix = useKeyPrefix("app");
+
+  function makeApp(options: { secret?: string | undefined; redis?: Redis } = {}) {
+    const runs: string[] = [];
+    const jobs: CronJob<Redis>[] = [
+      {
+        name: "tick",
+        cron: "*/5 * * * *",
+        handler: ({ slot, trigger }) => {
+          runs.push(slot);
+          return { slot, trigger };
+        },
+      },
+      {
+        name: "boom",
+        cron: "0 * * * *",
+        handler: () => {
+          throw new Error("kaput");
+        },
+      },
+    ];
+    const app = createCronApp({
+      jobs,
+      redis: options.redis ?? upstash(),
+      cronSecret: () => ("secret" in options ? options.secret : SECRET),
+      guard: { prefix: prefix(), clock: () => NOW },
+    });
+    return { app, runs };
+  }
+
+  async function keysWritten() {
+    const redis = await directRedis();
+    return redis.keys(`${prefix()}*`);
+  }
+
+  it("runs a job once: 200 with the handler's JSON, then 204 for the duplicate", async () => {
+    const { app, runs } = makeApp();
+    const first = await app.request("/cron/tick", { method: "POST", headers: auth });
+    expect(first.status).toBe(200);
+    expect(first.headers.get("cron-guard-status")).toBe("ran");
+    expect(first.headers.get("cron-guard-slot")).toBe("2026-11-23T10:05:00Z");
+    expect(Number(first.headers.get("cron-guard-fence"))).toBeGreaterThan(0);
+    expect(await first.json()).toMatchObject({
+      status: "ran",
+      job: "tick",
+      slot: "2026-11-23T10:05:00Z",
+      value: { slot: "2026-11-23T10:05:00Z", trigger: "http" },
+    });
+    const duplicate = await app.request("/cron/tick", { headers: auth });
+    expect(duplicate.status).toBe(204);
+    expect(await duplicate.text()).toBe("");
+    expect(duplicate.headers.get("cron-guard-status")).toBe("skipped");
+    expect(duplicate.headers.get("cron-guard-reason")).toBe("done");
+    expect(duplicate.headers.get("cron-guard-slot")).toBe("2026-11-23T10:05:00Z");
+    expect(runs).toEqual(["2026-11-23T10:05:00Z"]);
+  });
+
+  it("answers 100 concurrent deliveries of one slot with one 200 and 99 204s", async () => {
+    const { app, runs } = makeApp();
+    const responses = await Promise.all(
+      Array.from({ length: 100 }, () => app.request("/cron/tick", { headers: auth })),
+    );
+    const statuses = responses.map((r) => r.status);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(1);
+    expect(statuses.filter((s) => s === 204)).toHaveLength(99);
+    expect(runs).toHaveLength(1);
+  });
+
+  it("takes Vercel's GET with x-vercel-cron-schedule and refuses a schedule that is not the job's", async () => {
+    const { app, runs } = makeApp();
+    const vercel = await app.request("/cron/tick", {
+      headers: {
+        ...auth,
+        "x-vercel-cron-schedule": "*/5 * * * *",
+        "user-agent": "vercel-cron/1.0",
+      },
+    });
+    expect(vercel.status).toBe(200);
+    expect(await vercel.json()).toMatchObject({ value: { trigger: "vercel" } });
+    const mismatch = await app.request("/cron/tick", {
+      headers: { ...auth, "x-vercel-cron-schedule": "0 * * * *" },
+    });
+    expect(mismatch.status).toBe(400);
+    expect((await mismatch.json()).error).toMatch(/not this job's schedule/);
+    expect(runs).toHaveLength(1);
+  });
+
+  it("backfills an explicit ?slot= that is a fire time, and 400s one that is not", async () => {
+    const { app, runs } = makeApp();
+    const backfill = await app.request("/cron/tick?slot=2026-11-23T09:55:00Z", {
+      method: "POST",
+      headers: auth,
+    });
+    expect(backfill.status).toBe(200);
+    expect(backfill.headers.get("cron-guard-slot")).toBe("2026-11-23T09:55:00Z");
+    for (const slot of ["2026-11-23T09:56:00Z", "yesterday", ""]) {
+      const bad = await app.request(`/cron/tick?slot=${encodeURIComponent(slot)}`, {
+        headers: auth,
+      });
+      expect(bad.status).toBe(400);
+      expect(bad.headers.get("content-type")).toMatch(/application\/json/);
+      expect(typeof (await bad.json()).error).toBe("string");
+    }
+    expect(runs).toEqual(["2026-11-23T09:55:00Z"]);
+  });
+
+  it.each([
+    ["no header", {}],
+    ["a wrong secret", { authorization: "Bearer wrong" }],
+    ["the secret with a suffix", { authorization: `Bearer ${SECRET}x` }],
+    ["another scheme", { authorization: `Basic ${SECRET}` }],
+  ])("answers 401 JSON to %s and writes nothing", async (_label, headers) => {
+    const { app, runs } = makeApp();
+    for (const path of ["/cron/tick", "/cron", "/cron/tick/status", "/cron/nope"]) {
+      const response = await app.request(path, { headers });
+      expect(response.status).toBe(401);
+      expect(await response.json()).toEqual({ error: expect.stringMatching(/Unauthorized/) });
+    }
+    expect(runs).toEqual([]);
+    expect(await keysWritten()).toEqual([]);
+  });
+
+  it("refuses to run at all when CRON_SECRET is not configured", async () => {
+    const { app, runs } = makeApp({ secret: undefined });
+    const response = await app.request("/cron/tick", { headers: auth });
+    expect(response.status).toBe(500);
+    expect((await response.json()).error).toMatch(/CRON_SECRET is not configured/);
+    expect(runs).toEqual([]);
+    expect(await keysWritten()).toEqual([]);
+  });
+
+  it("answers unknown jobs 404, other methods 405, all JSON, writing nothing", async () => {
+    const { app } = makeApp();
+    const cases: [string, string, number][] = [
+      ["GET", "/cron/nope", 404],
+      ["GET", "/cron/bad%20name", 404],
+      ["GET", "/cron/nope/status", 404],
+      ["PUT", "/cron/tick", 405],
+      ["DELETE", "/cron/tick", 405],
+      ["POST", "/cron", 405],
+      ["POST", "/cron/tick/status", 405],
+      ["GET", "/elsewhere", 404],
+    ];
+    for (const [method, path, status] of cases) {
+      const response = await app.request(path, { method, headers: auth });
+      expect(response.status, `${method} ${path}`).toBe(status);
+      expect(typeof (await response.json()).error).toBe("string");
+    }
+    expect(await keysWritten()).toEqual([]);
+  });
+
+  it("lists jobs with their next fire times", async () => {
+    const { app } = makeApp();
+    const response = await app.request("/cron", { headers: auth });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({
+      jobs: [
+        {
+          name: "tick",
+          cron: "*/5 * * * *",
+          timezone: "UTC",
+          next: ["2026-11-23T10:10:00Z", "2026-11-23T10:15:00Z", "2026-11-23T10:20:00Z"],
+        },
+        {
+          name: "boom",
+          cron: "0 * * * *",
+          timezone: "UTC",
+          next: ["2026-11-23T11:00:00Z", "2026-11-23T12:00:00Z", "2026-11-23T13:00:00Z"],
+        },
+      ],
+    });
+  });
+
+  it("answers 500 JSON when the handler throws, records it, and lets a retry run (release)", async () => {
+    const { app } = makeApp();
+    const first = await app.request("/cron/boom", { headers: auth });
+    expect(first.status).toBe(500);
+    expect(first.headers.get("cron-guard-status")).toBe("failed");
+    expect(await first.json()).toMatchObject({
+      error: expect.stringMatching(/kaput/),
+      job: "boom",
+    });
+    const retry = await app.request("/cron/boom", { headers: auth });
+    expect(retry.status).toBe(500);
+    const status = await (await app.request("/cron/boom/status", { headers: auth })).json();
+    expect(status.runs.map((r: { status: string }) => r.status)).toEqual(["failed", "failed"]);
+  });
+
+  it("answers 503 JSON when the store is down and does not run the job", async () => {
+    const down = new Redis({ url: "http://127.0.0.1:9", token: "x", retry: false });
+    const { app, runs } = makeApp({ redis: down });
+    const response = await app.request("/cron/tick", { headers: auth });
+    expect(response.status).toBe(503);
+    expect((await response.json()).error).toMatch(/store unavailable/);
+    expect(runs).toEqual([]);
+  });
+
+  it("runs Cloudflare scheduled events once per scheduledTime for every job on that cron", async () => {
+    const { app, runs } = makeApp();
+    const event = { cron: "*/5 * * * *", scheduledTime: Date.UTC(2026, 10, 23, 10, 5) };
+    const [a, b] = await Promise.all([app.runScheduled(event, {}), app.runScheduled(event, {})]);
+    const statuses = [...(a ?? []), ...(b ?? [])].map((run) => run.result.status).sort();
+    expect(statuses).toEqual(["ran", "skipped"]);
+    expect(runs).toEqual(["2026-11-23T10:05:00Z"]);
+    expect(await app.runScheduled({ cron: "1 2 3 4 5", scheduledTime: NOW }, {})).toEqual([]);
+  });
+});
