@@ -1,0 +1,88 @@
+import { randomBytes } from "node:crypto";
+import { serve } from "@hono/node-server";
+import { Redis } from "@upstash/redis";
+import { startBridge } from "../bridge/index.js";
+import { createCronApp } from "../hono/app.js";
+import { exampleJobs, type HeartbeatRecord } from "../jobs/index.js";
+import { fireStorm, type StormSummary } from "./storm.js";
+
+export interface LocalStackOptions {
+  /** Port of the cron app. Default 8787. */
+  port?: number;
+  /** Port of the Upstash-compatible bridge. Default 8079. */
+  bridgePort?: number;
+  /** Concurrent deliveries per example job in the opening storm. Default 50. */
+  deliveries?: number;
+  /** Bearer secret of the app. Default: $CRON_SECRET, else a random one. */
+  secret?: string;
+  /** Redis to use instead of spawning a local redis-server. */
+  redisUrl?: string;
+}
+
+export interface LocalStack {
+  appUrl: string;
+  bridgeUrl: string;
+  bridgeToken: string;
+  secret: string;
+  storms: StormSummary[];
+  /** Heartbeat records per slot after the storm: 1 everywhere means no duplicate ran. */
+  heartbeatRecordsBySlot: Record<string, number>;
+  close(): Promise<void>;
+}
+
+function listen(app: { fetch: (request: Request) => Response | Promise<Response> }, port: number) {
+  return new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, port, hostname: "127.0.0.1" }, () => resolve(server));
+    server.once("error", reject);
+  });
+}
+
+/**
+ * The embedded default: redis-server, the bridge, the example cron app on Node, and an opening
+ * storm of concurrent deliveries per job, the way several regions hit one deployment.
+ */
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
+  const secret = options.secret ?? process.env.CRON_SECRET ?? randomBytes(18).toString("base64url");
+  const bridge = await startBridge({ port: options.bridgePort ?? 8079, redisUrl: options.redisUrl });
+  const keyPrefix = "cron-guard:example";
+  const jobs = exampleJobs({ keyPrefix });
+  const redis = new Redis({ url: bridge.url, token: bridge.token });
+  const app = createCronApp({ jobs, redis, cronSecret: () => secret, guard: { region: "local" } });
+  let server: ReturnType<typeof serve>;
+  try {
+    server = await listen(app, options.port ?? 8787);
+  } catch (error) {
+    await bridge.close();
+    throw new Error(`cannot listen on port ${options.port ?? 8787}: ${(error as Error).message}; pass --port`, {
+      cause: error,
+    });
+  }
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : options.port ?? 8787;
+  const appUrl = `http://127.0.0.1:${port}`;
+
+  const storms: StormSummary[] = [];
+  for (const job of jobs) {
+    storms.push(
+      await fireStorm({ baseUrl: appUrl, secret, job: job.name, cron: job.cron, deliveries: options.deliveries ?? 50 }),
+    );
+  }
+  const records = await redis.lrange<HeartbeatRecord>(`${keyPrefix}:heartbeat`, 0, -1);
+  const heartbeatRecordsBySlot: Record<string, number> = {};
+  for (const record of records) {
+    heartbeatRecordsBySlot[record.slot] = (heartbeatRecordsBySlot[record.slot] ?? 0) + 1;
+  }
+
+  return {
+    appUrl,
+    bridgeUrl: bridge.url,
+    bridgeToken: bridge.token,
+    secret,
+    storms,
+    heartbeatRecordsBySlot,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await bridge.close();
+    },
+  };
+}
