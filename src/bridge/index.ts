@@ -1,0 +1,146 @@
+import { randomBytes } from "node:crypto";
+import type { Server } from "node:http";
+import { serve } from "@hono/node-server";
+import { type BridgeAppOptions, createBridgeApp } from "./app.js";
+import { RedisConnections } from "./connections.js";
+import { type RedisServerHandle, spawnRedisServer } from "./redis-server.js";
+
+export {
+  type BridgeAppOptions,
+  type BridgeRequestInfo,
+  type BridgeRoute,
+  createBridgeApp,
+  DEFAULT_MAX_BODY_BYTES,
+  HEALTH_TEXT,
+} from "./app.js";
+export {
+  type CommandRunner,
+  type Outcome,
+  RedisCommandError,
+  RedisConnections,
+  type RedisConnectionsOptions,
+  RedisUnavailableError,
+} from "./connections.js";
+export { BadRequestError, type Command } from "./protocol.js";
+export {
+  REDIS_SERVER_INSTALL_HINT,
+  type RedisServerHandle,
+  RedisServerNotFoundError,
+  RedisServerStartError,
+  type SpawnRedisServerOptions,
+  spawnRedisServer,
+} from "./redis-server.js";
+
+/** Invalid {@link StartBridgeOptions}. */
+export class BridgeOptionsError extends Error {
+  override readonly name = "BridgeOptionsError";
+}
+
+export interface StartBridgeOptions {
+  /** HTTP port. Default: 0 (a free port; read it from the returned `url`). */
+  port?: number;
+  /** Interface to listen on. Default: "127.0.0.1" (the bridge is a dev/test tool; do not expose it casually). */
+  host?: string;
+  /** Bearer token clients must send. Default: 32 random bytes, base64url. */
+  token?: string;
+  /** Redis to forward to. Default: spawn a private redis-server, stopped again by `close()`. */
+  redisUrl?: string;
+  /** Largest accepted request body, in bytes. Default: 1 MiB. */
+  maxBodyBytes?: number;
+  /** Bound for every Redis call; slower calls answer 503. In ms. Default: 5000. */
+  commandTimeoutMs?: number;
+  /** Dedicated connections for concurrent `/multi-exec` requests. Default: 16. */
+  maxTransactionConnections?: number;
+  /** See {@link BridgeAppOptions.onRequest}. */
+  onRequest?: BridgeAppOptions["onRequest"];
+}
+
+export interface RunningBridge {
+  /** e.g. `http://127.0.0.1:8079`: use as UPSTASH_REDIS_REST_URL. */
+  url: string;
+  /** Use as UPSTASH_REDIS_REST_TOKEN. */
+  token: string;
+  redisUrl: string;
+  /** Stops the HTTP server, drops Redis connections and stops a redis-server it spawned. */
+  close(): Promise<void>;
+}
+
+/** Starts the Upstash-REST-compatible bridge on Node and resolves once it accepts requests. */
+export async function startBridge(options: StartBridgeOptions = {}): Promise<RunningBridge> {
+  const port = options.port ?? 0;
+  const host = options.host ?? "127.0.0.1";
+  const token = options.token ?? randomBytes(32).toString("base64url");
+  validate(options, port, host, token);
+
+  const spawned: RedisServerHandle | undefined =
+    options.redisUrl === undefined ? await spawnRedisServer() : undefined;
+  const redisUrl = options.redisUrl ?? spawned?.url ?? "";
+  const connections = new RedisConnections({
+    redisUrl,
+    commandTimeoutMs: options.commandTimeoutMs,
+    maxTransactionConnections: options.maxTransactionConnections,
+  });
+  let server: Server | undefined;
+  try {
+    await connections.connect();
+    const app = createBridgeApp({
+      token,
+      redis: connections,
+      maxBodyBytes: options.maxBodyBytes,
+      onRequest: options.onRequest,
+    });
+    const { server: listening, port: boundPort } = await listen(app.fetch, port, host);
+    server = listening;
+    const url = `http://${host.includes(":") ? `[${host}]` : host}:${boundPort}`;
+    let closing: Promise<void> | undefined;
+    const close = () => {
+      closing ??= shutdown(listening, connections, spawned);
+      return closing;
+    };
+    return { url, token, redisUrl, close };
+  } catch (error) {
+    await shutdown(server, connections, spawned);
+    throw error;
+  }
+}
+
+function validate(options: StartBridgeOptions, port: number, host: string, token: string): void {
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw new BridgeOptionsError(`port must be an integer from 0 to 65535, got ${port}`);
+  }
+  if (host.trim() === "") throw new BridgeOptionsError("host must not be empty");
+  if (token.trim() === "") throw new BridgeOptionsError("token must not be empty");
+  for (const key of ["maxBodyBytes", "commandTimeoutMs", "maxTransactionConnections"] as const) {
+    const value = options[key];
+    if (value !== undefined && (!Number.isInteger(value) || value <= 0)) {
+      throw new BridgeOptionsError(`${key} must be a positive integer, got ${value}`);
+    }
+  }
+}
+
+function listen(
+  fetch: (request: Request) => Response | Promise<Response>,
+  port: number,
+  hostname: string,
+): Promise<{ server: Server; port: number }> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch, port, hostname }, (info) =>
+      resolve({ server, port: info.port }),
+    ) as Server;
+    server.once("error", reject);
+  });
+}
+
+async function shutdown(
+  server: Server | undefined,
+  connections: RedisConnections,
+  spawned: RedisServerHandle | undefined,
+): Promise<void> {
+  if (server?.listening) {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeAllConnections();
+    await closed;
+  }
+  connections.close();
+  await spawned?.stop();
+}

@@ -1,0 +1,197 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { constants as fsConstants } from "node:fs";
+import { access, mkdtemp, rm } from "node:fs/promises";
+import { createConnection, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { delimiter, isAbsolute, join } from "node:path";
+
+export const REDIS_SERVER_INSTALL_HINT =
+  "Install it with `apt-get install -y redis-server` (Debian/Ubuntu) or `brew install redis` (macOS).";
+
+/** `redis-server` is not on PATH (or not executable at the given path). */
+export class RedisServerNotFoundError extends Error {
+  override readonly name = "RedisServerNotFoundError";
+  constructor(binary: string, options?: ErrorOptions) {
+    super(
+      `redis-server is not installed (looked for "${binary}"). ${REDIS_SERVER_INSTALL_HINT}`,
+      options,
+    );
+  }
+}
+
+/** redis-server was found but did not come up (port taken, bad config, too slow). */
+export class RedisServerStartError extends Error {
+  override readonly name = "RedisServerStartError";
+}
+
+export interface SpawnRedisServerOptions {
+  /** TCP port to bind on 127.0.0.1. Default: a free port chosen by the OS. Reusing a port restarts Redis under a running bridge. */
+  port?: number;
+  /** Binary name (looked up on PATH) or absolute path. Default: `"redis-server"`. */
+  binary?: string;
+  /** How long to wait for the server to answer PING before giving up, in ms. Default: 10 000. */
+  startTimeoutMs?: number;
+}
+
+export interface RedisServerHandle {
+  /** `redis://127.0.0.1:<port>` */
+  url: string;
+  port: number;
+  /** SIGTERM, wait for exit (SIGKILL after 5 s), remove the temp dir. Idempotent. */
+  stop(): Promise<void>;
+}
+
+const EXTRA_BINARY_DIRS = ["/usr/bin", "/usr/local/bin", "/opt/homebrew/bin", "/usr/sbin"];
+const STOP_GRACE_MS = 5_000;
+const OUTPUT_TAIL_CHARS = 4_000;
+
+/** Starts a throw-away redis-server (no persistence, temp working dir) on 127.0.0.1. */
+export async function spawnRedisServer(
+  options: SpawnRedisServerOptions = {},
+): Promise<RedisServerHandle> {
+  const binary = await findBinary(options.binary ?? "redis-server");
+  const port = options.port ?? (await findFreePort());
+  const startTimeoutMs = options.startTimeoutMs ?? 10_000;
+  const dir = await mkdtemp(join(tmpdir(), "cron-guard-redis-"));
+  const child = spawn(
+    binary,
+    [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      dir,
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let output = "";
+  const collect = (chunk: Buffer) => {
+    output = (output + chunk.toString("utf8")).slice(-OUTPUT_TAIL_CHARS);
+  };
+  child.stdout?.on("data", collect);
+  child.stderr?.on("data", collect);
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const spawnFailure = new Promise<Error>((resolve) => child.once("error", resolve));
+  const killOnExit = () => child.kill("SIGKILL");
+  process.once("exit", killOnExit);
+
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopped ??= (async () => {
+      process.removeListener("exit", killOnExit);
+      await terminate(child, exited);
+      await rm(dir, { recursive: true, force: true });
+    })();
+    return stopped;
+  };
+
+  try {
+    await waitUntilReady(port, startTimeoutMs, child, exited, spawnFailure, () => output);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { url: `redis://127.0.0.1:${port}`, port, stop };
+}
+
+async function findBinary(binary: string): Promise<string> {
+  const candidates = isAbsolute(binary)
+    ? [binary]
+    : [...(process.env.PATH ?? "").split(delimiter).filter(Boolean), ...EXTRA_BINARY_DIRS].map(
+        (dir) => join(dir, binary),
+      );
+  for (const candidate of candidates) {
+    try {
+      await access(candidate, fsConstants.X_OK);
+      return candidate;
+    } catch {}
+  }
+  throw new RedisServerNotFoundError(binary);
+}
+
+/** Asks the OS for a free port by listening on port 0 and closing again. */
+export async function findFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => (port > 0 ? resolve(port) : reject(new Error("no free port found"))));
+    });
+  });
+}
+
+async function waitUntilReady(
+  port: number,
+  timeoutMs: number,
+  child: ChildProcess,
+  exited: Promise<void>,
+  spawnFailure: Promise<Error>,
+  output: () => string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let exitedEarly = false;
+  void exited.then(() => {
+    exitedEarly = true;
+  });
+  let failure: Error | undefined;
+  void spawnFailure.then((error) => {
+    failure = error;
+  });
+  while (Date.now() < deadline) {
+    if (failure) {
+      throw new RedisServerStartError(`could not run redis-server: ${failure.message}`, {
+        cause: failure,
+      });
+    }
+    if (exitedEarly) {
+      throw new RedisServerStartError(
+        `redis-server exited with code ${child.exitCode} before accepting connections on port ${port}:\n${output()}`,
+      );
+    }
+    if (await answersPing(port)) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new RedisServerStartError(
+    `redis-server did not accept connections on port ${port} within ${timeoutMs} ms:\n${output()}`,
+  );
+}
+
+function answersPing(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ port, host: "127.0.0.1" });
+    let reply = "";
+    const finish = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(500, () => finish(false));
+    socket.once("error", () => finish(false));
+    socket.once("connect", () => socket.write("PING\r\n"));
+    socket.on("data", (chunk) => {
+      reply += chunk.toString("utf8");
+      if (reply.includes("\r\n")) finish(reply.startsWith("+PONG"));
+    });
+  });
+}
+
+async function terminate(child: ChildProcess, exited: Promise<void>): Promise<void> {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  child.kill("SIGTERM");
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(true), STOP_GRACE_MS);
+  });
+  const forced = await Promise.race([exited.then(() => false), gaveUp]);
+  clearTimeout(timer);
+  if (forced) {
+    child.kill("SIGKILL");
+    await exited;
+  }
+}
