@@ -56,6 +56,13 @@ function makeClient(redisUrl: string, connectTimeoutMs: number, reconnect: boole
 
 type Client = ReturnType<typeof makeClient>;
 
+/** `destroy()` throws on a client that is already closed; here that is the desired end state. */
+function destroyQuietly(client: Client): void {
+  try {
+    client.destroy();
+  } catch {}
+}
+
 /**
  * One shared, auto-reconnecting connection for single commands and pipelines, plus a bounded
  * pool of dedicated connections so concurrent transactions never interleave.
@@ -64,11 +71,17 @@ export class RedisConnections implements CommandRunner {
   readonly #shared: Client;
   readonly #pool: TransactionPool;
   readonly #commandTimeoutMs: number;
+  readonly #redisUrl: string;
+  #lastError: Error | undefined;
 
   constructor(options: RedisConnectionsOptions) {
     this.#commandTimeoutMs = options.commandTimeoutMs ?? 5_000;
+    this.#redisUrl = options.redisUrl;
     const connectTimeoutMs = options.connectTimeoutMs ?? this.#commandTimeoutMs;
     this.#shared = makeClient(options.redisUrl, connectTimeoutMs, true);
+    this.#shared.on("error", (error: Error) => {
+      this.#lastError = error;
+    });
     this.#pool = new TransactionPool(
       () => makeClient(options.redisUrl, connectTimeoutMs, false),
       options.maxTransactionConnections ?? 16,
@@ -82,8 +95,12 @@ export class RedisConnections implements CommandRunner {
       await withDeadline(this.#commandTimeoutMs, "connecting to Redis", () => connecting);
     } catch (error) {
       connecting.catch(() => {});
-      this.#shared.destroy();
-      throw error;
+      destroyQuietly(this.#shared);
+      const last = this.#lastError ? ` (last error: ${this.#lastError.message})` : "";
+      throw new RedisUnavailableError(
+        `could not connect to Redis at ${this.#redisUrl} within ${this.#commandTimeoutMs} ms${last}`,
+        { cause: error },
+      );
     }
   }
 
@@ -100,7 +117,7 @@ export class RedisConnections implements CommandRunner {
   pipeline(commands: Command[]): Promise<Outcome[]> {
     return withDeadline(this.#commandTimeoutMs, "pipeline", async () => {
       const settled = await Promise.allSettled(
-        commands.map((command) =>
+        commands.map(async (command) =>
           this.#shared.sendCommand(command, { typeMapping: BULK_AS_BUFFER }),
         ),
       );
@@ -111,7 +128,7 @@ export class RedisConnections implements CommandRunner {
   transaction(commands: Command[]): Promise<Outcome[]> {
     return withDeadline(this.#commandTimeoutMs, "transaction", async (signal) => {
       const client = await this.#pool.acquire(signal);
-      const onAbort = () => client.destroy();
+      const onAbort = () => destroyQuietly(client);
       signal.addEventListener("abort", onAbort);
       let reusable = false;
       try {
@@ -130,12 +147,12 @@ export class RedisConnections implements CommandRunner {
 
   close(): void {
     this.#pool.close();
-    if (this.#shared.isOpen) this.#shared.destroy();
+    destroyQuietly(this.#shared);
   }
 }
 
 async function execOn(client: Client, commands: Command[]): Promise<Outcome[]> {
-  const sent = [["MULTI"], ...commands, ["EXEC"]].map((command) =>
+  const sent = [["MULTI"], ...commands, ["EXEC"]].map(async (command) =>
     client.sendCommand(command, { typeMapping: BULK_AS_BUFFER }),
   );
   const settled = await Promise.allSettled(sent);
@@ -210,18 +227,18 @@ class TransactionPool {
     try {
       let client = this.#idle.pop();
       while (client && !client.isReady) {
-        client.destroy();
+        destroyQuietly(client);
         client = this.#idle.pop();
       }
       if (client) return client;
       const fresh = this.create();
       const connecting = fresh.connect();
-      const onAbort = () => fresh.destroy();
+      const onAbort = () => destroyQuietly(fresh);
       signal.addEventListener("abort", onAbort, { once: true });
       try {
         await connecting;
       } catch (error) {
-        if (fresh.isOpen) fresh.destroy();
+        destroyQuietly(fresh);
         throw classify(error);
       } finally {
         signal.removeEventListener("abort", onAbort);
@@ -235,13 +252,13 @@ class TransactionPool {
 
   release(client: Client, reusable: boolean): void {
     if (reusable && client.isReady && !this.#closed) this.#idle.push(client);
-    else if (client.isOpen) client.destroy();
+    else destroyQuietly(client);
     this.#freeSlot();
   }
 
   close(): void {
     this.#closed = true;
-    for (const client of this.#idle.splice(0)) client.destroy();
+    for (const client of this.#idle.splice(0)) destroyQuietly(client);
   }
 
   #takeSlot(signal: AbortSignal): Promise<void> {

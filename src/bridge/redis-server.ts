@@ -37,6 +37,8 @@ export interface RedisServerHandle {
   /** `redis://127.0.0.1:<port>` */
   url: string;
   port: number;
+  /** Process id of redis-server (tests pause it with SIGSTOP to simulate a hung server). */
+  pid: number;
   /** SIGTERM, wait for exit (SIGKILL after 5 s), remove the temp dir. Idempotent. */
   stop(): Promise<void>;
 }
@@ -96,7 +98,7 @@ export async function spawnRedisServer(
     await stop();
     throw error;
   }
-  return { url: `redis://127.0.0.1:${port}`, port, stop };
+  return { url: `redis://127.0.0.1:${port}`, port, pid: child.pid ?? 0, stop };
 }
 
 async function findBinary(binary: string): Promise<string> {

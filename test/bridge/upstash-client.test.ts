@@ -2,6 +2,8 @@ import { Lock } from "@upstash/lock";
 import { describe, expect, it } from "vitest";
 import { directRedis, upstash, useKeyPrefix } from "../support/harness.js";
 
+type LockRedis = ConstructorParameters<typeof Lock>[0]["redis"];
+
 const modes = [
   { mode: "defaults (auto-pipelining, base64)", autoPipelining: true, base64: true },
   { mode: "auto-pipelining and base64 off", autoPipelining: false, base64: false },
@@ -172,7 +174,8 @@ describe.each(modes)("@upstash/redis through the bridge: $mode", ({ autoPipelini
   });
 
   it("works with @upstash/lock: acquire, contention, extend, release", async () => {
-    const client = redis();
+    // @upstash/lock's typings resolve @upstash/redis's CJS declarations; same class at runtime.
+    const client = redis() as unknown as LockRedis;
     const id = key("lock");
     const first = new Lock({ id, redis: client, lease: 5_000, retry: { attempts: 1, delay: 10 } });
     const second = new Lock({ id, redis: client, lease: 5_000, retry: { attempts: 2, delay: 10 } });
