@@ -3,6 +3,7 @@ import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { RedisServerNotFoundError, startBridge } from "./bridge/index.js";
+import { startCommand } from "./local/command.js";
 
 /** Where a command writes: `out` is for machine-readable lines, `err` for everything else. */
 export interface CliIo {
@@ -68,6 +69,7 @@ const bridgeCommand: CliCommand = {
 /** Subcommands by name; add one entry to add a subcommand. */
 export const commands: Record<string, CliCommand> = {
   bridge: bridgeCommand,
+  start: startCommand,
 };
 
 function integerOption(flag: string, value: string | undefined): number | undefined {

@@ -43,7 +43,10 @@ function listen(app: { fetch: (request: Request) => Response | Promise<Response>
  */
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const secret = options.secret ?? process.env.CRON_SECRET ?? randomBytes(18).toString("base64url");
-  const bridge = await startBridge({ port: options.bridgePort ?? 8079, redisUrl: options.redisUrl });
+  const bridge = await startBridge({
+    port: options.bridgePort ?? 8079,
+    redisUrl: options.redisUrl,
+  });
   const keyPrefix = "cron-guard:example";
   const jobs = exampleJobs({ keyPrefix });
   const redis = new Redis({ url: bridge.url, token: bridge.token });
@@ -53,18 +56,27 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     server = await listen(app, options.port ?? 8787);
   } catch (error) {
     await bridge.close();
-    throw new Error(`cannot listen on port ${options.port ?? 8787}: ${(error as Error).message}; pass --port`, {
-      cause: error,
-    });
+    throw new Error(
+      `cannot listen on port ${options.port ?? 8787}: ${(error as Error).message}; pass --port`,
+      {
+        cause: error,
+      },
+    );
   }
   const address = server.address();
-  const port = typeof address === "object" && address ? address.port : options.port ?? 8787;
+  const port = typeof address === "object" && address ? address.port : (options.port ?? 8787);
   const appUrl = `http://127.0.0.1:${port}`;
 
   const storms: StormSummary[] = [];
   for (const job of jobs) {
     storms.push(
-      await fireStorm({ baseUrl: appUrl, secret, job: job.name, cron: job.cron, deliveries: options.deliveries ?? 50 }),
+      await fireStorm({
+        baseUrl: appUrl,
+        secret,
+        job: job.name,
+        cron: job.cron,
+        deliveries: options.deliveries ?? 50,
+      }),
     );
   }
   const records = await redis.lrange<HeartbeatRecord>(`${keyPrefix}:heartbeat`, 0, -1);

@@ -1,0 +1,80 @@
+import { parseArgs } from "node:util";
+import type { CliCommand } from "../cli.js";
+import { startLocalStack } from "./stack.js";
+import { formatStorm } from "./storm.js";
+
+function port(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) > 65_535) {
+    throw new Error(`${flag} must be a port number, got "${value}"`);
+  }
+  return Number(value);
+}
+
+/** `cron-guard start`: the whole local stack, an opening storm per example job, then it serves. */
+export const startCommand: CliCommand = {
+  summary: "local stack: redis-server + bridge + example cron app, with a simulated cron storm",
+  usage:
+    "cron-guard start [--port 8787] [--bridge-port 8079] [--deliveries 50] [--redis-url redis://...] [--exit]",
+  async run(args, io) {
+    const { values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        port: { type: "string" },
+        "bridge-port": { type: "string" },
+        deliveries: { type: "string", default: "50" },
+        "redis-url": { type: "string" },
+        exit: { type: "boolean", default: false },
+      },
+    });
+    const deliveries = Number(values.deliveries);
+    if (!Number.isInteger(deliveries) || deliveries < 1 || deliveries > 10_000) {
+      throw new Error(
+        `--deliveries must be a whole number from 1 to 10000, got "${values.deliveries}"`,
+      );
+    }
+    io.err("cron-guard: starting redis-server, the bridge and the example app ...");
+    const stack = await startLocalStack({
+      port: port("--port", values.port),
+      bridgePort: port("--bridge-port", values["bridge-port"]),
+      deliveries,
+      redisUrl: values["redis-url"],
+    });
+    io.out(
+      `cron storm: ${deliveries} concurrent deliveries per job (half Vercel GET, half manual POST)`,
+    );
+    for (const storm of stack.storms) io.out(`  ${formatStorm(storm)}`);
+    const duplicates = Object.values(stack.heartbeatRecordsBySlot).filter((n) => n > 1).length;
+    io.out(
+      `  heartbeat side effects: ${Object.keys(stack.heartbeatRecordsBySlot).length} slot(s) recorded, ${duplicates} with duplicates`,
+    );
+    io.out("");
+    io.out(`app:    ${stack.appUrl}   (jobs: GET ${stack.appUrl}/cron)`);
+    io.out(`bridge: UPSTASH_REDIS_REST_URL=${stack.bridgeUrl}`);
+    io.out(`        UPSTASH_REDIS_REST_TOKEN=${stack.bridgeToken}`);
+    io.out(`secret: CRON_SECRET=${stack.secret}`);
+    io.out("");
+    io.out("Trigger a job by hand (run it twice: 200, then 204):");
+    io.out(
+      `  curl -i -X POST -H "Authorization: Bearer ${stack.secret}" ${stack.appUrl}/cron/heartbeat`,
+    );
+    io.out("Backfill a past slot (must be a fire time of the job's cron):");
+    const previousMinute = new Date(Math.floor(Date.now() / 60_000) * 60_000 - 60_000)
+      .toISOString()
+      .replace(".000Z", "Z");
+    io.out(
+      `  curl -i -X POST -H "Authorization: Bearer ${stack.secret}" "${stack.appUrl}/cron/heartbeat?slot=${previousMinute}"`,
+    );
+    if (values.exit) {
+      await stack.close();
+      const ok =
+        stack.storms.every((s) => s.ran <= 1 && Object.keys(s.other).length === 0) &&
+        duplicates === 0;
+      return { exitCode: ok ? 0 : 1 };
+    }
+    io.err("cron-guard: serving; Ctrl-C stops everything");
+    return { running: { stop: stack.close } };
+  },
+};
