@@ -59,7 +59,10 @@ export function guarded<A extends unknown[], T>(
     return guard.run<Awaited<T>>(
       job,
       slot,
-      async (context) => (await fn.apply(context, args)) as Awaited<T>,
+      async (context): Promise<Awaited<T>> => {
+        const value: Awaited<T> = await fn.apply(context, args);
+        return value;
+      },
       runOptions,
     );
   };

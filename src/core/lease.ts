@@ -51,16 +51,20 @@ export function keepLease(options: KeeperOptions): LeaseKeeper {
   let heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
   let deadlineTimer: ReturnType<typeof setTimeout> | undefined;
 
+  const cancel = (timer: ReturnType<typeof setTimeout> | undefined) => {
+    if (timer !== undefined) clearTimeout(timer);
+  };
+
   const lose = (error: LockLostError) => {
     if (lost || stopped) return;
     lost = error;
-    clearTimeout(heartbeatTimer);
-    clearTimeout(deadlineTimer);
+    cancel(heartbeatTimer);
+    cancel(deadlineTimer);
     controller.abort(error);
   };
 
   const armDeadline = (leaseStartMs: number) => {
-    clearTimeout(deadlineTimer);
+    cancel(deadlineTimer);
     const remainingMs = Math.max(0, leaseStartMs + options.leaseMs - Date.now());
     deadlineTimer = setTimeout(() => {
       lose(
@@ -126,8 +130,8 @@ export function keepLease(options: KeeperOptions): LeaseKeeper {
     },
     stop() {
       stopped = true;
-      clearTimeout(heartbeatTimer);
-      clearTimeout(deadlineTimer);
+      cancel(heartbeatTimer);
+      cancel(deadlineTimer);
     },
   };
 }

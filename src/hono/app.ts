@@ -237,6 +237,8 @@ export function createCronApp<TRedis extends GuardStore>(options: CronAppOptions
   );
   app.notFound((c) => jsonError(c, 404, `no route ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError((error, c) => {
+    // A job handler's throw is the guard's to record and answer (500 with the job and slot).
+    if (c.get("cronGuard")) return jsonError(c, 500, error.message);
     console.error("cron-guard: unhandled error", error);
     return jsonError(c, 500, `internal error: ${error.message}`);
   });

@@ -17,8 +17,12 @@ export async function secretsEqual(given: string, expected: string): Promise<boo
   return difference === 0;
 }
 
-/** The token of an `Authorization: Bearer <token>` header, or undefined. */
+/**
+ * The token of an `Authorization: Bearer <token>` header, or undefined. Everything after the
+ * scheme counts (trailing whitespace aside), so a `CRON_SECRET` with spaces still matches the
+ * `Bearer ${CRON_SECRET}` that Vercel sends.
+ */
 export function bearerToken(header: string | undefined | null): string | undefined {
-  const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header ?? "");
+  const match = /^Bearer +(\S(?:.*\S)?)\s*$/i.exec(header ?? "");
   return match?.[1];
 }

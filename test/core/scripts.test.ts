@@ -21,7 +21,14 @@ describe("Lua scripts", () => {
     for (const [name, script] of Object.entries(scripts)) {
       expect(digests[name]).toBe(createHash("sha1").update(script.source).digest("hex"));
     }
-    expect(digests).toMatchInlineSnapshot();
+    expect(digests).toMatchInlineSnapshot(`
+      {
+        "CLAIM_SCRIPT": "0c14435f7ceca19eb8bbfbd4363d3ae9c61f1c16",
+        "COMPLETE_SCRIPT": "7335cdaf6f1b99955997a984d4d27a2ea11cbb43",
+        "EXTEND_SCRIPT": "39b30a570beda2a6f3a8571ca102c2ae5da99bf8",
+        "STATUS_SCRIPT": "9382dbceee8036a12b842db8f93167e35efb3abd",
+      }
+    `);
   });
 
   it("fall back from EVALSHA to EVAL after SCRIPT FLUSH, costing one extra round trip", async () => {

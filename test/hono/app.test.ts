@@ -7,6 +7,12 @@ const SECRET = "correct horse battery staple";
 const NOW = Date.UTC(2026, 10, 23, 10, 7, 30);
 const auth = { authorization: `Bearer ${SECRET}` };
 
+/** The `error` field of a JSON error response. */
+async function errorOf(response: Response): Promise<unknown> {
+  const body = (await response.json()) as { error?: unknown };
+  return body.error;
+}
+
 describe("createCronApp", () => {
   const prefix = useKeyPrefix("app");
 
@@ -91,7 +97,7 @@ describe("createCronApp", () => {
       headers: { ...auth, "x-vercel-cron-schedule": "0 * * * *" },
     });
     expect(mismatch.status).toBe(400);
-    expect((await mismatch.json()).error).toMatch(/not this job's schedule/);
+    expect(await errorOf(mismatch)).toMatch(/not this job's schedule/);
     expect(runs).toHaveLength(1);
   });
 
@@ -109,7 +115,7 @@ describe("createCronApp", () => {
       });
       expect(bad.status).toBe(400);
       expect(bad.headers.get("content-type")).toMatch(/application\/json/);
-      expect(typeof (await bad.json()).error).toBe("string");
+      expect(typeof (await errorOf(bad))).toBe("string");
     }
     expect(runs).toEqual(["2026-11-23T09:55:00Z"]);
   });
@@ -134,7 +140,7 @@ describe("createCronApp", () => {
     const { app, runs } = makeApp({ secret: undefined });
     const response = await app.request("/cron/tick", { headers: auth });
     expect(response.status).toBe(500);
-    expect((await response.json()).error).toMatch(/CRON_SECRET is not configured/);
+    expect(await errorOf(response)).toMatch(/CRON_SECRET is not configured/);
     expect(runs).toEqual([]);
     expect(await keysWritten()).toEqual([]);
   });
@@ -154,7 +160,7 @@ describe("createCronApp", () => {
     for (const [method, path, status] of cases) {
       const response = await app.request(path, { method, headers: auth });
       expect(response.status, `${method} ${path}`).toBe(status);
-      expect(typeof (await response.json()).error).toBe("string");
+      expect(typeof (await errorOf(response))).toBe("string");
     }
     expect(await keysWritten()).toEqual([]);
   });
@@ -192,8 +198,10 @@ describe("createCronApp", () => {
     });
     const retry = await app.request("/cron/boom", { headers: auth });
     expect(retry.status).toBe(500);
-    const status = await (await app.request("/cron/boom/status", { headers: auth })).json();
-    expect(status.runs.map((r: { status: string }) => r.status)).toEqual(["failed", "failed"]);
+    const status = (await (await app.request("/cron/boom/status", { headers: auth })).json()) as {
+      runs: { status: string }[];
+    };
+    expect(status.runs.map((r) => r.status)).toEqual(["failed", "failed"]);
   });
 
   it("answers 503 JSON when the store is down and does not run the job", async () => {
@@ -201,7 +209,7 @@ describe("createCronApp", () => {
     const { app, runs } = makeApp({ redis: down });
     const response = await app.request("/cron/tick", { headers: auth });
     expect(response.status).toBe(503);
-    expect((await response.json()).error).toMatch(/store unavailable/);
+    expect(await errorOf(response)).toMatch(/store unavailable/);
     expect(runs).toEqual([]);
   });
 

@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { type Handler, Hono } from "hono";
 import { describe, expect, it } from "vitest";
 import { upstash, useKeyPrefix } from "../../../test/support/harness.js";
 import { createGuard } from "../../core/index.js";
@@ -9,7 +9,7 @@ const NOW = Date.UTC(2026, 10, 23, 10, 0, 2);
 describe("cronGuard middleware", () => {
   const prefix = useKeyPrefix("mw");
 
-  function appWith(handler: Parameters<Hono<CronGuardEnv>["get"]>[1]) {
+  function appWith(handler: Handler<CronGuardEnv>) {
     const guard = createGuard({ redis: upstash(), prefix: prefix(), clock: () => NOW });
     const app = new Hono<CronGuardEnv>();
     app.get("/hourly", cronGuard({ guard, job: "hourly", cron: "0 * * * *" }), handler);
