@@ -9,6 +9,7 @@ import {
   nextFireTimes,
   parseSchedule,
   periodMsOf,
+  slotFromCron,
   slotFromScheduledTime,
   slotId,
 } from "../core/slot.js";
@@ -127,12 +128,14 @@ export function createCronApp<TRedis extends GuardStore>(options: CronAppOptions
     prepared.set(job.name, { job, schedule: parseSchedule(job.cron, { timezone: job.timezone }) });
   }
 
-  let store: { env: Bindings; redis: TRedis; guards: Map<string, Guard> } | undefined;
-  const resources = (env: Bindings) => {
+  // One store and one guard per job for as long as the platform hands us the same environment
+  // (an isolate on Cloudflare; the process on Node and Vercel, where env is absent).
+  let store: { env: Bindings | undefined; redis: TRedis; guards: Map<string, Guard> } | undefined;
+  const resources = (env: Bindings | undefined) => {
     if (typeof redisFromEnv !== "function") {
       store ??= { env, redis: redisFromEnv, guards: new Map() };
     } else if (!store || store.env !== env) {
-      store = { env, redis: redisFromEnv(env), guards: new Map() };
+      store = { env, redis: redisFromEnv(env ?? {}), guards: new Map() };
     }
     return store;
   };
@@ -245,12 +248,19 @@ export function createCronApp<TRedis extends GuardStore>(options: CronAppOptions
 
   app.runScheduled = async (event, env, waitUntil) => {
     const due = [...prepared.values()].filter(({ job }) => sameCron(job.cron, event.cron));
-    const slotMs = slotFromScheduledTime(event.scheduledTime);
+    const scheduledMs = slotFromScheduledTime(event.scheduledTime);
     return Promise.all(
       due.map(async (entry): Promise<ScheduledRun> => {
-        const slot = slotId(slotMs);
+        let slot = slotId(scheduledMs);
         try {
           const guard = guardFor(env, entry);
+          // Cloudflare's scheduledTime is the planned fire time, so this keeps it as it is; only an
+          // unaligned time (wrangler dev's /__scheduled uses "now") is snapped to the schedule, so a
+          // manual trigger of the same minute still finds the slot taken.
+          const slotMs = slotFromCron(entry.schedule, scheduledMs, {
+            skewToleranceMs: guard.options.skewToleranceMs,
+          });
+          slot = slotId(slotMs);
           const result = await guard.run(
             entry.job.name,
             slotMs,

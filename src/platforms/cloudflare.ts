@@ -1,6 +1,6 @@
 import { Redis } from "@upstash/redis/cloudflare";
 import type { ExecutionContext } from "hono";
-import type { CronApp } from "../hono/app.js";
+import type { CronApp, CronAppOptions, CronJob } from "../hono/app.js";
 import { createCronApp } from "../hono/app.js";
 import { exampleJobs } from "../jobs/index.js";
 
@@ -46,7 +46,18 @@ function summarize(run: Awaited<ReturnType<CronApp["runScheduled"]>>[number]) {
   return { job: run.job, slot: run.slot, status: result.status, error: String(result.error) };
 }
 
+/**
+ * A Worker that runs `jobs` once per slot. Credentials come from the bindings
+ * `UPSTASH_REDIS_REST_URL` and `UPSTASH_REDIS_REST_TOKEN`, the bearer secret of the HTTP routes from
+ * `CRON_SECRET` (all three as `wrangler secret put`). wrangler.toml's `crons` must list every job's
+ * `cron`.
+ */
+export function createWorker(
+  jobs: readonly CronJob<Redis>[],
+  options: Omit<CronAppOptions<Redis>, "jobs" | "redis"> = {},
+) {
+  return toWorker(createCronApp({ ...options, jobs, redis: (env) => Redis.fromEnv(env as never) }));
+}
+
 /** The example deployment: wrangler.toml points here. Replace the jobs with your own. */
-export default toWorker(
-  createCronApp({ jobs: exampleJobs(), redis: (env) => Redis.fromEnv(env as never) }),
-);
+export default createWorker(exampleJobs());

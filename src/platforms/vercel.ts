@@ -1,13 +1,32 @@
 import { Redis } from "@upstash/redis";
-import { createCronApp } from "../hono/app.js";
+import { ConfigError } from "../core/errors.js";
+import type { CronJob } from "../hono/app.js";
+import { type CronApp, type CronAppOptions, createCronApp } from "../hono/app.js";
 import { exampleJobs } from "../jobs/index.js";
 
 export { handle } from "hono/vercel";
 
 /**
- * The example app for Vercel: credentials come from UPSTASH_REDIS_REST_URL/TOKEN and the bearer
- * secret from CRON_SECRET, which Vercel sends with every cron call.
+ * A cron app for Vercel. Credentials come from `UPSTASH_REDIS_REST_URL` and
+ * `UPSTASH_REDIS_REST_TOKEN` (read on the first request, so a missing variable fails that request
+ * with a 500 instead of the deployment's build), the bearer secret from `CRON_SECRET`, which Vercel
+ * sends with every cron call. `vercel.json`'s `crons` must call `/cron/<job>` on the job's schedule.
  */
-export function createVercelApp(jobs = exampleJobs()) {
-  return createCronApp({ jobs, redis: Redis.fromEnv() });
+export function createVercelApp(
+  jobs: readonly CronJob<Redis>[] = exampleJobs(),
+  options: Omit<CronAppOptions<Redis>, "jobs" | "redis"> = {},
+): CronApp {
+  return createCronApp({ ...options, jobs, redis: redisFromProcessEnv });
+}
+
+function redisFromProcessEnv(): Redis {
+  for (const name of ["UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_REST_TOKEN"]) {
+    if (!process.env[name]) {
+      throw new ConfigError(
+        name,
+        "is not set: add it in the Vercel project's environment variables",
+      );
+    }
+  }
+  return Redis.fromEnv();
 }

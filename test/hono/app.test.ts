@@ -222,4 +222,18 @@ describe("createCronApp", () => {
     expect(runs).toEqual(["2026-11-23T10:05:00Z"]);
     expect(await app.runScheduled({ cron: "1 2 3 4 5", scheduledTime: NOW }, {})).toEqual([]);
   });
+
+  it("snaps an unaligned scheduledTime (wrangler dev) to the schedule, so HTTP triggers dedupe with it", async () => {
+    const { app, runs } = makeApp();
+    const [scheduled] = await app.runScheduled(
+      { cron: "*/5 * * * *", scheduledTime: Date.UTC(2026, 10, 23, 10, 7, 12, 345) },
+      {},
+    );
+    expect(scheduled).toMatchObject({ job: "tick", slot: "2026-11-23T10:05:00Z" });
+    expect(scheduled?.result.status).toBe("ran");
+    const manual = await app.request("/cron/tick", { method: "POST", headers: auth });
+    expect(manual.status).toBe(204);
+    expect(manual.headers.get("cron-guard-slot")).toBe("2026-11-23T10:05:00Z");
+    expect(runs).toEqual(["2026-11-23T10:05:00Z"]);
+  });
 });
