@@ -8,7 +8,13 @@ fi
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
   echo "cron-guard: redis-server is missing; installing it with apt-get" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y redis-server >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y redis-server >/dev/null; }
+  log="$(mktemp)"
+  if ! { apt-get update && apt-get install -y redis-server; } >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    echo "cron-guard: installing redis-server with apt-get failed (output above)" >&2
+    exit 1
+  fi
+  rm -f "$log"
   # Debian starts a system redis on 6379; cron-guard spawns its own on a free port and needs neither.
   exit 0
 fi

@@ -67,6 +67,10 @@ export const startCommand: CliCommand = {
     io.out(
       `  curl -i -X POST -H "Authorization: Bearer ${stack.secret}" "${stack.appUrl}/cron/heartbeat?slot=${previousMinute}"`,
     );
+    io.out("Run the same jobs as a Worker in workerd against this bridge (another terminal):");
+    io.out(
+      `  UPSTASH_REDIS_REST_URL=${stack.bridgeUrl} UPSTASH_REDIS_REST_TOKEN=${stack.bridgeToken} npm run dev:worker`,
+    );
     if (values.exit) {
       await stack.close();
       const ok =
