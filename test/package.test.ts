@@ -1,0 +1,51 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { promisify } from "node:util";
+import { Redis } from "@upstash/redis";
+import { afterEach, describe, expect, it } from "vitest";
+
+// What a user gets after `npm ci && npm run build` (npm test builds first, see "pretest").
+describe("the built package", () => {
+  let child: ChildProcess | undefined;
+  afterEach(() => {
+    if (child && child.exitCode === null) child.kill("SIGKILL");
+  });
+
+  it("resolves every subpath export from plain Node", async () => {
+    const script = [
+      'const m = await Promise.all(["cron-guard", "cron-guard/hono", "cron-guard/cloudflare", "cron-guard/vercel", "cron-guard/bridge"].map((s) => import(s)));',
+      "console.log([typeof m[0].createGuard, typeof m[1].cronGuard, typeof m[2].createWorker, typeof m[3].createVercelApp, typeof m[4].startBridge].join(' '));",
+    ].join("\n");
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ["--input-type=module", "-e", script],
+      { cwd: process.cwd() },
+    );
+    expect(stdout.trim()).toBe("function function function function function");
+  });
+
+  it("runs `cron-guard bridge` from dist: prints the Upstash variables, serves, stops on SIGTERM", async () => {
+    const bridge = spawn(process.execPath, ["dist/cli.js", "bridge", "--port", "0"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child = bridge;
+    const lines: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      bridge.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
+        lines.push(...chunk.split("\n").filter(Boolean));
+        if (lines.length >= 2) resolve();
+      });
+      bridge.once("exit", (code) => reject(new Error(`bridge exited with ${code}`)));
+    });
+    const env = Object.fromEntries(lines.map((line) => line.split("=", 2) as [string, string]));
+    const redis = new Redis({
+      url: env.UPSTASH_REDIS_REST_URL ?? "",
+      token: env.UPSTASH_REDIS_REST_TOKEN ?? "",
+      retry: false,
+    });
+    await redis.set("from-dist", "ok");
+    expect(await redis.get("from-dist")).toBe("ok");
+    const exited = new Promise<number | null>((resolve) => bridge.once("exit", resolve));
+    bridge.kill("SIGTERM");
+    expect(await exited).toBe(0);
+  });
+});
