@@ -20,8 +20,10 @@ export function createVercelApp(
 }
 
 function redisFromProcessEnv(): Redis {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process
+    ?.env;
   for (const name of ["UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_REST_TOKEN"]) {
-    if (!process.env[name]) {
+    if (!env?.[name]) {
       throw new ConfigError(
         name,
         "is not set: add it in the Vercel project's environment variables",
