@@ -118,6 +118,27 @@ function skipReason(reply: ClaimReply): SkipReason {
   return state === "running" || state === "done" || state === "failed" ? state : "foreign";
 }
 
+const COMPLETE_ATTEMPTS = 4;
+const COMPLETE_BACKOFF_MS = 100;
+
+/**
+ * Retries an idempotent store call (completion) a few times with backoff, but never past
+ * `untilMs` (the end of our lease): a completion that lands after it could not be trusted anyway.
+ * Until it lands the slot stays `running`, so a failed completion can cost a duplicate run once the
+ * lease ends; a few retries make that need a store outage, not a blip.
+ */
+async function withRetries<T>(untilMs: number, attempt: () => Promise<T>): Promise<T> {
+  for (let tries = 1; ; tries += 1) {
+    try {
+      return await attempt();
+    } catch (error) {
+      const backoffMs = COMPLETE_BACKOFF_MS * 2 ** (tries - 1);
+      if (tries >= COMPLETE_ATTEMPTS || Date.now() + backoffMs >= untilMs) throw error;
+      await new Promise((resolve) => setTimeout(resolve, backoffMs));
+    }
+  }
+}
+
 function asArray<T>(value: unknown): T[] {
   return Array.isArray(value) ? (value as T[]) : [];
 }
@@ -272,14 +293,16 @@ export function createGuard(options: GuardOptions): Guard {
     });
     let recorded: CompleteReply;
     try {
-      recorded = await complete(
-        keys,
-        slot,
-        lease,
-        outcome.ok ? "done" : "failed",
-        summarize(outcome.ok ? outcome.value : outcome.error),
-        durationMs,
-        retentionMs,
+      recorded = await withRetries(keeper.endsAtMs, () =>
+        complete(
+          keys,
+          slot,
+          lease,
+          outcome.ok ? "done" : "failed",
+          summarize(outcome.ok ? outcome.value : outcome.error),
+          durationMs,
+          retentionMs,
+        ),
       );
     } catch (error) {
       const warning =

@@ -21,6 +21,8 @@ export interface Lease {
 export interface LeaseKeeper {
   readonly lease: Lease;
   readonly lost: LockLostError | undefined;
+  /** Local time (ms) until which the lease is known to hold: last successful extension + lease. */
+  readonly endsAtMs: number;
   stop(): void;
 }
 
@@ -63,8 +65,11 @@ export function keepLease(options: KeeperOptions): LeaseKeeper {
     controller.abort(error);
   };
 
+  let endsAtMs = options.claimSentAtMs + options.leaseMs;
+
   const armDeadline = (leaseStartMs: number) => {
     cancel(deadlineTimer);
+    endsAtMs = leaseStartMs + options.leaseMs;
     const remainingMs = Math.max(0, leaseStartMs + options.leaseMs - Date.now());
     deadlineTimer = setTimeout(() => {
       lose(
@@ -127,6 +132,9 @@ export function keepLease(options: KeeperOptions): LeaseKeeper {
     }),
     get lost() {
       return lost;
+    },
+    get endsAtMs() {
+      return endsAtMs;
     },
     stop() {
       stopped = true;

@@ -2,7 +2,8 @@ import type { StoreUnavailableError } from "./errors.js";
 
 /** The stored state of a slot, as the claim script wrote it. */
 export interface SlotState {
-  state: "running" | "done" | "failed" | "foreign";
+  /** `released`: failed under the "release" policy; the next claim takes the slot. */
+  state: "running" | "done" | "failed" | "released" | "foreign";
   token?: string;
   fence?: number;
   startedAt?: number;

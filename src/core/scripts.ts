@@ -30,6 +30,7 @@ async function sha1Hex(text: string): Promise<string> {
  * KEYS: slot, fence, slot index, running. ARGV: token, leaseMs, nowMs, region, slotId, slotScore,
  * overlap ("skip" | "allow"), indexLength.
  * Winner: SET NX PX + INCR fence. Loser: the stored state back. Same token: our own retried claim.
+ * A `released` slot (a failure under the release policy) is free: the claim replaces it.
  */
 export const CLAIM_SCRIPT = luaScript(
   "claim",
@@ -45,7 +46,10 @@ if existing then
   if state.token == ARGV[1] and state.state == 'running' then
     return cjson.encode({ outcome = 'claimed', state = state, pttl = pttl, retried = true })
   end
-  return cjson.encode({ outcome = 'taken', state = state, pttl = pttl })
+  if state.state ~= 'released' then
+    return cjson.encode({ outcome = 'taken', state = state, pttl = pttl })
+  end
+  redis.call('DEL', KEYS[1])
 end
 if ARGV[7] == 'skip' then
   local running = redis.call('GET', KEYS[4])
@@ -70,6 +74,8 @@ return cjson.encode({ outcome = 'claimed', state = state, pttl = tonumber(ARGV[2
  * KEYS: slot, runs, running. ARGV: token, status ("done" | "failed"), retentionMs, nowMs,
  * durationMs, summary, onFailure ("release" | "keep"), historyLength, slotId, fence, region.
  * Compare-and-set on the token; done keeps the key for the retention (never deleted on success).
+ * A failure under "release" leaves a `released` record that the next claim may replace, rather than
+ * deleting the key, so that a retried completion still finds its own token.
  * Idempotent: a retried completion of an already finished claim changes nothing.
  */
 export const COMPLETE_SCRIPT = luaScript(
@@ -95,10 +101,9 @@ state.finishedAt = tonumber(ARGV[4])
 state.durationMs = tonumber(ARGV[5])
 state.summary = ARGV[6]
 if ARGV[2] == 'failed' and ARGV[7] == 'release' then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('SET', KEYS[1], cjson.encode(state), 'PX', ARGV[3])
+  state.state = 'released'
 end
+redis.call('SET', KEYS[1], cjson.encode(state), 'PX', ARGV[3])
 local running = decode(redis.call('GET', KEYS[3]))
 if running and running.token == ARGV[1] then
   redis.call('DEL', KEYS[3])

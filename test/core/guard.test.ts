@@ -7,7 +7,13 @@ import {
   LockLostError,
   StoreUnavailableError,
 } from "../../src/core/index.js";
+import { COMPLETE_SCRIPT } from "../../src/core/scripts.js";
 import { directRedis, upstash, useKeyPrefix } from "../support/harness.js";
+
+async function sha1Of(source: string): Promise<string> {
+  const bytes = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(source));
+  return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const SLOT = Date.UTC(2026, 10, 23, 10, 5);
@@ -263,6 +269,54 @@ describe("guard.run", () => {
     expect(result).toMatchObject({ status: "ran", value: "once" });
   });
 
+  /** A store whose first answer to `script` is lost after Redis ran it, like a dropped response. */
+  function dropsFirstAnswer(real: Redis, scriptSource: string) {
+    let dropped = 0;
+    const store = {
+      dropped: () => dropped,
+      eval: real.eval.bind(real),
+      async evalsha<A extends unknown[], T>(sha: string, keys: string[], args: A): Promise<T> {
+        const reply = await real.evalsha<A, T>(sha, keys, args);
+        if (dropped === 0 && sha === (await sha1Of(scriptSource))) {
+          dropped += 1;
+          throw new TypeError("fetch failed: socket hang up");
+        }
+        return reply;
+      },
+    };
+    return store;
+  }
+
+  it("retries a completion whose answer was lost, and records the run once", async () => {
+    const store = dropsFirstAnswer(upstash({ autoPipelining: false }), COMPLETE_SCRIPT.source);
+    const guard = createGuard({ redis: store, prefix: prefix() });
+    const ran = await guard.run("complete-retry", SLOT, () => "ok");
+    expect(store.dropped()).toBe(1);
+    expect(ran).toMatchObject({ status: "ran", value: "ok" });
+    expect(ran.status === "ran" ? ran.warning : "did not run").toBeUndefined();
+    const duplicate = await instance().run("complete-retry", SLOT, () => "again");
+    expect(duplicate).toMatchObject({ status: "skipped", reason: "done" });
+    const status = await instance().status("complete-retry");
+    expect(status.runs.map((r) => r.status)).toEqual(["done"]);
+  });
+
+  it("under release, a retried completion of a failure is not mistaken for a lost lease", async () => {
+    const store = dropsFirstAnswer(upstash({ autoPipelining: false }), COMPLETE_SCRIPT.source);
+    const failed = await createGuard({ redis: store, prefix: prefix() }).run(
+      "fail-retry",
+      SLOT,
+      () => {
+        throw new Error("boom");
+      },
+    );
+    expect(store.dropped()).toBe(1);
+    expect(failed).toMatchObject({ status: "failed", lockLost: false });
+    const retry = await instance().run("fail-retry", SLOT, () => "second try");
+    expect(retry).toMatchObject({ status: "ran", value: "second try" });
+    const status = await instance().status("fail-retry");
+    expect(status.runs.map((r) => r.status)).toEqual(["done", "failed"]);
+  });
+
   it("skips a slot while an earlier slot of the job still runs when overlap is skip", async () => {
     const slow = instance({ overlap: "skip" });
     const first = slow.run("digest", SLOT, () => sleep(400).then(() => "first"));
@@ -283,7 +337,7 @@ describe("guard.run", () => {
     const status = await guard.status("report");
     expect(status.fence).toBe(2);
     expect(status.slots.map((s) => [s.slot, s.state?.state ?? null])).toEqual([
-      ["2026-11-23T10:06:00Z", null],
+      ["2026-11-23T10:06:00Z", "released"],
       ["2026-11-23T10:05:00Z", "done"],
     ]);
     expect(status.runs.map((r) => [r.slot, r.status, r.fence, r.region])).toEqual([

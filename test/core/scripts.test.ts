@@ -23,8 +23,8 @@ describe("Lua scripts", () => {
     }
     expect(digests).toMatchInlineSnapshot(`
       {
-        "CLAIM_SCRIPT": "0c14435f7ceca19eb8bbfbd4363d3ae9c61f1c16",
-        "COMPLETE_SCRIPT": "7335cdaf6f1b99955997a984d4d27a2ea11cbb43",
+        "CLAIM_SCRIPT": "7b0e351157031998a144c964e91c0f692d200c86",
+        "COMPLETE_SCRIPT": "26de637bdaeb8595eb378f9107e31b83fddf56b9",
         "EXTEND_SCRIPT": "39b30a570beda2a6f3a8571ca102c2ae5da99bf8",
         "STATUS_SCRIPT": "9382dbceee8036a12b842db8f93167e35efb3abd",
       }
