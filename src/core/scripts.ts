@@ -26,6 +26,15 @@ async function sha1Hex(text: string): Promise<string> {
   return Array.from(new Uint8Array(bytes), (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
+/** Lua: a stored value as a table; nil for no value; `foreign` for a value cron-guard did not write. */
+const DECODE_STATE = `local function decode(raw)
+  if not raw then return nil end
+  local ok, value = pcall(cjson.decode, raw)
+  if ok and type(value) == 'table' then return value end
+  return { state = 'foreign', raw = raw }
+end
+`;
+
 /**
  * KEYS: slot, fence, slot index, running. ARGV: token, leaseMs, nowMs, region, slotId, slotScore,
  * overlap ("skip" | "allow"), indexLength.
@@ -34,12 +43,7 @@ async function sha1Hex(text: string): Promise<string> {
  */
 export const CLAIM_SCRIPT = luaScript(
   "claim",
-  `local function decode(raw)
-  local ok, value = pcall(cjson.decode, raw)
-  if ok and type(value) == 'table' then return value end
-  return { state = 'foreign', raw = raw }
-end
-local existing = redis.call('GET', KEYS[1])
+  `${DECODE_STATE}local existing = redis.call('GET', KEYS[1])
 if existing then
   local state = decode(existing)
   local pttl = redis.call('PTTL', KEYS[1])
@@ -80,13 +84,7 @@ return cjson.encode({ outcome = 'claimed', state = state, pttl = tonumber(ARGV[2
  */
 export const COMPLETE_SCRIPT = luaScript(
   "complete",
-  `local function decode(raw)
-  if not raw then return nil end
-  local ok, value = pcall(cjson.decode, raw)
-  if ok and type(value) == 'table' then return value end
-  return { state = 'foreign', raw = raw }
-end
-local state = decode(redis.call('GET', KEYS[1]))
+  `${DECODE_STATE}local state = decode(redis.call('GET', KEYS[1]))
 if not state or state.token ~= ARGV[1] then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', 'slot', ARGV[9], 'status', 'lost',
     'fence', ARGV[10], 'region', ARGV[11], 'finishedAt', ARGV[4], 'durationMs', ARGV[5],
@@ -138,13 +136,7 @@ return 1`,
  */
 export const STATUS_SCRIPT = luaScript(
   "status",
-  `local function decode(raw)
-  if not raw then return nil end
-  local ok, value = pcall(cjson.decode, raw)
-  if ok and type(value) == 'table' then return value end
-  return { state = 'foreign', raw = raw }
-end
-local slots = {}
+  `${DECODE_STATE}local slots = {}
 for i, id in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)) do
   local key = ARGV[1] .. id
   slots[i] = { slot = id, pttl = redis.call('PTTL', key), state = decode(redis.call('GET', key)) }

@@ -7,13 +7,8 @@ import {
   LockLostError,
   StoreUnavailableError,
 } from "../../src/core/index.js";
-import { COMPLETE_SCRIPT } from "../../src/core/scripts.js";
+import { COMPLETE_SCRIPT, type LuaScript } from "../../src/core/scripts.js";
 import { directRedis, upstash, useKeyPrefix } from "../support/harness.js";
-
-async function sha1Of(source: string): Promise<string> {
-  const bytes = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(source));
-  return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const SLOT = Date.UTC(2026, 10, 23, 10, 5);
@@ -270,14 +265,14 @@ describe("guard.run", () => {
   });
 
   /** A store whose first answer to `script` is lost after Redis ran it, like a dropped response. */
-  function dropsFirstAnswer(real: Redis, scriptSource: string) {
+  function dropsFirstAnswer(real: Redis, script: LuaScript) {
     let dropped = 0;
     const store = {
       dropped: () => dropped,
       eval: real.eval.bind(real),
       async evalsha<A extends unknown[], T>(sha: string, keys: string[], args: A): Promise<T> {
         const reply = await real.evalsha<A, T>(sha, keys, args);
-        if (dropped === 0 && sha === (await sha1Of(scriptSource))) {
+        if (dropped === 0 && sha === (await script.sha1())) {
           dropped += 1;
           throw new TypeError("fetch failed: socket hang up");
         }
@@ -288,7 +283,7 @@ describe("guard.run", () => {
   }
 
   it("retries a completion whose answer was lost, and records the run once", async () => {
-    const store = dropsFirstAnswer(upstash({ autoPipelining: false }), COMPLETE_SCRIPT.source);
+    const store = dropsFirstAnswer(upstash({ autoPipelining: false }), COMPLETE_SCRIPT);
     const guard = createGuard({ redis: store, prefix: prefix() });
     const ran = await guard.run("complete-retry", SLOT, () => "ok");
     expect(store.dropped()).toBe(1);
@@ -301,7 +296,7 @@ describe("guard.run", () => {
   });
 
   it("under release, a retried completion of a failure is not mistaken for a lost lease", async () => {
-    const store = dropsFirstAnswer(upstash({ autoPipelining: false }), COMPLETE_SCRIPT.source);
+    const store = dropsFirstAnswer(upstash({ autoPipelining: false }), COMPLETE_SCRIPT);
     const failed = await createGuard({ redis: store, prefix: prefix() }).run(
       "fail-retry",
       SLOT,

@@ -23,7 +23,7 @@ describe("Lua scripts", () => {
     }
     expect(digests).toMatchInlineSnapshot(`
       {
-        "CLAIM_SCRIPT": "7b0e351157031998a144c964e91c0f692d200c86",
+        "CLAIM_SCRIPT": "421ee5c1c36faad08c6f54b7e1346f3f7006ee07",
         "COMPLETE_SCRIPT": "26de637bdaeb8595eb378f9107e31b83fddf56b9",
         "EXTEND_SCRIPT": "39b30a570beda2a6f3a8571ca102c2ae5da99bf8",
         "STATUS_SCRIPT": "9382dbceee8036a12b842db8f93167e35efb3abd",
