@@ -61,7 +61,10 @@ export const startCommand: CliCommand = {
       `  curl -i -X POST -H "Authorization: Bearer ${stack.secret}" ${stack.appUrl}/cron/heartbeat`,
     );
     io.out("Backfill a past slot (must be a fire time of the job's cron):");
-    const previousMinute = new Date(Math.floor(Date.now() / 60_000) * 60_000 - 60_000)
+    // The minute before the storm's slot: a fire time of "* * * * *" that the storm did not run.
+    const heartbeatSlot = stack.storms.find((storm) => storm.job === "heartbeat")?.slot;
+    const stormSlotMs = Date.parse(heartbeatSlot ?? "") || Date.now();
+    const previousMinute = new Date(Math.floor(stormSlotMs / 60_000) * 60_000 - 60_000)
       .toISOString()
       .replace(".000Z", "Z");
     io.out(
