@@ -1,18 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { RedisServerNotFoundError, spawnRedisServer, startBridge } from "../../src/bridge/index.js";
-import { type CliIo, runCli } from "../../src/cli.js";
+import { runCli } from "../../src/cli.js";
+import { captureIo } from "../support/capture-io.js";
 import { bridgeEnv } from "../support/harness.js";
-
-function captureIo(): CliIo & { outLines: string[]; errLines: string[] } {
-  const outLines: string[] = [];
-  const errLines: string[] = [];
-  return {
-    outLines,
-    errLines,
-    out: (line) => outLines.push(line),
-    err: (line) => errLines.push(line),
-  };
-}
 
 describe("cron-guard CLI", () => {
   it("bridge prints exactly the two Upstash env lines, and they work", async () => {

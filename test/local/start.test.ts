@@ -1,16 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { type CliIo, runCli } from "../../src/cli.js";
-
-function captureIo(): CliIo & { outLines: string[]; errLines: string[] } {
-  const outLines: string[] = [];
-  const errLines: string[] = [];
-  return {
-    outLines,
-    errLines,
-    out: (line) => outLines.push(line),
-    err: (line) => errLines.push(line),
-  };
-}
+import { runCli } from "../../src/cli.js";
+import { captureIo } from "../support/capture-io.js";
 
 /** The first `curl` line after `heading`, as [secret, url]. */
 function curlAfter(lines: string[], heading: RegExp): [string, string] {
