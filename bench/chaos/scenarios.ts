@@ -1,0 +1,448 @@
+/**
+ * Fault scenarios: each delivers every slot of a job from several instances while a fault is
+ * injected, redelivers what the platform would redeliver, and counts duplicates, lost slots and
+ * surfaced errors from what the job bodies themselves saw.
+ */
+import {
+  createGuard,
+  type Guard,
+  type GuardOptions,
+  type GuardResult,
+  type JobContext,
+  parseSchedule,
+  slotFromCron,
+  slotId,
+} from "../../src/core/index.js";
+import { type FaultProxy, forwardAll, startFaultProxy } from "../faults/proxy.js";
+import {
+  type BenchStack,
+  seededRandom,
+  sleep,
+  startBenchStack,
+  upstashClient,
+} from "../support.js";
+import { deliver, Ledger } from "./ledger.js";
+
+export interface ScenarioSize {
+  /** Slots (planned fires) per scenario. */
+  slots: number;
+  /** Concurrent deliveries of each slot, one per instance. */
+  deliveriesPerSlot: number;
+}
+
+export interface ScenarioResult {
+  name: string;
+  fault: string;
+  slots: number;
+  deliveries: number;
+  /** Successful job bodies. */
+  runs: number;
+  /** Slots whose body succeeded more than once or ran twice at the same time. */
+  duplicates: number;
+  /** Slots with no successful run although the policy promises one after redelivery. */
+  lost: number;
+  /** Deliveries whose failure the caller saw (failed result, thrown error, ran with a warning). */
+  errorsSurfaced: number;
+  /** Body runs that no result reported to their caller. */
+  unreported: number;
+  /** Redelivery rounds it took. */
+  rounds: number;
+  notes: string[];
+}
+
+/** Where the scenarios send their traffic: a bridge (shared or own) and a fault proxy before it. */
+export interface ChaosTarget {
+  stack: BenchStack;
+  proxy: FaultProxy;
+}
+
+const BASE_SLOT_MS = Date.UTC(2026, 10, 24, 12, 0);
+let runCounter = 0;
+
+/** One fire a minute from a fixed base: the slots every scenario delivers. */
+function slotsOf(size: ScenarioSize): number[] {
+  return Array.from({ length: size.slots }, (_, i) => BASE_SLOT_MS + i * 60_000);
+}
+
+function uniqueJob(name: string): string {
+  runCounter += 1;
+  return `chaos-${name.replace(/[^A-Za-z0-9]+/g, "-")}-${Date.now().toString(36)}-${runCounter}`;
+}
+
+function guardsFor(
+  url: string,
+  token: string,
+  count: number,
+  options: Omit<GuardOptions, "redis">,
+  retries = 5,
+): Guard[] {
+  return Array.from({ length: count }, (_, i) =>
+    createGuard({
+      ...options,
+      redis: upstashClient(url, token, { retries }),
+      region: `instance-${i}`,
+    }),
+  );
+}
+
+interface StormOptions {
+  name: string;
+  fault: string;
+  target: ChaosTarget;
+  size: ScenarioSize;
+  guard: Omit<GuardOptions, "redis" | "prefix">;
+  jobMs: number;
+  /** Redelivery rounds for slots that have not run yet, each after `roundGapMs`. */
+  maxRounds: number;
+  roundGapMs: number;
+  /** Called once the first wave is in flight (e.g. to cut Redis); may deliver more itself. */
+  duringFirstWave?: (wave: (slots: number[]) => Promise<unknown>) => Promise<void>;
+  retries?: number;
+}
+
+/**
+ * Delivers every slot from every instance at once; then, like a platform retry, redelivers the
+ * slots that have no successful run yet, after a gap longer than the lease.
+ */
+async function stormWithRedelivery(options: StormOptions): Promise<ScenarioResult> {
+  const { target, size } = options;
+  const ledger = new Ledger();
+  const job = uniqueJob(options.name);
+  const guards = guardsFor(
+    options.target.proxy.url,
+    target.stack.bridge.token,
+    size.deliveriesPerSlot,
+    { ...options.guard, prefix: "chaos" },
+    options.retries,
+  );
+  const slots = slotsOf(size);
+  for (const slot of slots) ledger.expect(slotId(slot));
+  const body = async () => {
+    await sleep(options.jobMs);
+  };
+  const wave = (waveSlots: number[]) =>
+    Promise.all(
+      waveSlots.flatMap((slot) =>
+        guards.map((guard) =>
+          deliver(ledger, slotId(slot), (fn) => guard.run(job, slot, fn), body),
+        ),
+      ),
+    );
+  const first = wave(slots);
+  await options.duringFirstWave?.(wave);
+  await first;
+  let rounds = 0;
+  let pending = slots.filter((slot) => ledger.successes(slotId(slot)) === 0);
+  while (pending.length > 0 && rounds < options.maxRounds) {
+    rounds += 1;
+    await sleep(options.roundGapMs);
+    await wave(pending);
+    pending = pending.filter((slot) => ledger.successes(slotId(slot)) === 0);
+  }
+  return summarize(options.name, options.fault, ledger, rounds, []);
+}
+
+function summarize(
+  name: string,
+  fault: string,
+  ledger: Ledger,
+  rounds: number,
+  notes: string[],
+): ScenarioResult {
+  return {
+    name,
+    fault,
+    slots: ledger.slotCount(),
+    deliveries: ledger.deliveries,
+    runs: ledger.successCount(),
+    duplicates: ledger.duplicates(),
+    lost: ledger.lost(),
+    errorsSurfaced: ledger.errorsSurfaced,
+    unreported: ledger.bodyStarts - ledger.reportedRuns,
+    rounds,
+    notes,
+  };
+}
+
+/** Random latency of 0-200 ms on every request. */
+export async function latencyScenario(target: ChaosTarget, size: ScenarioSize) {
+  const random = seededRandom(1);
+  target.proxy.setPlan(() => ({ action: "forward", latencyMs: Math.floor(random() * 200) }));
+  try {
+    return await stormWithRedelivery({
+      name: "latency",
+      fault: "0-200 ms per request",
+      target,
+      size,
+      guard: { leaseMs: 5_000 },
+      jobMs: 50,
+      maxRounds: 0,
+      roundGapMs: 0,
+    });
+  } finally {
+    target.proxy.setPlan(forwardAll);
+  }
+}
+
+/** 20% of responses lost after the bridge ran the command; the client retries (its default). */
+export async function droppedResponsesScenario(target: ChaosTarget, size: ScenarioSize) {
+  const random = seededRandom(2);
+  target.proxy.setPlan(() => ({ action: random() < 0.2 ? "drop-after-run" : "forward" }));
+  try {
+    return await stormWithRedelivery({
+      name: "dropped responses",
+      fault: "20% answers lost after the command ran",
+      target,
+      size,
+      guard: { leaseMs: 1_500 },
+      jobMs: 50,
+      maxRounds: 4,
+      roundGapMs: 1_600,
+    });
+  } finally {
+    target.proxy.setPlan(forwardAll);
+  }
+}
+
+/** 20% of requests answered 503 by the proxy without reaching Redis. */
+export async function serverErrorsScenario(target: ChaosTarget, size: ScenarioSize) {
+  const random = seededRandom(3);
+  target.proxy.setPlan(() => ({ action: random() < 0.2 ? "error-5xx" : "forward" }));
+  try {
+    return await stormWithRedelivery({
+      name: "5xx",
+      fault: "20% of requests answered 503",
+      target,
+      size,
+      guard: { leaseMs: 1_500 },
+      jobMs: 50,
+      maxRounds: 4,
+      roundGapMs: 1_600,
+    });
+  } finally {
+    target.proxy.setPlan(forwardAll);
+  }
+}
+
+/**
+ * Redis stops answering for 1 s while the first wave runs (SIGSTOP/SIGCONT: the data survives, the
+ * bridge answers 503 after its 300 ms command timeout, and commands queued meanwhile still run).
+ * Needs a target whose redis-server is its own.
+ */
+export async function redisCutScenario(target: ChaosTarget, size: ScenarioSize) {
+  const pid = target.stack.redis.pid;
+  const slots = slotsOf(size);
+  if (!pid) throw new Error("redisCutScenario needs a redis-server of its own (a pid to stop)");
+  return stormWithRedelivery({
+    name: "redis cut",
+    fault: "redis-server stopped for 1 s mid-run",
+    target,
+    size,
+    guard: { leaseMs: 3_000 },
+    jobMs: 600,
+    maxRounds: 4,
+    roundGapMs: 3_100,
+    async duringFirstWave(wave) {
+      await sleep(200);
+      process.kill(pid, "SIGSTOP");
+      let duringCut: Promise<unknown> = Promise.resolve();
+      try {
+        await sleep(100);
+        // Late duplicates that arrive while Redis is away: each must fail visibly (503), not run.
+        duringCut = wave(slots);
+        await sleep(900);
+      } finally {
+        process.kill(pid, "SIGCONT");
+      }
+      await duringCut;
+    },
+  });
+}
+
+/**
+ * A holder claims each slot, then its instance dies: from then on none of its requests arrive
+ * (no heartbeat, no completion). Others deliver halfway through the lease (must all skip) and
+ * again after it ends (exactly one must run).
+ */
+export async function crashedHolderScenario(target: ChaosTarget, size: ScenarioSize) {
+  const leaseMs = 1_000;
+  const ledger = new Ledger();
+  const job = uniqueJob("crash");
+  const notes: string[] = [];
+  const slots = slotsOf(size);
+  for (const slot of slots) ledger.expect(slotId(slot));
+  const deadProxies = await Promise.all(slots.map(() => startFaultProxy(target.stack.bridge.url)));
+  let ranWhileHeld = 0;
+  try {
+    const holders = slots.map((slot, i) => {
+      const proxy = deadProxies[i] as FaultProxy;
+      let claimed = false;
+      proxy.setPlan(() => {
+        if (claimed) return { action: "refuse" };
+        claimed = true;
+        return { action: "forward" };
+      });
+      const guard = createGuard({
+        redis: upstashClient(proxy.url, target.stack.bridge.token, { retries: 0 }),
+        prefix: "chaos",
+        leaseMs,
+        region: "doomed",
+      });
+      // The body of a dead instance does nothing more; it ends when its lease runs out locally.
+      return deliver(
+        ledger,
+        slotId(slot),
+        (fn) => guard.run(job, slot, fn),
+        (context: JobContext) =>
+          new Promise<void>((_, reject) => {
+            context.signal.addEventListener("abort", () => reject(new Error("instance crashed")));
+          }),
+      );
+    });
+    await sleep(leaseMs / 2);
+    const others = guardsFor(target.proxy.url, target.stack.bridge.token, size.deliveriesPerSlot, {
+      prefix: "chaos",
+      leaseMs,
+    });
+    const wave = () =>
+      Promise.all(
+        slots.flatMap((slot) =>
+          others.map((guard) =>
+            deliver(
+              ledger,
+              slotId(slot),
+              (fn) => guard.run(job, slot, fn),
+              () => sleep(20),
+            ),
+          ),
+        ),
+      );
+    const during = await wave();
+    ranWhileHeld = during.filter((r) => !(r instanceof Error) && r.status === "ran").length;
+    await Promise.all(holders);
+    await sleep(leaseMs / 2 + 200);
+    await wave();
+  } finally {
+    await Promise.all(deadProxies.map((proxy) => proxy.close()));
+  }
+  if (ranWhileHeld > 0)
+    notes.push(`${ranWhileHeld} deliveries ran while the dead holder's lease held`);
+  const result = summarize("crashed holders", "holder dies after its claim", ledger, 1, notes);
+  return { ...result, duplicates: result.duplicates + ranWhileHeld };
+}
+
+/** Jobs run 3x their lease; the heartbeat keeps them; duplicates arrive every 250 ms meanwhile. */
+export async function longJobScenario(target: ChaosTarget, size: ScenarioSize) {
+  const ledger = new Ledger();
+  const job = uniqueJob("long");
+  const leaseMs = 600;
+  const guards = guardsFor(target.proxy.url, target.stack.bridge.token, size.deliveriesPerSlot, {
+    prefix: "chaos",
+    leaseMs,
+    heartbeatMs: 150,
+  });
+  const slots = slotsOf(size);
+  for (const slot of slots) ledger.expect(slotId(slot));
+  const body = () => sleep(leaseMs * 3);
+  const deliveries: Promise<unknown>[] = [];
+  for (let tick = 0; tick < 8; tick += 1) {
+    for (const slot of slots) {
+      const guard = guards[tick % guards.length] as Guard;
+      deliveries.push(deliver(ledger, slotId(slot), (fn) => guard.run(job, slot, fn), body));
+    }
+    await sleep(250);
+  }
+  await Promise.all(deliveries);
+  return summarize("long jobs", `job ${leaseMs * 3} ms, lease ${leaseMs} ms`, ledger, 0, []);
+}
+
+/**
+ * Every instance's clock is off by up to the skew tolerance (±5 s); deliveries land 0-10 s after
+ * the fire time, for per-minute and hourly schedules. Every instance must name the same slot.
+ */
+export async function skewedClocksScenario(target: ChaosTarget, size: ScenarioSize) {
+  const random = seededRandom(4);
+  const skewToleranceMs = 5_000;
+  const ledger = new Ledger();
+  const notes: string[] = [];
+  let disagreements = 0;
+  for (const [cron, periodMs] of [
+    ["* * * * *", 60_000],
+    ["0 * * * *", 3_600_000],
+  ] as const) {
+    const job = uniqueJob(cron === "* * * * *" ? "skew-minute" : "skew-hour");
+    const schedule = parseSchedule(cron);
+    const runs: Promise<GuardResult<unknown> | Error>[] = [];
+    for (let i = 0; i < size.slots; i += 1) {
+      const fireMs = BASE_SLOT_MS + i * periodMs;
+      const expected = slotId(fireMs);
+      ledger.expect(`${cron} ${expected}`);
+      const named = new Set<string>();
+      for (let d = 0; d < size.deliveriesPerSlot; d += 1) {
+        const offsetMs = Math.round((random() * 2 - 1) * skewToleranceMs);
+        const trueNowMs = fireMs + Math.floor(random() * 10_000);
+        const guard = createGuard({
+          redis: upstashClient(target.proxy.url, target.stack.bridge.token),
+          prefix: "chaos",
+          skewToleranceMs,
+          clock: () => trueNowMs + offsetMs,
+        });
+        const slotMs = slotFromCron(schedule, guard.options.clock(), { skewToleranceMs });
+        named.add(slotId(slotMs));
+        runs.push(
+          deliver(
+            ledger,
+            `${cron} ${slotId(slotMs)}`,
+            (fn) => guard.run(job, slotMs, fn),
+            () => sleep(10),
+          ),
+        );
+      }
+      if (named.size > 1 || !named.has(expected)) disagreements += 1;
+    }
+    await Promise.all(runs);
+  }
+  if (disagreements > 0) notes.push(`${disagreements} fires were named differently by instances`);
+  const result = summarize("skewed clocks", `±${skewToleranceMs} ms clocks`, ledger, 0, notes);
+  return { ...result, duplicates: result.duplicates + disagreements };
+}
+
+export const SCENARIOS = {
+  latency: latencyScenario,
+  droppedResponses: droppedResponsesScenario,
+  serverErrors: serverErrorsScenario,
+  crashedHolders: crashedHolderScenario,
+  longJobs: longJobScenario,
+  skewedClocks: skewedClocksScenario,
+} as const;
+
+/** Runs every scenario at `size`; the Redis cut gets a redis-server of its own. */
+export async function runAllScenarios(
+  size: ScenarioSize,
+  onResult: (result: ScenarioResult) => void = () => {},
+): Promise<ScenarioResult[]> {
+  const results: ScenarioResult[] = [];
+  const stack = await startBenchStack();
+  const proxy = await startFaultProxy(stack.bridge.url);
+  try {
+    for (const scenario of Object.values(SCENARIOS)) {
+      const result = await scenario({ stack, proxy }, size);
+      results.push(result);
+      onResult(result);
+    }
+  } finally {
+    await proxy.close();
+    await stack.close();
+  }
+  const cutStack = await startBenchStack({ commandTimeoutMs: 300 });
+  const cutProxy = await startFaultProxy(cutStack.bridge.url);
+  try {
+    const result = await redisCutScenario({ stack: cutStack, proxy: cutProxy }, size);
+    results.push(result);
+    onResult(result);
+  } finally {
+    await cutProxy.close();
+    await cutStack.close();
+  }
+  return results;
+}
