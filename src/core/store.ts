@@ -22,9 +22,15 @@ function isNoScript(error: unknown): boolean {
   return error instanceof Error && error.message.toLowerCase().includes("noscript");
 }
 
+/** Per store and script: the EVAL that is loading the script into Redis's cache right now. */
+const loadingByStore = new WeakMap<GuardStore, Map<string, Promise<unknown>>>();
+
 /**
  * Runs a script in one round trip: EVALSHA, and EVAL only when Redis does not know the script yet
- * (first use after a restart or SCRIPT FLUSH). Any store failure becomes a StoreUnavailableError.
+ * (first use after a restart or SCRIPT FLUSH). Concurrent callers that meet NOSCRIPT together send
+ * the script's source once: one EVAL loads it, the others wait for it and repeat their EVALSHA, so an
+ * auto-pipelining client never batches hundreds of copies of the source into one oversized request.
+ * Any store failure becomes a StoreUnavailableError.
  */
 export async function runScript(
   store: GuardStore,
@@ -36,17 +42,41 @@ export async function runScript(
   try {
     return await store.evalsha(sha1, keys, args);
   } catch (error) {
-    if (!isNoScript(error)) {
-      throw new StoreUnavailableError(`${script.name} failed: ${messageOf(error)}`, {
-        cause: error,
-      });
+    if (!isNoScript(error)) throw storeError(script, error);
+  }
+  let loading = loadingByStore.get(store);
+  if (!loading) {
+    loading = new Map();
+    loadingByStore.set(store, loading);
+  }
+  const inFlight = loading.get(sha1);
+  if (inFlight) {
+    await inFlight.catch(() => undefined);
+    try {
+      return await store.evalsha(sha1, keys, args);
+    } catch (error) {
+      if (!isNoScript(error)) throw storeError(script, error);
     }
   }
-  try {
-    return await store.eval(script.source, keys, args);
-  } catch (error) {
-    throw new StoreUnavailableError(`${script.name} failed: ${messageOf(error)}`, { cause: error });
+  const evaluation = store.eval(script.source, keys, args);
+  if (!inFlight) {
+    const settled = evaluation.catch(() => undefined);
+    loading.set(sha1, settled);
+    settled.finally(() => {
+      if (loading.get(sha1) === settled) loading.delete(sha1);
+    });
   }
+  try {
+    return await evaluation;
+  } catch (error) {
+    throw storeError(script, error);
+  }
+}
+
+const MAX_MESSAGE_CHARS = 300;
+
+function storeError(script: LuaScript, error: unknown): StoreUnavailableError {
+  return new StoreUnavailableError(`${script.name} failed: ${messageOf(error)}`, { cause: error });
 }
 
 /**
@@ -60,6 +90,13 @@ export function decodeReply<T>(reply: unknown): T {
   return reply as T;
 }
 
+/**
+ * An error's message, cut to 300 characters: @upstash/redis appends the whole command (a script's
+ * source, for EVAL) to its messages, which does not belong in an HTTP answer or a log line.
+ */
 export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  const message = error instanceof Error ? error.message : String(error);
+  return message.length > MAX_MESSAGE_CHARS
+    ? `${message.slice(0, MAX_MESSAGE_CHARS - 1)}…`
+    : message;
 }

@@ -1,13 +1,20 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { createGuard } from "../../src/core/index.js";
+import { startBridge } from "../../src/bridge/index.js";
+import { createGuard, StoreUnavailableError } from "../../src/core/index.js";
 import {
   CLAIM_SCRIPT,
   COMPLETE_SCRIPT,
   EXTEND_SCRIPT,
   STATUS_SCRIPT,
 } from "../../src/core/scripts.js";
-import { directRedis, startCountingBridge, upstash, useKeyPrefix } from "../support/harness.js";
+import {
+  bridgeEnv,
+  directRedis,
+  startCountingBridge,
+  upstash,
+  useKeyPrefix,
+} from "../support/harness.js";
 
 const scripts = { CLAIM_SCRIPT, COMPLETE_SCRIPT, EXTEND_SCRIPT, STATUS_SCRIPT };
 
@@ -54,6 +61,45 @@ describe("Lua scripts", () => {
       ]);
     } finally {
       await bridge.close();
+    }
+  });
+
+  it("send a script's source once when a storm meets an empty script cache together", async () => {
+    const commands: string[] = [];
+    // 300 copies of the claim script would be ~500 kB: far over this bridge's 128 kB body limit.
+    const bridge = await startBridge({
+      redisUrl: bridgeEnv().redisUrl,
+      maxBodyBytes: 128 * 1024,
+      onRequest: (info) => commands.push(...info.commands.map((c) => String(c[0]).toUpperCase())),
+    });
+    try {
+      const shared = upstash({ url: bridge.url, token: bridge.token }); // auto-pipelining on
+      const guard = createGuard({ redis: shared, prefix: prefix() });
+      await (await directRedis()).scriptFlush();
+      const results = await Promise.all(
+        Array.from({ length: 300 }, () => guard.run("cold-storm", 60_000, () => "once")),
+      );
+      expect(results.filter((r) => r.status === "ran")).toHaveLength(1);
+      expect(results.filter((r) => r.status === "skipped")).toHaveLength(299);
+      expect(commands.filter((c) => c === "EVAL").length).toBeLessThanOrEqual(2);
+    } finally {
+      await bridge.close();
+    }
+  });
+
+  it("cut store errors to a readable length (@upstash/redis appends the whole command)", async () => {
+    const tooSmall = await startBridge({ redisUrl: bridgeEnv().redisUrl, maxBodyBytes: 256 });
+    try {
+      const guard = createGuard({
+        redis: upstash({ url: tooSmall.url, token: tooSmall.token, autoPipelining: false }),
+        prefix: prefix(),
+      });
+      const error = await guard.run("long-error", 60_000, () => 1).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StoreUnavailableError);
+      expect((error as Error).message).toMatch(/^claim failed: .*request body exceeds/);
+      expect((error as Error).message.length).toBeLessThanOrEqual(320);
+    } finally {
+      await tooSmall.close();
     }
   });
 
