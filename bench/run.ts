@@ -1,0 +1,138 @@
+/**
+ * `npm run bench`: prints one table per measurement and writes bench/results.json. Spawns its own
+ * redis-server and bridge; bounded to a few minutes on 2 cores.
+ */
+import { writeFile } from "node:fs/promises";
+import { cpus } from "node:os";
+import {
+  measureBridgeOverhead,
+  measureLateDuplicates,
+  measureRoundTrips,
+  measureStorm,
+} from "./measure.js";
+import { formatTable, median, round, startBenchStack } from "./support.js";
+
+const STORM_DELIVERIES = 1_000;
+const STORM_REPETITIONS = 3;
+const ROUND_TRIP_SAMPLES = 20;
+const OVERHEAD_OPERATIONS = 2_000;
+const OVERHEAD_CONCURRENCY = 32;
+const LATE_SLOTS = 1_000;
+const LATE_MAX_GAP_MS = 2_000;
+const LATE_CONCURRENCY = 200;
+
+const startedAt = Date.now();
+const machine = {
+  date: new Date().toISOString(),
+  node: process.version,
+  cpus: cpus().length,
+  cpuModel: cpus()[0]?.model ?? "unknown",
+};
+console.log(`cron-guard bench: node ${machine.node}, ${machine.cpus} x ${machine.cpuModel}\n`);
+
+const stack = await startBenchStack();
+try {
+  const storms = [
+    await measureStorm(stack, "in-process", STORM_DELIVERIES, STORM_REPETITIONS),
+    await measureStorm(stack, "http", STORM_DELIVERIES, STORM_REPETITIONS),
+  ];
+  console.log(
+    `1. Storm: ${STORM_DELIVERIES} concurrent deliveries of one slot, median of ${STORM_REPETITIONS}`,
+  );
+  console.log(
+    formatTable(
+      [
+        "mode",
+        "decisions/s",
+        "204 p50 ms",
+        "204 p99 ms",
+        "runs per slot",
+        "bridge requests/delivery",
+      ],
+      storms.map((s) => [
+        s.mode,
+        round(s.decisionsPerSecond, 0),
+        round(s.skippedP50Ms),
+        round(s.skippedP99Ms),
+        s.runsPerSlot.join(" "),
+        round(s.bridgeRequestsPerDelivery, 3),
+      ]),
+    ),
+  );
+
+  const trips = await measureRoundTrips(stack, ROUND_TRIP_SAMPLES);
+  console.log(`\n2. Round trips: HTTP requests the bridge received (median of ${trips.samples})`);
+  console.log(
+    formatTable(
+      ["role", "requests", "commands"],
+      [
+        ["winner", median(trips.winnerRequests), median(trips.winnerCommands)],
+        ["loser", median(trips.loserRequests), median(trips.loserCommands)],
+        ["winner after SCRIPT FLUSH", trips.coldWinnerRequests, "-"],
+      ],
+    ),
+  );
+
+  const overhead = await measureBridgeOverhead(stack, OVERHEAD_OPERATIONS, OVERHEAD_CONCURRENCY);
+  console.log(
+    `\n3. Bridge overhead: ${OVERHEAD_OPERATIONS} operations, @upstash/redis + bridge vs node redis direct`,
+  );
+  console.log(
+    formatTable(
+      ["operation", "in flight", "bridge ops/s", "direct ops/s", "direct / bridge"],
+      overhead.map((row) => [
+        row.operation,
+        row.concurrency,
+        round(row.bridgeOpsPerSecond, 0),
+        round(row.directOpsPerSecond, 0),
+        `${round(row.ratio, 2)}x`,
+      ]),
+    ),
+  );
+
+  const late = await measureLateDuplicates(stack, LATE_SLOTS, LATE_MAX_GAP_MS, LATE_CONCURRENCY);
+  console.log(
+    `\n4. Late duplicates: ${late.slots} slots, second delivery 0-${late.maxGapMs} ms after the first finished`,
+  );
+  console.log(
+    formatTable(
+      ["guard", "duplicate runs"],
+      [
+        ["cron-guard run()", late.cronGuardDuplicateRuns],
+        ["@upstash/lock acquire/run/release", late.upstashLockDuplicateRuns],
+      ],
+    ),
+  );
+
+  console.log("\n5. Dispatch scale: skipped (needs the schedule registry, not built yet)");
+
+  const seconds = (Date.now() - startedAt) / 1000;
+  const results = {
+    machine,
+    command: "npm run bench",
+    seconds,
+    storm: storms,
+    roundTrips: trips,
+    bridgeOverhead: overhead,
+    lateDuplicates: late,
+    dispatchScale: { skipped: "needs the schedule registry (not built yet)" },
+  };
+  await writeFile(
+    new URL("./results.json", import.meta.url),
+    `${JSON.stringify(results, null, 2)}\n`,
+  );
+  console.log(`\nwrote bench/results.json (${seconds.toFixed(1)} s)`);
+  const failures = [
+    ...storms.filter((s) => s.runsPerSlot.some((n) => n !== 1)).map((s) => `storm ${s.mode}`),
+    ...(median(trips.winnerRequests) !== 2 || median(trips.loserRequests) !== 1
+      ? ["round trips"]
+      : []),
+    ...(late.cronGuardDuplicateRuns !== 0 ? ["late duplicates"] : []),
+  ];
+  if (failures.length > 0) {
+    console.log(`CLAIMS NOT MET: ${failures.join(", ")}`);
+    process.exitCode = 1;
+  }
+} finally {
+  await stack.close();
+}
