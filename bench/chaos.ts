@@ -7,8 +7,8 @@ import { runAllScenarios, type ScenarioResult } from "./chaos/scenarios.js";
 import { formatTable } from "./support.js";
 
 const size = {
-  slots: Number(process.env.CHAOS_SLOTS ?? 20),
-  deliveriesPerSlot: Number(process.env.CHAOS_DELIVERIES ?? 10),
+  slots: Number(process.env.CHAOS_SLOTS ?? 50),
+  deliveriesPerSlot: Number(process.env.CHAOS_DELIVERIES ?? 20),
 };
 
 console.log(

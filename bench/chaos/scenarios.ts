@@ -108,13 +108,6 @@ async function stormWithRedelivery(options: StormOptions): Promise<ScenarioResul
   const { target, size } = options;
   const ledger = new Ledger();
   const job = uniqueJob(options.name);
-  const guards = guardsFor(
-    options.target.proxy.url,
-    target.stack.bridge.token,
-    size.deliveriesPerSlot,
-    { ...options.guard, prefix: "chaos" },
-    options.retries,
-  );
   const slots = slotsOf(size);
   for (const slot of slots) ledger.expect(slotId(slot));
   const body = async () => {
@@ -123,11 +116,17 @@ async function stormWithRedelivery(options: StormOptions): Promise<ScenarioResul
   const wave = (waveSlots: number[]) =>
     Promise.all(
       waveSlots.flatMap((slot) =>
-        guards.map((guard) =>
-          deliver(ledger, slotId(slot), (fn) => guard.run(job, slot, fn), body),
-        ),
+        // Each delivery is an isolate of its own: its own client, so no batching across deliveries.
+        guardsFor(
+          target.proxy.url,
+          target.stack.bridge.token,
+          size.deliveriesPerSlot,
+          { ...options.guard, prefix: "chaos" },
+          options.retries,
+        ).map((guard) => deliver(ledger, slotId(slot), (fn) => guard.run(job, slot, fn), body)),
       ),
     );
+  const before = { ...target.proxy.counts };
   const first = wave(slots);
   await options.duringFirstWave?.(wave);
   await first;
@@ -139,7 +138,13 @@ async function stormWithRedelivery(options: StormOptions): Promise<ScenarioResul
     await wave(pending);
     pending = pending.filter((slot) => ledger.successes(slotId(slot)) === 0);
   }
-  return summarize(options.name, options.fault, ledger, rounds, []);
+  const { counts } = target.proxy;
+  const injected = [
+    `${counts.droppedAfterRun - before.droppedAfterRun} answers dropped after the command ran`,
+    `${counts.errored - before.errored} requests answered 503`,
+    `${counts.forwarded - before.forwarded} forwarded`,
+  ];
+  return summarize(options.name, options.fault, ledger, rounds, [`proxy: ${injected.join(", ")}`]);
 }
 
 function summarize(
