@@ -13,7 +13,7 @@ import {
   slotFromCron,
   slotId,
 } from "../../src/core/index.js";
-import { type FaultProxy, forwardAll, startFaultProxy } from "../faults/proxy.js";
+import { type FaultPlan, type FaultProxy, forwardAll, startFaultProxy } from "../faults/proxy.js";
 import {
   type BenchStack,
   seededRandom,
@@ -95,6 +95,8 @@ interface StormOptions {
   /** Redelivery rounds for slots that have not run yet, each after `roundGapMs`. */
   maxRounds: number;
   roundGapMs: number;
+  /** The proxy's fault plan while the scenario runs; forward-all is restored after it. */
+  plan?: FaultPlan;
   /** Called once the first wave is in flight (e.g. to cut Redis); may deliver more itself. */
   duringFirstWave?: (wave: (slots: number[]) => Promise<unknown>) => Promise<void>;
   retries?: number;
@@ -127,16 +129,21 @@ async function stormWithRedelivery(options: StormOptions): Promise<ScenarioResul
       ),
     );
   const before = { ...target.proxy.counts };
-  const first = wave(slots);
-  await options.duringFirstWave?.(wave);
-  await first;
+  target.proxy.setPlan(options.plan ?? forwardAll);
   let rounds = 0;
-  let pending = slots.filter((slot) => ledger.successes(slotId(slot)) === 0);
-  while (pending.length > 0 && rounds < options.maxRounds) {
-    rounds += 1;
-    await sleep(options.roundGapMs);
-    await wave(pending);
-    pending = pending.filter((slot) => ledger.successes(slotId(slot)) === 0);
+  try {
+    const first = wave(slots);
+    await options.duringFirstWave?.(wave);
+    await first;
+    let pending = slots.filter((slot) => ledger.successes(slotId(slot)) === 0);
+    while (pending.length > 0 && rounds < options.maxRounds) {
+      rounds += 1;
+      await sleep(options.roundGapMs);
+      await wave(pending);
+      pending = pending.filter((slot) => ledger.successes(slotId(slot)) === 0);
+    }
+  } finally {
+    target.proxy.setPlan(forwardAll);
   }
   const { counts } = target.proxy;
   const injected = [
@@ -172,61 +179,49 @@ function summarize(
 /** Random latency of 0-200 ms on every request. */
 export async function latencyScenario(target: ChaosTarget, size: ScenarioSize) {
   const random = seededRandom(1);
-  target.proxy.setPlan(() => ({ action: "forward", latencyMs: Math.floor(random() * 200) }));
-  try {
-    return await stormWithRedelivery({
-      name: "latency",
-      fault: "0-200 ms per request",
-      target,
-      size,
-      guard: { leaseMs: 5_000 },
-      jobMs: 50,
-      maxRounds: 0,
-      roundGapMs: 0,
-    });
-  } finally {
-    target.proxy.setPlan(forwardAll);
-  }
+  return stormWithRedelivery({
+    name: "latency",
+    fault: "0-200 ms per request",
+    target,
+    size,
+    guard: { leaseMs: 5_000 },
+    jobMs: 50,
+    maxRounds: 0,
+    roundGapMs: 0,
+    plan: () => ({ action: "forward", latencyMs: Math.floor(random() * 200) }),
+  });
 }
 
 /** 20% of responses lost after the bridge ran the command; the client retries (its default). */
 export async function droppedResponsesScenario(target: ChaosTarget, size: ScenarioSize) {
   const random = seededRandom(2);
-  target.proxy.setPlan(() => ({ action: random() < 0.2 ? "drop-after-run" : "forward" }));
-  try {
-    return await stormWithRedelivery({
-      name: "dropped responses",
-      fault: "20% answers lost after the command ran",
-      target,
-      size,
-      guard: { leaseMs: 1_500 },
-      jobMs: 50,
-      maxRounds: 4,
-      roundGapMs: 1_600,
-    });
-  } finally {
-    target.proxy.setPlan(forwardAll);
-  }
+  return stormWithRedelivery({
+    name: "dropped responses",
+    fault: "20% answers lost after the command ran",
+    target,
+    size,
+    guard: { leaseMs: 1_500 },
+    jobMs: 50,
+    maxRounds: 4,
+    roundGapMs: 1_600,
+    plan: () => ({ action: random() < 0.2 ? "drop-after-run" : "forward" }),
+  });
 }
 
 /** 20% of requests answered 503 by the proxy without reaching Redis. */
 export async function serverErrorsScenario(target: ChaosTarget, size: ScenarioSize) {
   const random = seededRandom(3);
-  target.proxy.setPlan(() => ({ action: random() < 0.2 ? "error-5xx" : "forward" }));
-  try {
-    return await stormWithRedelivery({
-      name: "5xx",
-      fault: "20% of requests answered 503",
-      target,
-      size,
-      guard: { leaseMs: 1_500 },
-      jobMs: 50,
-      maxRounds: 4,
-      roundGapMs: 1_600,
-    });
-  } finally {
-    target.proxy.setPlan(forwardAll);
-  }
+  return stormWithRedelivery({
+    name: "5xx",
+    fault: "20% of requests answered 503",
+    target,
+    size,
+    guard: { leaseMs: 1_500 },
+    jobMs: 50,
+    maxRounds: 4,
+    roundGapMs: 1_600,
+    plan: () => ({ action: random() < 0.2 ? "error-5xx" : "forward" }),
+  });
 }
 
 /**
