@@ -1,7 +1,7 @@
 import { createGuard, type Guard, type JobContext, type RunOptions } from "./guard.js";
-import type { GuardOptions } from "./options.js";
+import { configErrorIn, type GuardOptions } from "./options.js";
 import type { GuardResult } from "./result.js";
-import { parseSchedule, slotFromCron, slotId } from "./slot.js";
+import { parseSchedule, slotFromCron, slotId, validateSkewTolerance } from "./slot.js";
 
 export interface GuardedOptions<A extends unknown[]> extends GuardOptions {
   /** Job name: the first part of every key (`[A-Za-z0-9._-]{1,128}`). */
@@ -44,7 +44,15 @@ export function guarded<A extends unknown[], T>(
 ): (...args: A) => Promise<GuardResult<Awaited<T>>> {
   const { job, key, cron, timezone, runOptions, ...guardOptions } = options;
   const guard: Guard = createGuard(guardOptions);
-  const schedule = cron === undefined ? undefined : parseSchedule(cron, { timezone });
+  const schedule =
+    cron === undefined
+      ? undefined
+      : configErrorIn(`guarded(${job})`, () => {
+          const parsed = parseSchedule(cron, { timezone });
+          const { skewToleranceMs, clock } = guard.options;
+          validateSkewTolerance(parsed, skewToleranceMs, clock());
+          return parsed;
+        });
 
   return async function guardedCall(...args: A) {
     const argumentKey = key ? key(...args) : `args.${await digestOfArguments(args)}`;

@@ -106,17 +106,28 @@ function hasStoreMethods(redis: unknown): redis is GuardStore {
   );
 }
 
+/** Every option but the store. */
+export type GuardSettings = Omit<GuardOptions, "redis">;
+export type ResolvedGuardSettings = Omit<ResolvedGuardOptions, "redis">;
+
 /** Validates once and freezes. Every problem is a ConfigError naming the option. */
 export function resolveGuardOptions(options: GuardOptions): ResolvedGuardOptions {
-  if (typeof options !== "object" || options === null) {
-    throw new ConfigError("options", "createGuard needs an options object with at least `redis`");
-  }
+  assertOptionsObject(options);
   if (!hasStoreMethods(options.redis)) {
     throw new ConfigError(
       "redis",
       "must be a Redis client with eval() and evalsha(), e.g. new Redis({ url, token }) from @upstash/redis",
     );
   }
+  return Object.freeze({ redis: options.redis, ...resolveGuardSettings(options) });
+}
+
+/**
+ * Validates every option but `redis` and freezes them, for callers that build the store later
+ * (from a platform's environment) but must reject bad options at once.
+ */
+export function resolveGuardSettings(options: GuardSettings): ResolvedGuardSettings {
+  assertOptionsObject(options);
   const prefix = options.prefix ?? "cron-guard";
   try {
     assertPrefix(prefix);
@@ -147,7 +158,6 @@ export function resolveGuardOptions(options: GuardOptions): ResolvedGuardOptions
     throw new ConfigError("region", "must be a string of at most 64 characters");
   }
   return Object.freeze({
-    redis: options.redis,
     prefix,
     leaseMs,
     retentionMs,
@@ -165,7 +175,30 @@ export function resolveGuardOptions(options: GuardOptions): ResolvedGuardOptions
   });
 }
 
+function assertOptionsObject(options: unknown): void {
+  if (typeof options !== "object" || options === null) {
+    throw new ConfigError("options", "createGuard needs an options object with at least `redis`");
+  }
+}
+
 /** ShedLock's lockAtLeastFor: max(lease, period, 1 min) unless the caller chose a retention. */
 export function effectiveRetentionMs(options: ResolvedGuardOptions, periodMs?: number): number {
   return options.retentionMs ?? Math.max(options.leaseMs, periodMs ?? 0, MIN_RETENTION_MS);
+}
+
+/**
+ * Runs `validate`; a ConfigError it throws comes back with `where` (e.g. `job "nightly"`) in its
+ * message, still naming the same option.
+ */
+export function configErrorIn<T>(where: string, validate: () => T): T {
+  try {
+    return validate();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    const head = `${error.option}: `;
+    const detail = error.message.startsWith(head)
+      ? error.message.slice(head.length)
+      : error.message;
+    throw new ConfigError(error.option, `${where}: ${detail}`, { cause: error });
+  }
 }

@@ -2,7 +2,12 @@ import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { ConfigError } from "../core/errors.js";
 import { createGuard, type Guard, type JobContext } from "../core/guard.js";
 import { assertJobName, isValidJobName } from "../core/keys.js";
-import type { GuardOptions } from "../core/options.js";
+import {
+  configErrorIn,
+  type GuardOptions,
+  type GuardSettings,
+  resolveGuardSettings,
+} from "../core/options.js";
 import type { GuardResult } from "../core/result.js";
 import {
   type CronSchedule,
@@ -12,6 +17,7 @@ import {
   slotFromCron,
   slotFromScheduledTime,
   slotId,
+  validateSkewTolerance,
 } from "../core/slot.js";
 import type { GuardStore } from "../core/store.js";
 import { bearerToken, secretsEqual } from "./auth.js";
@@ -88,6 +94,12 @@ interface PreparedJob<TRedis extends GuardStore> {
   schedule: CronSchedule;
 }
 
+/** A job's own guard options: everything but what describes the job itself. */
+function ownGuardOptions(job: CronJob<never>): GuardSettings {
+  const { name: _name, cron: _cron, timezone: _tz, handler: _handler, ...own } = job;
+  return own;
+}
+
 function defaultCronSecret(env: Bindings): string | undefined {
   const fromEnv = env?.CRON_SECRET;
   if (typeof fromEnv === "string") return fromEnv;
@@ -99,10 +111,16 @@ function defaultCronSecret(env: Bindings): string | undefined {
 const jsonError = (c: Context, status: 400 | 401 | 404 | 405 | 500 | 503, error: string) =>
   c.json({ error }, status);
 
+const methodNotAllowed = (c: Context, allow: "GET" | "GET, POST") =>
+  c.json({ error: `method ${c.req.method} not allowed: use ${allow.replace(", ", " or ")}` }, 405, {
+    allow,
+  });
+
 /**
- * The deployable trigger app: `GET|POST /cron/:job` runs a job once per slot, `GET /cron` lists the
- * jobs with their next fire times, `GET /cron/:job/status` shows recent slots and runs. Every route
- * under /cron needs `Authorization: Bearer <CRON_SECRET>`. `runScheduled` serves Cloudflare's
+ * The deployable trigger app: `GET|POST /cron/:job` runs a job once per slot (any other method,
+ * HEAD included, is a 405 that writes nothing), `GET /cron` lists the jobs with their next fire
+ * times, `GET /cron/:job/status` shows recent slots and runs. Every route under /cron needs
+ * `Authorization: Bearer <CRON_SECRET>`. `runScheduled` serves Cloudflare's
  * scheduled() event.
  */
 export function createCronApp<TRedis extends GuardStore>(options: CronAppOptions<TRedis>): CronApp {
@@ -113,6 +131,13 @@ export function createCronApp<TRedis extends GuardStore>(options: CronAppOptions
   ) {
     throw new ConfigError("redis", "must be a Redis client or a function (env) => Redis");
   }
+  if (!Array.isArray(jobs)) throw new ConfigError("jobs", "must be an array of jobs");
+  if (typeof cronSecret !== "function") {
+    throw new ConfigError("cronSecret", "must be a function (env) => string | undefined");
+  }
+  // Guards are built per request (the store may come from the request's env), so every option is
+  // validated here, without a store: a typo must fail the deployment, not the first delivery.
+  configErrorIn("guard options", () => resolveGuardSettings(shared));
   const prepared = new Map<string, PreparedJob<TRedis>>();
   for (const job of jobs) {
     try {
@@ -125,7 +150,13 @@ export function createCronApp<TRedis extends GuardStore>(options: CronAppOptions
     if (typeof job.handler !== "function") {
       throw new ConfigError("jobs", `job "${job.name}" needs a handler function`);
     }
-    prepared.set(job.name, { job, schedule: parseSchedule(job.cron, { timezone: job.timezone }) });
+    const schedule = configErrorIn(`job "${job.name}"`, () => {
+      const parsed = parseSchedule(job.cron, { timezone: job.timezone });
+      const settings = resolveGuardSettings({ ...shared, ...ownGuardOptions(job) });
+      validateSkewTolerance(parsed, settings.skewToleranceMs, settings.clock());
+      return parsed;
+    });
+    prepared.set(job.name, { job, schedule });
   }
 
   // One store and one guard per job for as long as the platform hands us the same environment
@@ -143,8 +174,7 @@ export function createCronApp<TRedis extends GuardStore>(options: CronAppOptions
     const { guards, redis } = resources(env);
     let guard = guards.get(entry.job.name);
     if (!guard) {
-      const { name: _name, cron: _cron, timezone: _tz, handler: _handler, ...own } = entry.job;
-      guard = createGuard({ ...shared, ...own, redis });
+      guard = createGuard({ ...shared, ...ownGuardOptions(entry.job), redis });
       guards.set(entry.job.name, guard);
     }
     return guard;
@@ -208,6 +238,8 @@ export function createCronApp<TRedis extends GuardStore>(options: CronAppOptions
     ["GET", "POST"],
     "/cron/:job",
     async (c, next) => {
+      // Hono answers HEAD with the GET handler; a HEAD must never claim a slot.
+      if (c.req.method === "HEAD") return methodNotAllowed(c, "GET, POST");
       const entry = findJob(c);
       if (entry instanceof Response) return entry;
       const middleware = middlewares.get(entry.job.name);
@@ -231,13 +263,9 @@ export function createCronApp<TRedis extends GuardStore>(options: CronAppOptions
     },
   );
 
-  app.all("/cron", (c) => jsonError(c, 405, `method ${c.req.method} not allowed: use GET`));
-  app.all("/cron/:job/status", (c) =>
-    jsonError(c, 405, `method ${c.req.method} not allowed: use GET`),
-  );
-  app.all("/cron/:job", (c) =>
-    jsonError(c, 405, `method ${c.req.method} not allowed: use GET or POST`),
-  );
+  app.all("/cron", (c) => methodNotAllowed(c, "GET"));
+  app.all("/cron/:job/status", (c) => methodNotAllowed(c, "GET"));
+  app.all("/cron/:job", (c) => methodNotAllowed(c, "GET, POST"));
   app.notFound((c) => jsonError(c, 404, `no route ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError((error, c) => {
     // A job handler's throw is the guard's to record and answer (500 with the job and slot).

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, createGuard, type GuardOptions } from "../../src/core/index.js";
+import { ConfigError, createGuard, type GuardOptions, guarded } from "../../src/core/index.js";
 
 const redis = {
   eval: async () => null,
@@ -51,5 +51,23 @@ describe("createGuard options", () => {
     expect(caught).toBeInstanceOf(ConfigError);
     expect((caught as ConfigError).option).toBe(option);
     expect((caught as ConfigError).message).toContain(option);
+  });
+
+  it("guarded() with a cron rejects a skew tolerance of half its period or more at creation", () => {
+    let caught: unknown;
+    try {
+      guarded(() => "ran", { redis, job: "report", cron: "* * * * *", skewToleranceMs: 40_000 });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as ConfigError).option).toBe("skewToleranceMs");
+    expect((caught as ConfigError).message).toContain("report");
+    expect(() =>
+      guarded(() => "ran", { redis, job: "report", cron: "0 * * * *", skewToleranceMs: 40_000 }),
+    ).not.toThrow();
+    expect(() =>
+      guarded(() => "ran", { redis, job: "report", skewToleranceMs: 40_000 }),
+    ).not.toThrow();
   });
 });

@@ -1,6 +1,7 @@
 import { Redis } from "@upstash/redis";
 import { describe, expect, it } from "vitest";
-import { type CronJob, createCronApp } from "../../src/hono/index.js";
+import { ConfigError } from "../../src/core/index.js";
+import { type CronAppOptions, type CronJob, createCronApp } from "../../src/hono/index.js";
 import { directRedis, upstash, useKeyPrefix } from "../support/harness.js";
 
 const SECRET = "correct horse battery staple";
@@ -48,6 +49,83 @@ describe("createCronApp", () => {
     const redis = await directRedis();
     return redis.keys(`${prefix()}*`);
   }
+
+  describe("rejects options that cannot be right when the app is created, not when a job fires", () => {
+    const job = (extra: Record<string, unknown>): CronJob<Redis> =>
+      ({ name: "heartbeat", cron: "* * * * *", handler: () => "ran", ...extra }) as CronJob<Redis>;
+
+    function creationError(options: Partial<CronAppOptions<Redis>>): ConfigError {
+      let caught: unknown;
+      try {
+        createCronApp({
+          jobs: [job({})],
+          redis: upstash(),
+          cronSecret: () => SECRET,
+          ...options,
+          guard: { prefix: prefix(), clock: () => NOW, ...options.guard },
+        });
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(ConfigError);
+      return caught as ConfigError;
+    }
+
+    it.each([
+      [{ skewToleranceMs: 40_000 }, "skewToleranceMs"],
+      [{ skewToleranceMs: 30_000 }, "skewToleranceMs"],
+      [{ leaseMs: 50 }, "leaseMs"],
+      [{ onFailure: "relase" }, "onFailure"],
+      [{ overlap: "queue" }, "overlap"],
+      [{ heartbeatMs: 5 }, "heartbeatMs"],
+      [{ retentionMs: -1 }, "retentionMs"],
+      [{ timezone: "Mars/Olympus" }, "timezone"],
+    ])("a job with %o: ConfigError naming the job and %s", async (extra, option) => {
+      const error = creationError({ jobs: [job({}), { ...job(extra), name: "nightly" }] });
+      expect(error.option).toBe(option);
+      expect(error.message).toContain(option);
+      expect(error.message).toContain('job "nightly"');
+      expect(await keysWritten()).toEqual([]);
+    });
+
+    it.each([
+      [{ skewToleranceMs: 40_000 }, "skewToleranceMs"],
+      [{ leaseMs: 50 }, "leaseMs"],
+      [{ onFailure: "relase" }, "onFailure"],
+      [{ onStoreError: "ignore" }, "onStoreError"],
+      [{ prefix: "has space" }, "prefix"],
+      [{ region: "x".repeat(65) }, "region"],
+      [{ historyLength: 0 }, "historyLength"],
+    ])("shared guard options %o: ConfigError naming %s", async (guard, option) => {
+      const error = creationError({ guard: guard as CronAppOptions<Redis>["guard"] });
+      expect(error.option).toBe(option);
+      expect(error.message).toContain(option);
+      expect(error.message).toMatch(/job "heartbeat"|guard options/);
+      expect(await keysWritten()).toEqual([]);
+    });
+
+    it("validates even when redis is a function of env, without calling it", () => {
+      let built = 0;
+      const redis = () => {
+        built += 1;
+        return upstash();
+      };
+      const error = creationError({ redis, jobs: [job({ leaseMs: 50 })] });
+      expect(error.option).toBe("leaseMs");
+      expect(built).toBe(0);
+    });
+
+    it("accepts a tolerance just under half the period and a job overriding the shared options", async () => {
+      const app = createCronApp({
+        jobs: [job({ skewToleranceMs: 29_999 }), { ...job({ leaseMs: 1_000 }), name: "other" }],
+        redis: upstash(),
+        cronSecret: () => SECRET,
+        guard: { prefix: prefix(), clock: () => NOW, leaseMs: 50_000, onFailure: "keep" },
+      });
+      const response = await app.request("/cron/heartbeat", { headers: auth });
+      expect(response.status).toBe(200);
+    });
+  });
 
   it("runs a job once: 200 with the handler's JSON, then 204 for the duplicate", async () => {
     const { app, runs } = makeApp();
@@ -152,6 +230,8 @@ describe("createCronApp", () => {
       ["GET", "/cron/bad%20name", 404],
       ["GET", "/cron/nope/status", 404],
       ["PUT", "/cron/tick", 405],
+      ["PATCH", "/cron/tick", 405],
+      ["OPTIONS", "/cron/tick", 405],
       ["DELETE", "/cron/tick", 405],
       ["POST", "/cron", 405],
       ["POST", "/cron/tick/status", 405],
@@ -162,6 +242,44 @@ describe("createCronApp", () => {
       expect(response.status, `${method} ${path}`).toBe(status);
       expect(typeof (await errorOf(response))).toBe("string");
     }
+    expect(await keysWritten()).toEqual([]);
+  });
+
+  it("never claims on HEAD: 405 JSON with Allow on /cron/:job, even with a past ?slot=, nothing written", async () => {
+    const { app, runs } = makeApp();
+    for (const path of ["/cron/tick", "/cron/tick?slot=2026-11-23T09:55:00Z", "/cron/nope"]) {
+      const response = await app.request(path, { method: "HEAD", headers: auth });
+      expect(response.status, path).toBe(405);
+      expect(response.headers.get("allow")).toBe("GET, POST");
+      expect(response.headers.get("content-type")).toMatch(/application\/json/);
+      expect(response.headers.get("cron-guard-status")).toBeNull();
+    }
+    const unauthenticated = await app.request("/cron/tick", { method: "HEAD" });
+    expect(unauthenticated.status).toBe(401);
+    expect(runs).toEqual([]);
+    expect(await keysWritten()).toEqual([]);
+    // The same path with GET still runs: HEAD did not take the slot.
+    const get = await app.request("/cron/tick?slot=2026-11-23T09:55:00Z", { headers: auth });
+    expect(get.status).toBe(200);
+  });
+
+  it("answers HEAD on the read-only routes like GET without a body, writing nothing", async () => {
+    const { app, runs } = makeApp();
+    const cases: [string, Record<string, string>, number][] = [
+      ["/", {}, 200],
+      ["/cron", auth, 200],
+      ["/cron", {}, 401],
+      ["/cron/tick/status", auth, 200],
+      ["/cron/tick/status", {}, 401],
+      ["/cron/nope/status", auth, 404],
+      ["/elsewhere", {}, 404],
+    ];
+    for (const [path, headers, status] of cases) {
+      const response = await app.request(path, { method: "HEAD", headers });
+      expect(response.status, `HEAD ${path}`).toBe(status);
+      expect(await response.text()).toBe("");
+    }
+    expect(runs).toEqual([]);
     expect(await keysWritten()).toEqual([]);
   });
 

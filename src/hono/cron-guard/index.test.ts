@@ -1,7 +1,7 @@
-import { type Handler, Hono } from "hono";
+import { type Context, type Handler, Hono } from "hono";
 import { describe, expect, it } from "vitest";
-import { upstash, useKeyPrefix } from "../../../test/support/harness.js";
-import { createGuard } from "../../core/index.js";
+import { directRedis, upstash, useKeyPrefix } from "../../../test/support/harness.js";
+import { ConfigError, createGuard } from "../../core/index.js";
 import { type CronGuardEnv, cronGuard } from "./index.js";
 
 const NOW = Date.UTC(2026, 10, 23, 10, 0, 2);
@@ -59,5 +59,76 @@ describe("cronGuard middleware", () => {
       /invalid job name/,
     );
     expect(() => cronGuard({ guard, job: "ok", cron: "every minute" })).toThrow(/cron/);
+  });
+
+  it("rejects a skew tolerance of half the period or more when the middleware is created", async () => {
+    const guard = createGuard({ redis: upstash(), prefix: prefix(), skewToleranceMs: 40_000 });
+    let caught: unknown;
+    try {
+      cronGuard({ guard, job: "heartbeat", cron: "* * * * *" });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as ConfigError).option).toBe("skewToleranceMs");
+    expect((caught as ConfigError).message).toMatch(/job "heartbeat".*40000 ms/);
+    expect(() => cronGuard({ guard, job: "hourly", cron: "0 * * * *" })).not.toThrow();
+  });
+
+  it("rejects a too large tolerance of a per-request guard on its first request, writing nothing", async () => {
+    const guard = createGuard({
+      redis: upstash(),
+      prefix: prefix(),
+      clock: () => NOW,
+      skewToleranceMs: 40_000,
+    });
+    const app = new Hono<CronGuardEnv>();
+    let runs = 0;
+    app.get(
+      "/minutely",
+      cronGuard({ guard: () => guard, job: "minutely", cron: "* * * * *" }),
+      (c) => {
+        runs += 1;
+        return c.text("ran");
+      },
+    );
+    const response = await app.request("/minutely");
+    expect(response.status).toBe(500);
+    expect(await response.text()).toMatch(/skewToleranceMs/);
+    expect(runs).toBe(0);
+    const redis = await directRedis();
+    expect(await redis.keys(`${prefix()}*`)).toEqual([]);
+  });
+
+  it("never claims on HEAD or another method, even mounted with app.all: 405 JSON, nothing written", async () => {
+    const guard = createGuard({ redis: upstash(), prefix: prefix(), clock: () => NOW });
+    const app = new Hono<CronGuardEnv>();
+    let runs = 0;
+    const handler = (c: Context<CronGuardEnv>) => {
+      runs += 1;
+      return c.text("ran");
+    };
+    app.get("/hourly", cronGuard({ guard, job: "hourly", cron: "0 * * * *" }), handler);
+    app.all("/any", cronGuard({ guard, job: "any", cron: "0 * * * *" }), handler);
+    const cases: [string, string][] = [
+      ["HEAD", "/hourly"],
+      ["HEAD", "/hourly?slot=2026-11-23T09:00:00Z"],
+      ["HEAD", "/any"],
+      ["PUT", "/any"],
+      ["DELETE", "/any"],
+    ];
+    for (const [method, path] of cases) {
+      const response = await app.request(path, { method });
+      expect(response.status, `${method} ${path}`).toBe(405);
+      expect(response.headers.get("allow")).toBe("GET, POST");
+      expect(response.headers.get("content-type")).toMatch(/application\/json/);
+      if (method !== "HEAD") {
+        expect(await response.json()).toEqual({ error: expect.stringMatching(/GET or POST/) });
+      }
+    }
+    expect(runs).toBe(0);
+    const redis = await directRedis();
+    expect(await redis.keys(`${prefix()}*`)).toEqual([]);
+    expect((await app.request("/any", { method: "POST" })).status).toBe(200);
   });
 });

@@ -1,7 +1,8 @@
 import type { Context, MiddlewareHandler } from "hono";
-import { StoreUnavailableError } from "../../core/errors.js";
+import { ConfigError, StoreUnavailableError } from "../../core/errors.js";
 import type { Guard, JobContext } from "../../core/guard.js";
 import { assertJobName } from "../../core/keys.js";
+import { configErrorIn } from "../../core/options.js";
 import type { GuardResult } from "../../core/result.js";
 import {
   type CronSchedule,
@@ -9,6 +10,7 @@ import {
   periodMsOf,
   SlotError,
   slotId,
+  validateSkewTolerance,
 } from "../../core/slot.js";
 import { slotForRequest, type Trigger } from "../slot-source.js";
 
@@ -23,7 +25,11 @@ export type CronGuardEnv = {
 };
 
 export interface CronGuardOptions {
-  /** The guard, or a function that builds it from the request (e.g. from Worker bindings). */
+  /**
+   * The guard, or a function that builds it from the request (e.g. from Worker bindings). A guard
+   * whose `skewToleranceMs` is half the schedule's period or more is a ConfigError: at creation for
+   * a guard, on the first request (500 JSON, nothing written) for a function.
+   */
   guard: Guard | ((c: Context) => Guard);
   /** Job name (`[A-Za-z0-9._-]{1,128}`): the first part of every key. */
   job: string;
@@ -69,11 +75,16 @@ function jsonResponse(body: unknown, status: number, headers: Record<string, str
   });
 }
 
+/** The methods that may claim a slot: what Vercel (GET) and a manual trigger (POST) send. */
+const CLAIMING_METHODS = new Set(["GET", "POST"]);
+
 /**
  * Lets one invocation per slot through to the handler. Skipped invocations answer 204 with
  * `cron-guard-status: skipped`, `cron-guard-reason` and `cron-guard-slot`; the one that runs gets the
  * handler's response plus `cron-guard-status: ran`, `cron-guard-slot` and `cron-guard-fence`.
  * A bad `?slot=` is a 400, a store outage (closed policy) a 503, a throwing handler a 500, all JSON.
+ * Only GET and POST claim a slot: HEAD (which Hono routes to GET handlers) and every other method
+ * get 405 JSON with `Allow: GET, POST`, and nothing is written.
  */
 export const cronGuard = ({
   guard,
@@ -82,11 +93,33 @@ export const cronGuard = ({
   timezone,
 }: CronGuardOptions): MiddlewareHandler<CronGuardEnv> => {
   assertJobName(job);
-  const schedule: CronSchedule = parseSchedule(cron, { timezone });
+  const where = `job "${job}"`;
+  const schedule: CronSchedule = configErrorIn(where, () => parseSchedule(cron, { timezone }));
+  const checked = new WeakSet<Guard>();
+  const checkGuard = (candidate: Guard): void => {
+    if (checked.has(candidate)) return;
+    const { skewToleranceMs, clock } = candidate.options;
+    configErrorIn(where, () => validateSkewTolerance(schedule, skewToleranceMs, clock()));
+    checked.add(candidate);
+  };
+  if (typeof guard !== "function") checkGuard(guard);
   let periodMs: number | undefined;
 
   return async function cronGuard(c, next) {
+    const method = c.req.method;
+    if (!CLAIMING_METHODS.has(method)) {
+      return c.json({ error: `method ${method} does not run a cron job: use GET or POST` }, 405, {
+        allow: "GET, POST",
+      });
+    }
     const activeGuard = typeof guard === "function" ? guard(c) : guard;
+    try {
+      checkGuard(activeGuard);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      console.error(`cron-guard: ${error.message}`);
+      return c.json({ error: `misconfigured: ${error.message}` }, 500);
+    }
     periodMs ??= periodMsOf(schedule, activeGuard.options.clock());
     let resolved: ReturnType<typeof slotForRequest>;
     try {
