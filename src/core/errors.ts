@@ -10,12 +10,40 @@ export class ConfigError extends Error {
   }
 }
 
-/** The store (Redis over HTTP) could not be reached or answered with an error. */
+/**
+ * Why the store failed: `unreachable` (no answer: network, timeout, 5xx), `rejected` (it answered
+ * with an error: OOM, WRONGTYPE, quota, bad credentials) or `slow` (it answered a claim only after
+ * the claim's lease had already run out).
+ */
+export type StoreFailureKind = "unreachable" | "rejected" | "slow";
+
+/** The store (Redis over HTTP) could not be reached, refused the call, or answered too late. */
 export class StoreUnavailableError extends Error {
   override readonly name = "StoreUnavailableError";
+  readonly kind: StoreFailureKind;
+  /**
+   * Set when a claim failed this way. The claim may have reached the store even though its answer
+   * did not come back; the guard withdraws it in the background (through `waitUntil` when given).
+   * Resolves to true once the store confirmed that no claim of this call holds the slot, false when
+   * that could not be confirmed (the slot then frees itself at `slotFreeByMs` at the latest).
+   */
+  readonly withdrawal?: Promise<boolean>;
+  /** Local time (ms) by which the slot is free again even if the withdrawal never reaches the store. */
+  readonly slotFreeByMs?: number;
 
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(
+    message: string,
+    options: {
+      cause?: unknown;
+      kind?: StoreFailureKind;
+      withdrawal?: Promise<boolean>;
+      slotFreeByMs?: number;
+    } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.kind = options.kind ?? "unreachable";
+    if (options.withdrawal) this.withdrawal = options.withdrawal;
+    if (options.slotFreeByMs !== undefined) this.slotFreeByMs = options.slotFreeByMs;
   }
 }
 

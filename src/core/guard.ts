@@ -1,6 +1,6 @@
 import { LockLostError, StoreUnavailableError } from "./errors.js";
 import { assertJobName, assertSlotId, type JobKeys, jobKeys } from "./keys.js";
-import { keepLease, type Lease } from "./lease.js";
+import { isLiveLease, keepLease, type Lease } from "./lease.js";
 import {
   effectiveRetentionMs,
   type GuardOptions,
@@ -8,9 +8,9 @@ import {
   resolveGuardOptions,
 } from "./options.js";
 import type { FailedResult, GuardResult, SkipReason, SlotState } from "./result.js";
-import { CLAIM_SCRIPT, COMPLETE_SCRIPT, STATUS_SCRIPT } from "./scripts.js";
+import { CLAIM_SCRIPT, COMPLETE_SCRIPT, STATUS_SCRIPT, WITHDRAW_SCRIPT } from "./scripts.js";
 import { slotId as isoSlotId } from "./slot.js";
-import { decodeReply, messageOf, runScript } from "./store.js";
+import { decodeReply, failureKind, messageOf, runScript } from "./store.js";
 
 /** What the job receives. */
 export interface JobContext {
@@ -75,7 +75,7 @@ export interface Guard {
 }
 
 interface ClaimReply {
-  outcome: "claimed" | "taken" | "overlap";
+  outcome: "claimed" | "taken" | "overlap" | "withdrawn";
   state: SlotState;
   pttl: number;
 }
@@ -137,6 +137,23 @@ async function withRetries<T>(untilMs: number, attempt: () => Promise<T>): Promi
       await new Promise((resolve) => setTimeout(resolve, backoffMs));
     }
   }
+}
+
+const WITHDRAW_BACKOFF_MS = 100;
+const WITHDRAW_MAX_BACKOFF_MS = 5_000;
+/** How long a withdrawal keeps trying, at least: a stalled store may run a queued claim much later. */
+const WITHDRAW_MIN_PATIENCE_MS = 30_000;
+/** How long the marker of a withdrawn claim lives, at least. */
+const WITHDRAWN_MARKER_MIN_MS = 600_000;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function asStoreError(error: unknown, what: string): StoreUnavailableError {
+  if (error instanceof StoreUnavailableError) return error;
+  return new StoreUnavailableError(`${what} failed: ${messageOf(error)}`, {
+    cause: error,
+    kind: failureKind(error),
+  });
 }
 
 function asArray<T>(value: unknown): T[] {
@@ -218,6 +235,55 @@ export function createGuard(options: GuardOptions): Guard {
         lockLost: lease.signal.aborted,
       };
     }
+  }
+
+  /**
+   * Withdraws a claim whose answer never came back (or came back too late): the claim may have run
+   * in Redis, or may still be queued there. Keeps trying, with backoff, until the store confirms;
+   * the marker it leaves makes a claim that lands even later refuse. Never rejects: false when the
+   * store could not be reached in time (the slot then frees itself when the lease ends).
+   */
+  async function withdraw(keys: JobKeys, slot: string, token: string): Promise<boolean> {
+    const giveUpAtMs = Date.now() + Math.max(config.leaseMs, WITHDRAW_MIN_PATIENCE_MS);
+    const markerTtlMs = Math.max(2 * config.leaseMs, WITHDRAWN_MARKER_MIN_MS);
+    for (let tries = 0; ; tries += 1) {
+      try {
+        await runScript(
+          redis,
+          WITHDRAW_SCRIPT,
+          [keys.slot(slot), keys.running, keys.withdrawn(token)],
+          [token, markerTtlMs],
+        );
+        return true;
+      } catch {
+        const backoffMs = Math.min(WITHDRAW_BACKOFF_MS * 2 ** tries, WITHDRAW_MAX_BACKOFF_MS);
+        if (Date.now() + backoffMs >= giveUpAtMs) return false;
+        await sleep(backoffMs);
+      }
+    }
+  }
+
+  /**
+   * A claim that cannot be trusted (no answer, or an answer later than the lease): the job must not
+   * run under it. Starts the withdrawal and says in the error what is known about the slot.
+   */
+  function abandonClaim(
+    keys: JobKeys,
+    slot: string,
+    token: string,
+    error: StoreUnavailableError,
+    sentAtMs: number,
+    runOptions: RunOptions,
+  ): StoreUnavailableError {
+    if (error.kind === "rejected") return error;
+    const withdrawal = withdraw(keys, slot, token);
+    runOptions.waitUntil?.(withdrawal);
+    return new StoreUnavailableError(error.message, {
+      cause: error.cause ?? error,
+      kind: error.kind,
+      withdrawal,
+      slotFreeByMs: sentAtMs + config.leaseMs,
+    });
   }
 
   async function complete(
@@ -305,10 +371,25 @@ export function createGuard(options: GuardOptions): Guard {
         ),
       );
     } catch (error) {
-      const warning =
-        error instanceof StoreUnavailableError
-          ? error
-          : new StoreUnavailableError(`complete failed: ${messageOf(error)}`, { cause: error });
+      const cause = asStoreError(error, "complete");
+      // Unrecorded, and the lease may have run out meanwhile: another instance may have run the
+      // slot, so this run must not claim it ran alone.
+      const lostError =
+        keeper.lost ??
+        (Date.now() >= keeper.endsAtMs
+          ? new LockLostError(
+              lease.key,
+              `lease on ${lease.key} ran out before the run could be recorded`,
+              { cause },
+            )
+          : undefined);
+      if (lostError) {
+        return failed(outcome.ok ? lostError : outcome.error, { lockLost: true, warning: cause });
+      }
+      const warning = new StoreUnavailableError(
+        `the run finished but could not be recorded (${cause.message}): the slot stays running until its lease ends at ${new Date(keeper.endsAtMs).toISOString()}, then a later delivery may run it again`,
+        { cause, kind: cause.kind, slotFreeByMs: keeper.endsAtMs },
+      );
       return outcome.ok
         ? { status: "ran", ...base, value: outcome.value, reentered: false, warning }
         : failed(outcome.error, { warning });
@@ -336,8 +417,9 @@ export function createGuard(options: GuardOptions): Guard {
     if (typeof fn !== "function") {
       throw new TypeError("run(job, slot, fn): fn must be a function");
     }
+    // Only a claim this process still holds re-enters; a kept or hand-made lease claims as usual.
     const enclosing = runOptions.lease;
-    if (enclosing && enclosing.key === keys.slot(slot)) {
+    if (isLiveLease(enclosing) && enclosing.key === keys.slot(slot)) {
       return reenter(job, slot, fn, enclosing);
     }
     const token = crypto.randomUUID();
@@ -349,7 +431,7 @@ export function createGuard(options: GuardOptions): Guard {
         await runScript(
           redis,
           CLAIM_SCRIPT,
-          [keys.slot(slot), keys.fence, keys.slotIndex, keys.running],
+          [keys.slot(slot), keys.fence, keys.slotIndex, keys.running, keys.withdrawn(token)],
           [
             token,
             config.leaseMs,
@@ -363,10 +445,38 @@ export function createGuard(options: GuardOptions): Guard {
         ),
       );
     } catch (error) {
-      const storeError =
-        error instanceof StoreUnavailableError
-          ? error
-          : new StoreUnavailableError(`claim failed: ${messageOf(error)}`, { cause: error });
+      const storeError = abandonClaim(
+        keys,
+        slot,
+        token,
+        asStoreError(error, "claim"),
+        sentAtMs,
+        runOptions,
+      );
+      // Open means "run when the store cannot be reached", not "run when the store says no".
+      if (config.onStoreError === "open" && storeError.kind !== "rejected") {
+        return runUnguarded(job, slot, fn, storeError);
+      }
+      throw storeError;
+    }
+    const elapsedMs = Date.now() - sentAtMs;
+    if (
+      reply.outcome === "withdrawn" ||
+      (reply.outcome === "claimed" && elapsedMs >= config.leaseMs)
+    ) {
+      // The lease (counted from when the claim was sent) may already have run out, and another
+      // instance may hold the slot: starting the job now could overlap it.
+      const storeError = abandonClaim(
+        keys,
+        slot,
+        token,
+        new StoreUnavailableError(
+          `the store answered the claim after ${elapsedMs} ms, later than its lease of ${config.leaseMs} ms`,
+          { kind: "slow" },
+        ),
+        sentAtMs,
+        runOptions,
+      );
       if (config.onStoreError === "open") return runUnguarded(job, slot, fn, storeError);
       throw storeError;
     }

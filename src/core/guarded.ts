@@ -1,3 +1,4 @@
+import { canonicalArguments } from "./canonical.js";
 import { createGuard, type Guard, type JobContext, type RunOptions } from "./guard.js";
 import { configErrorIn, type GuardOptions } from "./options.js";
 import type { GuardResult } from "./result.js";
@@ -9,7 +10,9 @@ export interface GuardedOptions<A extends unknown[]> extends GuardOptions {
   /**
    * Turns the call's arguments into the part of the slot that tells calls apart, like the seeds'
    * `distributed_lock:{function}:{key}:{args}`. Must return 1-128 characters of
-   * `A-Z a-z 0-9 . _ : + -`. Default: a SHA-256 digest of the JSON of the arguments.
+   * `A-Z a-z 0-9 . _ : + -`. Default: a SHA-256 digest of a canonical encoding of the arguments
+   * (object keys sorted, types kept apart, Map/Set/Date by content); arguments it cannot encode
+   * faithfully (functions, class instances, cycles) throw UnkeyableArgumentError: pass `key`.
    */
   key?: (...args: A) => string;
   /**
@@ -26,8 +29,8 @@ export interface GuardedOptions<A extends unknown[]> extends GuardOptions {
 const KEY_PART = /^[A-Za-z0-9._:+-]{1,128}$/;
 
 async function digestOfArguments(args: unknown[]): Promise<string> {
-  const json = JSON.stringify(args) ?? "undefined";
-  const bytes = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(json));
+  const text = canonicalArguments(args);
+  const bytes = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   return Array.from(new Uint8Array(bytes).slice(0, 16), (byte) =>
     byte.toString(16).padStart(2, "0"),
   ).join("");

@@ -1,4 +1,10 @@
-export { ConfigError, LockLostError, StoreUnavailableError } from "./errors.js";
+export { UnkeyableArgumentError } from "./canonical.js";
+export {
+  ConfigError,
+  LockLostError,
+  type StoreFailureKind,
+  StoreUnavailableError,
+} from "./errors.js";
 export {
   createGuard,
   type Guard,

@@ -56,6 +56,8 @@ export interface JobKeys {
   readonly runs: string;
   readonly running: string;
   readonly slotIndex: string;
+  /** Marker left when the claim with this token was withdrawn: a late copy of it must not claim. */
+  withdrawn(token: string): string;
 }
 
 export function jobKeys(prefix: string, job: string): JobKeys {
@@ -69,5 +71,6 @@ export function jobKeys(prefix: string, job: string): JobKeys {
     runs: `${base}:runs`,
     running: `${base}:running`,
     slotIndex: `${base}:slots`,
+    withdrawn: (token) => `${base}:withdrawn:${token}`,
   };
 }

@@ -40,6 +40,17 @@ interface KeeperOptions {
   claimSentAtMs: number;
 }
 
+/** Leases whose claim still holds: issued by a keeper that has neither stopped nor lost it. */
+const liveLeases = new WeakSet<Lease>();
+
+/**
+ * True while `lease` is a claim this process holds right now. A lease object kept from a finished
+ * run, one whose claim was lost, or one built by hand is not live, so it cannot re-enter.
+ */
+export function isLiveLease(lease: unknown): lease is Lease {
+  return typeof lease === "object" && lease !== null && liveLeases.has(lease as Lease);
+}
+
 /**
  * Keeps a claimed lease alive: extends it every `heartbeatMs` with a compare-and-PEXPIRE, and aborts
  * the lease's signal with a LockLostError as soon as an extension finds the key gone or foreign, or
@@ -57,9 +68,11 @@ export function keepLease(options: KeeperOptions): LeaseKeeper {
     if (timer !== undefined) clearTimeout(timer);
   };
 
+  let lease: Lease;
   const lose = (error: LockLostError) => {
     if (lost || stopped) return;
     lost = error;
+    liveLeases.delete(lease);
     cancel(heartbeatTimer);
     cancel(deadlineTimer);
     controller.abort(error);
@@ -109,27 +122,33 @@ export function keepLease(options: KeeperOptions): LeaseKeeper {
     }
   };
 
-  const scheduleHeartbeat = () => {
+  const scheduleHeartbeat = (delayMs: number) => {
     if (options.heartbeatMs === 0 || stopped || lost) return;
     heartbeatTimer = setTimeout(async () => {
       await extend();
-      scheduleHeartbeat();
-    }, options.heartbeatMs);
+      scheduleHeartbeat(options.heartbeatMs);
+    }, delayMs);
   };
 
   armDeadline(options.claimSentAtMs);
-  scheduleHeartbeat();
+  // A slow claim answer leaves less than a whole lease: the first extension comes early enough to
+  // land before the rest runs out.
+  const remainingMs = endsAtMs - Date.now();
+  scheduleHeartbeat(Math.max(0, Math.min(options.heartbeatMs, Math.floor(remainingMs / 2))));
+
+  lease = Object.freeze({
+    job: options.job,
+    slot: options.slot,
+    key: options.key,
+    token: options.token,
+    fence: options.fence,
+    signal: controller.signal,
+    extend,
+  });
+  liveLeases.add(lease);
 
   return {
-    lease: Object.freeze({
-      job: options.job,
-      slot: options.slot,
-      key: options.key,
-      token: options.token,
-      fence: options.fence,
-      signal: controller.signal,
-      extend,
-    }),
+    lease,
     get lost() {
       return lost;
     },
@@ -138,6 +157,7 @@ export function keepLease(options: KeeperOptions): LeaseKeeper {
     },
     stop() {
       stopped = true;
+      liveLeases.delete(lease);
       cancel(heartbeatTimer);
       cancel(deadlineTimer);
     },

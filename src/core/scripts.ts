@@ -36,14 +36,18 @@ end
 `;
 
 /**
- * KEYS: slot, fence, slot index, running. ARGV: token, leaseMs, nowMs, region, slotId, slotScore,
- * overlap ("skip" | "allow"), indexLength.
+ * KEYS: slot, fence, slot index, running, withdrawn marker of this token. ARGV: token, leaseMs,
+ * nowMs, region, slotId, slotScore, overlap ("skip" | "allow"), indexLength.
  * Winner: SET NX PX + INCR fence. Loser: the stored state back. Same token: our own retried claim.
  * A `released` slot (a failure under the release policy) is free: the claim replaces it.
+ * A token its caller withdrew (it gave up on the claim) never claims, however late it arrives.
  */
 export const CLAIM_SCRIPT = luaScript(
   "claim",
-  `${DECODE_STATE}local existing = redis.call('GET', KEYS[1])
+  `${DECODE_STATE}if redis.call('EXISTS', KEYS[5]) == 1 then
+  return cjson.encode({ outcome = 'withdrawn' })
+end
+local existing = redis.call('GET', KEYS[1])
 if existing then
   local state = decode(existing)
   local pttl = redis.call('PTTL', KEYS[1])
@@ -80,12 +84,22 @@ return cjson.encode({ outcome = 'claimed', state = state, pttl = tonumber(ARGV[2
  * Compare-and-set on the token; done keeps the key for the retention (never deleted on success).
  * A failure under "release" leaves a `released` record that the next claim may replace, rather than
  * deleting the key, so that a retried completion still finds its own token.
- * Idempotent: a retried completion of an already finished claim changes nothing.
+ * Idempotent: a retried completion of an already finished claim changes nothing, even when another
+ * claim has taken the released slot since (the history already holds this claim's fence).
  */
 export const COMPLETE_SCRIPT = luaScript(
   "complete",
   `${DECODE_STATE}local state = decode(redis.call('GET', KEYS[1]))
 if not state or state.token ~= ARGV[1] then
+  for _, entry in ipairs(redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 32)) do
+    local record = {}
+    local fields = entry[2]
+    for j = 1, #fields, 2 do record[fields[j]] = fields[j + 1] end
+    if record.slot == ARGV[9] and record.fence == ARGV[10] then
+      if record.status == 'lost' then return cjson.encode({ outcome = 'lost', holder = state }) end
+      return cjson.encode({ outcome = 'recorded', repeated = true })
+    end
+  end
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', 'slot', ARGV[9], 'status', 'lost',
     'fence', ARGV[10], 'region', ARGV[11], 'finishedAt', ARGV[4], 'durationMs', ARGV[5],
     'summary', ARGV[6])
@@ -110,6 +124,27 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', 'slot', ARGV[9], 'statu
   'fence', ARGV[10], 'region', ARGV[11], 'finishedAt', ARGV[4], 'durationMs', ARGV[5],
   'summary', ARGV[6])
 return cjson.encode({ outcome = 'recorded', state = state })`,
+);
+
+/**
+ * KEYS: slot, running, withdrawn marker of this token. ARGV: token, markerTtlMs.
+ * Withdraws a claim whose caller gave up waiting for its answer: deletes the slot and running keys
+ * if they hold this token's claim, and leaves a marker so that the claim, should it reach Redis only
+ * now, refuses to run. 1 when a claim was withdrawn, 0 when none was there. Idempotent.
+ */
+export const WITHDRAW_SCRIPT = luaScript(
+  "withdraw",
+  `${DECODE_STATE}local function ours(key)
+  local state = decode(redis.call('GET', key))
+  return state ~= nil and state.token == ARGV[1] and state.state == 'running'
+end
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
+if ours(KEYS[2]) then redis.call('DEL', KEYS[2]) end
+if ours(KEYS[1]) then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0`,
 );
 
 /**

@@ -76,7 +76,32 @@ export async function runScript(
 const MAX_MESSAGE_CHARS = 300;
 
 function storeError(script: LuaScript, error: unknown): StoreUnavailableError {
-  return new StoreUnavailableError(`${script.name} failed: ${messageOf(error)}`, { cause: error });
+  return new StoreUnavailableError(`${script.name} failed: ${messageOf(error)}`, {
+    cause: error,
+    kind: failureKind(error),
+  });
+}
+
+/** Redis error replies that mean "not now" rather than "no": the store is busy, loading or failing over. */
+const TRANSIENT_REPLY = /^(BUSY|LOADING|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|NOREPLICAS)\b/;
+/** A Redis error reply (`ERR ...`, `OOM ...`, `WRONGTYPE ...`) or a refusal of our credentials. */
+const REJECTION = /^([A-Z][A-Z_]+ |ERR\b)|^(Unauthorized|WRONGPASS|NOAUTH|NOPERM)/;
+
+/** How @upstash/redis words a failed command of a (possibly automatic) pipeline. */
+const PIPELINE_PREFIX = /^Command (\d+ \[ \S+ \] )?failed: /;
+
+/**
+ * `rejected` when the store answered with an error reply (it is reachable and said no: out of
+ * memory, wrong type, quota, credentials), else `unreachable` (network errors, timeouts, 5xx
+ * answers such as the bridge's "Redis unavailable"). The open store policy only covers the latter.
+ */
+export function failureKind(error: unknown): "unreachable" | "rejected" {
+  const message = (error instanceof Error ? error.message : String(error)).replace(
+    PIPELINE_PREFIX,
+    "",
+  );
+  if (TRANSIENT_REPLY.test(message)) return "unreachable";
+  return REJECTION.test(message) ? "rejected" : "unreachable";
 }
 
 /**
@@ -91,11 +116,14 @@ export function decodeReply<T>(reply: unknown): T {
 }
 
 /**
- * An error's message, cut to 300 characters: @upstash/redis appends the whole command (a script's
- * source, for EVAL) to its messages, which does not belong in an HTTP answer or a log line.
+ * An error's message without the command @upstash/redis appends to it (", command was: [...]": a
+ * script's source or arguments such as lease tokens, which belong in neither an HTTP answer nor a
+ * log line), cut to 300 characters.
  */
 export function messageOf(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
+  const full = error instanceof Error ? error.message : String(error);
+  const commandAt = full.indexOf(", command was:");
+  const message = commandAt >= 0 ? full.slice(0, commandAt) : full;
   return message.length > MAX_MESSAGE_CHARS
     ? `${message.slice(0, MAX_MESSAGE_CHARS - 1)}…`
     : message;
