@@ -30,6 +30,10 @@ const SECOND_MS = 1_000;
 const END_OF_SLOTS_MS = 253_402_300_800_000;
 const PERIOD_SAMPLE_BEFORE = 5;
 const PERIOD_SAMPLE_AFTER = 6;
+/** Longer than any ISO timestamp we take (`2026-11-23T10:05:00.123456789+01:00` is 35). */
+const MAX_SLOT_CHARS = 64;
+/** `2026-11-23T11:05:00 01:00`: a `+01:00` offset whose `+` a URL query turned into a space. */
+const SPACE_FOR_PLUS = /^\d{4}-\d{2}-\d{2}T[\d:.]+ \d{2}:?\d{2}$/i;
 const ISO_TIMESTAMP =
   /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(?:(Z)|([+-])(\d{2}):?(\d{2}))$/i;
 
@@ -111,15 +115,36 @@ export function slotFromScheduledTime(ms: number): number {
 }
 
 /**
- * An explicit slot (manual backfill), accepted only if it is exactly a fire time of the schedule.
+ * An explicit slot (manual backfill), accepted only if it is exactly a fire time of the schedule
+ * and, when `options.nowMs` is given, not later than the slot a call at that moment would derive
+ * (`nowMs + skewToleranceMs`): a future slot would run now and make the real delivery a duplicate.
+ * Any past fire time after 1970-01-01T00:00:00Z is accepted, however old.
  *
  * @param iso An ISO-8601 timestamp with a UTC offset: `2026-11-23T10:05:00Z`, `2026-11-23T10:05Z`,
- *   `2026-11-23T11:05:00+01:00`, `2026-11-23T10:05:00.000Z`.
+ *   `2026-11-23T11:05:00+01:00`, `2026-11-23T10:05:00.000Z`. At most 64 characters.
+ * @param options.nowMs The caller's clock, ms since the epoch. Without it, future slots pass.
+ * @param options.skewToleranceMs How far ahead of `nowMs` a slot may be. Default 5000.
  * @returns The fire time, milliseconds since the epoch.
- * @throws SlotError saying why: not such a timestamp, or not a fire time (with the nearest ones).
+ * @throws SlotError saying why: not such a timestamp, in the future (with the latest allowed), or
+ *   not a fire time (with the nearest ones).
  */
-export function parseExplicitSlot(iso: string, schedule: CronSchedule): number {
+export function parseExplicitSlot(
+  iso: string,
+  schedule: CronSchedule,
+  options?: { nowMs: number; skewToleranceMs?: number },
+): number {
   const ms = parseIsoTimestamp(iso);
+  if (options !== undefined) {
+    assertEpochMs("nowMs", options.nowMs);
+    const skewToleranceMs = toleranceOf(options.skewToleranceMs ?? DEFAULT_SKEW_TOLERANCE_MS);
+    const limitMs = options.nowMs + skewToleranceMs;
+    if (ms > limitMs) {
+      const latest = latestFireAtOrBefore(schedule, limitMs);
+      throw new SlotError(
+        `slot "${iso}" is in the future: ?slot= backfills past fire times; the latest allowed is ${latest === undefined ? "none" : isoSecond(latest)} (now ${isoSecond(options.nowMs)} plus ${skewToleranceMs} ms skew tolerance)`,
+      );
+    }
+  }
   const before = latestFireAtOrBefore(schedule, ms);
   if (before === ms) return ms;
   const after = schedule.cron.nextRun(new Date(ms));
@@ -257,18 +282,38 @@ function wholeSecondSlot(ms: number, what: string): number {
 type Fields = [number, number, number, number, number, number];
 
 function parseIsoTimestamp(iso: string): number {
-  const match = typeof iso === "string" ? ISO_TIMESTAMP.exec(iso) : null;
-  if (match === null) {
+  const example = "like 2026-11-23T10:05:00Z";
+  if (typeof iso !== "string") {
     throw new SlotError(
-      `slot "${String(iso)}" is not an ISO-8601 timestamp with a UTC offset, like 2026-11-23T10:05:00Z`,
+      `slot ${String(iso)} is not an ISO-8601 timestamp with a UTC offset, ${example}`,
+    );
+  }
+  if (iso.length > MAX_SLOT_CHARS) {
+    throw new SlotError(
+      `slot "${iso.slice(0, 32)}..." (${iso.length} characters) is not an ISO-8601 timestamp with a UTC offset, ${example}`,
+    );
+  }
+  const match = ISO_TIMESTAMP.exec(iso);
+  if (match === null) {
+    const why =
+      iso === ""
+        ? ": it is empty (leave ?slot= out to take the current slot)"
+        : SPACE_FOR_PLUS.test(iso)
+          ? " (a + in a URL query arrives as a space: send + as %2B)"
+          : "";
+    throw new SlotError(
+      `slot "${iso}" is not an ISO-8601 timestamp with a UTC offset, ${example}${why}`,
     );
   }
   const [, year, month, day, hour, minute, second = "0", fraction = "0", zulu, sign, offH, offM] =
     match;
   const [y, mo, d, h, mi, s] = [year, month, day, hour, minute, second].map(Number) as Fields;
   const offsetMinutes = zulu ? 0 : (sign === "-" ? -1 : 1) * (Number(offH) * 60 + Number(offM));
-  const wallMs = Date.UTC(y, mo - 1, d, h, mi, s);
-  const wall = new Date(wallMs);
+  // setUTCFullYear, not Date.UTC: Date.UTC reads years 0-99 as 1900-1999.
+  const wall = new Date(0);
+  wall.setUTCFullYear(y, mo - 1, d);
+  wall.setUTCHours(h, mi, s, 0);
+  const wallMs = wall.getTime();
   const real =
     wall.getUTCFullYear() === y &&
     wall.getUTCMonth() === mo - 1 &&
@@ -278,9 +323,13 @@ function parseIsoTimestamp(iso: string): number {
     wall.getUTCSeconds() === s &&
     Number(offH ?? 0) <= 23 &&
     Number(offM ?? 0) <= 59;
+  if (!real) throw new SlotError(`slot "${iso}" is not a real date and time`);
   const ms = wallMs - offsetMinutes * 60_000 + Number(`0.${fraction}`) * SECOND_MS;
-  if (!real || ms <= 0 || ms >= END_OF_SLOTS_MS) {
-    throw new SlotError(`slot "${iso}" is not a real date and time from 1970 to 9999`);
+  if (ms <= 0 || ms >= END_OF_SLOTS_MS) {
+    const where = ms <= 0 ? "at or before 1970-01-01T00:00:00Z" : "in the year 10000 or later";
+    throw new SlotError(
+      `slot "${iso}" is not a real date and time from 1970 to 9999: it is ${where}`,
+    );
   }
   return ms;
 }

@@ -18,16 +18,24 @@ export interface SlotSourceOptions {
 const normalize = (expr: string) => expr.trim().split(/\s+/).join(" ");
 
 /**
- * The slot of an HTTP invocation: `?slot=<ISO>` for a manual backfill (must be a fire time),
+ * The slot of an HTTP invocation: `?slot=<ISO>` for a manual backfill (must be a fire time, and
+ * not later than now + tolerance: a future slot would run now and swallow the real delivery),
  * otherwise the latest fire time of the job's cron at now + tolerance. A Vercel call says which
  * schedule fired (`x-vercel-cron-schedule`); it must be the job's, or the deployment disagrees with
  * itself and we refuse rather than guess.
  */
 export function slotForRequest(request: Request, options: SlotSourceOptions): ResolvedSlot {
   const url = new URL(request.url);
-  const explicit = url.searchParams.get("slot");
-  if (explicit !== null) {
-    return { slotMs: parseExplicitSlot(explicit, options.schedule), trigger: "manual" };
+  const explicit = url.searchParams.getAll("slot");
+  if (explicit.length > 1) {
+    throw new SlotError(`give one ?slot=, not ${explicit.length}`);
+  }
+  if (explicit[0] !== undefined) {
+    const slotMs = parseExplicitSlot(explicit[0], options.schedule, {
+      nowMs: options.nowMs,
+      skewToleranceMs: options.skewToleranceMs,
+    });
+    return { slotMs, trigger: "manual" };
   }
   const vercelSchedule = request.headers.get("x-vercel-cron-schedule");
   if (vercelSchedule !== null && normalize(vercelSchedule) !== normalize(options.cron)) {

@@ -381,6 +381,68 @@ describe("parseExplicitSlot", () => {
   });
 });
 
+describe("parseExplicitSlot: only past fire times (backfill)", () => {
+  const everyFive = parseSchedule("*/5 * * * *");
+  const now = { nowMs: at("2026-11-23T10:07:30Z"), skewToleranceMs: 5_000 };
+
+  it.each(["2026-11-24T08:00:00Z", "2026-11-23T10:10:00Z", "9999-12-31T23:55:00Z"])(
+    "rejects the future fire time %s, naming it and the latest allowed",
+    (iso) => {
+      const error = thrown(() => parseExplicitSlot(iso, everyFive, now));
+      expect(error).toBeInstanceOf(SlotError);
+      expect((error as SlotError).message).toBe(
+        `slot "${iso}" is in the future: ?slot= backfills past fire times; the latest allowed is 2026-11-23T10:05:00Z (now 2026-11-23T10:07:30Z plus 5000 ms skew tolerance)`,
+      );
+    },
+  );
+
+  it("accepts the current slot and a fire time within the skew tolerance ahead", () => {
+    expect(slotId(parseExplicitSlot("2026-11-23T10:05:00Z", everyFive, now))).toBe(
+      "2026-11-23T10:05:00Z",
+    );
+    const justBefore = { nowMs: at("2026-11-23T10:09:57Z"), skewToleranceMs: 5_000 };
+    expect(slotId(parseExplicitSlot("2026-11-23T10:10:00Z", everyFive, justBefore))).toBe(
+      "2026-11-23T10:10:00Z",
+    );
+  });
+
+  it("accepts any past fire time after the epoch, however old", () => {
+    expect(slotId(parseExplicitSlot("1970-01-01T00:05:00Z", everyFive, now))).toBe(
+      "1970-01-01T00:05:00Z",
+    );
+    expect(slotId(parseExplicitSlot("2000-02-29T23:55:00Z", everyFive, now))).toBe(
+      "2000-02-29T23:55:00Z",
+    );
+  });
+
+  it.each([
+    ["1970-01-01T00:00:00Z", /is at or before 1970-01-01T00:00:00Z/],
+    ["1969-12-31T23:55:00Z", /is at or before 1970-01-01T00:00:00Z/],
+    ["0001-01-01T00:00:00Z", /is at or before 1970-01-01T00:00:00Z/],
+    ["0099-06-01T00:00:00Z", /is at or before 1970-01-01T00:00:00Z/],
+    ["0000-01-01T00:00:00Z", /is at or before 1970-01-01T00:00:00Z/],
+  ])("rejects %s with a clear reason", (iso, reason) => {
+    expect(() => parseExplicitSlot(iso, everyFive, now)).toThrow(reason);
+  });
+
+  it("says what is wrong with an empty slot or a + that arrived as a space", () => {
+    expect(() => parseExplicitSlot("", everyFive, now)).toThrow(/is empty/);
+    expect(() => parseExplicitSlot("2026-11-23T11:05:00 01:00", everyFive, now)).toThrow(
+      /send \+ as %2B/,
+    );
+  });
+
+  it("quotes at most 64 characters of a huge value", () => {
+    const huge = `2026-11-23T10:05:00.${"0".repeat(100_000)}Z`;
+    const error = thrown(() => parseExplicitSlot(huge, everyFive, now)) as SlotError;
+    expect(error).toBeInstanceOf(SlotError);
+    expect(error.message.length).toBeLessThan(300);
+    expect(error.message).toMatch(/100021 characters/);
+    const junk = thrown(() => parseExplicitSlot("x".repeat(10_000), everyFive, now)) as SlotError;
+    expect(junk.message.length).toBeLessThan(300);
+  });
+});
+
 describe("nextFireTimes", () => {
   const everyFive = parseSchedule("*/5 * * * *");
 

@@ -17,7 +17,9 @@ async function errorOf(response: Response): Promise<unknown> {
 describe("createCronApp", () => {
   const prefix = useKeyPrefix("app");
 
-  function makeApp(options: { secret?: string | undefined; redis?: Redis } = {}) {
+  function makeApp(
+    options: { secret?: string | undefined; redis?: Redis; clock?: () => number } = {},
+  ) {
     const runs: string[] = [];
     const jobs: CronJob<Redis>[] = [
       {
@@ -40,7 +42,7 @@ describe("createCronApp", () => {
       jobs,
       redis: options.redis ?? upstash(),
       cronSecret: () => ("secret" in options ? options.secret : SECRET),
-      guard: { prefix: prefix(), clock: () => NOW },
+      guard: { prefix: prefix(), clock: options.clock ?? (() => NOW) },
     });
     return { app, runs };
   }
@@ -196,6 +198,75 @@ describe("createCronApp", () => {
       expect(typeof (await errorOf(bad))).toBe("string");
     }
     expect(runs).toEqual(["2026-11-23T09:55:00Z"]);
+  });
+
+  it("refuses a future ?slot= with 400 naming it and the latest allowed; the real delivery still runs", async () => {
+    let nowMs = NOW;
+    const { app, runs } = makeApp({ clock: () => nowMs });
+    for (const slot of ["2026-11-24T08:00:00Z", "2026-11-23T10:10:00Z", "9999-12-31T23:55:00Z"]) {
+      const future = await app.request(`/cron/tick?slot=${slot}`, {
+        method: "POST",
+        headers: auth,
+      });
+      expect(future.status, slot).toBe(400);
+      expect(await errorOf(future)).toBe(
+        `slot "${slot}" is in the future: ?slot= backfills past fire times; the latest allowed is 2026-11-23T10:05:00Z (now 2026-11-23T10:07:30Z plus 5000 ms skew tolerance)`,
+      );
+    }
+    expect(runs).toEqual([]);
+    expect(await keysWritten()).toEqual([]);
+    nowMs = Date.UTC(2026, 10, 24, 8, 0, 1);
+    const delivery = await app.request("/cron/tick", { headers: auth });
+    expect(delivery.status).toBe(200);
+    expect(delivery.headers.get("cron-guard-slot")).toBe("2026-11-24T08:00:00Z");
+  });
+
+  it("takes a ?slot= within the skew tolerance ahead: it is the slot a plain call derives", async () => {
+    const { app, runs } = makeApp({ clock: () => Date.UTC(2026, 10, 23, 10, 9, 57) });
+    const manual = await app.request("/cron/tick?slot=2026-11-23T10:10:00Z", { headers: auth });
+    expect(manual.status).toBe(200);
+    const plain = await app.request("/cron/tick", { headers: auth });
+    expect(plain.status).toBe(204);
+    expect(runs).toEqual(["2026-11-23T10:10:00Z"]);
+  });
+
+  it.each([
+    ["1970 at the epoch", "1970-01-01T00:00:00Z", /at or before 1970-01-01T00:00:00Z/],
+    ["before the epoch", "1969-12-31T23:55:00Z", /at or before 1970-01-01T00:00:00Z/],
+    ["year 0001", "0001-01-01T00:00:00Z", /at or before 1970-01-01T00:00:00Z/],
+    ["empty", "", /is empty/],
+    ["a + sent unencoded (a space)", "2026-11-23T11:05:00+01:00", /send \+ as %2B/],
+    ["a date without time", "2026-11-23", /not an ISO-8601 timestamp/],
+    ["a huge string", "9".repeat(20_000), /20000 characters/],
+  ])("answers 400 JSON to ?slot= %s, writing nothing", async (_label, slot, reason) => {
+    const { app, runs } = makeApp();
+    const response = await app.request(`/cron/tick?slot=${slot}`, { headers: auth });
+    expect(response.status).toBe(400);
+    const error = await errorOf(response);
+    expect(error).toMatch(reason);
+    expect((error as string).length).toBeLessThan(300);
+    expect(runs).toEqual([]);
+    expect(await keysWritten()).toEqual([]);
+  });
+
+  it("answers 400 to two ?slot= values, and decodes an encoded one", async () => {
+    const { app, runs } = makeApp();
+    const twice = await app.request(
+      "/cron/tick?slot=2026-11-23T09:55:00Z&slot=2026-11-23T10:00:00Z",
+      { headers: auth },
+    );
+    expect(twice.status).toBe(400);
+    expect(await errorOf(twice)).toMatch(/one \?slot=/);
+    expect(await keysWritten()).toEqual([]);
+    const encoded = await app.request(
+      `/cron/tick?slot=${encodeURIComponent("2026-11-23T10:55:00+01:00")}`,
+      { headers: auth },
+    );
+    expect(encoded.status).toBe(200);
+    expect(encoded.headers.get("cron-guard-slot")).toBe("2026-11-23T09:55:00Z");
+    const old = await app.request("/cron/tick?slot=1970-01-01T00:05:00Z", { headers: auth });
+    expect(old.status).toBe(200);
+    expect(runs).toEqual(["2026-11-23T09:55:00Z", "1970-01-01T00:05:00Z"]);
   });
 
   it.each([
