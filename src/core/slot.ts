@@ -1,4 +1,4 @@
-import { Cron } from "croner";
+import { Cron, CronPattern } from "croner";
 import { ConfigError } from "./errors.js";
 
 /** The caller gave a slot that is not valid: not a timestamp, or not a fire time of the schedule. */
@@ -220,6 +220,67 @@ export function validateSkewTolerance(
       `${skewToleranceMs} ms must be under half the shortest period of "${schedule.expression}" (${periodMs} ms), or instances could derive neighbouring slots`,
     );
   }
+}
+
+/**
+ * Whether two cron expressions mean the same schedule, however they are written: `*\/1 * * * *`
+ * and `* * * * *`, `00 08 * * *` and `0 8 * * *`, `0 8 * * MON` and `0 8 * * 1`, `7` and `0` for
+ * Sunday, `?` and `*`, `@daily` and `0 0 * * *`, `5#L` and `5L`. An expression that does not parse
+ * (see {@link parseSchedule}) means nothing and matches nothing.
+ *
+ * Compared by a canonical form, not by sampling fire times: minutes, hours and months become the
+ * sets croner expands them to (names, steps, ranges, lists, leading zeros all gone), and the days
+ * become the rule that really decides them. A wildcard day field drops out of Vixie cron's OR
+ * (`0 8 * * 1` is Mondays only), a field that covers every day makes the whole rule "every day"
+ * (`1-31` or `0-6`), `L`, `W` and `LW` stay what they are, and `#n`/`L` occurrences are
+ * normalized (the 5th occurrence is always the last; all occurrences are the plain weekday).
+ * Sampling would have to cover 400 years to be exact (weekdays against leap years) and costs
+ * far more CPU than a Worker's scheduled() should spend. The form never calls two different
+ * schedules equal; it can call two equal ones different only when they differ by a date that
+ * never exists (`0 0 30 1,2 *` vs `0 0 30 1 *`), which callers report loudly.
+ */
+export function sameSchedule(a: string, b: string): boolean {
+  const first = scheduleSignature(a);
+  return first !== undefined && first === scheduleSignature(b);
+}
+
+/** The canonical form {@link sameSchedule} compares, or undefined for an invalid expression. */
+export function scheduleSignature(expr: string): string | undefined {
+  let pattern: CronPattern;
+  try {
+    const { expression } = parseSchedule(expr);
+    pattern = new CronPattern(expression, DEFAULT_TIMEZONE, { mode: "5-part" });
+  } catch {
+    return undefined;
+  }
+  const bits = (values: readonly number[]) => values.map((v) => (v ? 1 : 0)).join("");
+  const dom = pattern.day.every(Boolean)
+    ? "*"
+    : `d${bits(pattern.day)}L${Number(pattern.lastDayOfMonth)}LW${Number(pattern.lastWeekday)}W${bits(pattern.nearestWeekdays)}`;
+  const occurrences = pattern.dayOfWeek.map(normalizedOccurrences);
+  const dow = occurrences.every((mask) => mask === ANY_OCCURRENCE) ? "*" : `w${occurrences}`;
+  let days: string;
+  if (pattern.starDOM && pattern.starDOW) days = "*";
+  else if (pattern.starDOM) days = dow;
+  else if (pattern.starDOW) days = dom;
+  else if (pattern.useAndLogic) days = dom === "*" ? dow : dow === "*" ? dom : `${dom}&${dow}`;
+  else days = dom === "*" || dow === "*" ? "*" : `${dom}|${dow}`;
+  return [pattern.second, pattern.minute, pattern.hour, pattern.month]
+    .map(bits)
+    .concat(days)
+    .join(" ");
+}
+
+/** croner's weekday masks: bits 1, 2, 4, 8, 16 for the 1st-5th occurrence, 32 for the last. */
+const ANY_OCCURRENCE = 63;
+const FIRST_FOUR = 0b1111;
+const FIFTH = 0b10000;
+const LAST = 0b100000;
+
+function normalizedOccurrences(mask: number): number {
+  const withoutFifth = mask & LAST ? mask & ~FIFTH : mask;
+  const all = (withoutFifth & FIRST_FOUR) === FIRST_FOUR && (withoutFifth & (FIFTH | LAST)) !== 0;
+  return all ? ANY_OCCURRENCE : withoutFifth;
 }
 
 /**

@@ -14,6 +14,7 @@ import {
   nextFireTimes,
   parseSchedule,
   periodMsOf,
+  scheduleSignature,
   slotFromCron,
   slotFromScheduledTime,
   slotId,
@@ -22,7 +23,7 @@ import {
 import type { GuardStore } from "../core/store.js";
 import { bearerToken, secretsEqual } from "./auth.js";
 import { type CronGuardEnv, cronGuard } from "./cron-guard/index.js";
-import { sameCron, type Trigger } from "./slot-source.js";
+import type { Trigger } from "./slot-source.js";
 
 type Bindings = Record<string, unknown>;
 
@@ -73,14 +74,38 @@ export interface ScheduledEvent {
   scheduledTime: number;
 }
 
-export interface ScheduledRun {
+/** What one job did for a scheduled event. */
+export interface JobScheduledRun {
   job: string;
   slot: string;
   result: GuardResult<unknown> | { status: "error"; error: unknown };
 }
 
+/**
+ * A scheduled event whose cron means no job's schedule (wrangler.toml and the jobs disagree):
+ * nothing ran, and it is logged with console.error.
+ */
+export interface UnmatchedScheduledRun {
+  job: null;
+  slot: string;
+  result: {
+    status: "unmatched";
+    /** The cron that fired. */
+    cron: string;
+    /** Every job's name and cron, to compare with. */
+    jobs: { name: string; cron: string }[];
+    error: string;
+  };
+}
+
+export type ScheduledRun = JobScheduledRun | UnmatchedScheduledRun;
+
 export interface CronApp extends Hono<CronGuardEnv> {
-  /** Runs every job whose cron is `event.cron` for the slot `event.scheduledTime`. */
+  /**
+   * Runs every job whose cron means `event.cron` (spelling aside: `*\/1` is `*`, `MON` is `1`) for
+   * the slot `event.scheduledTime`. A cron that means no job's schedule runs nothing, is logged with
+   * console.error and comes back as one `unmatched` entry.
+   */
   runScheduled(
     event: ScheduledEvent,
     env: Bindings,
@@ -92,6 +117,8 @@ export interface CronApp extends Hono<CronGuardEnv> {
 interface PreparedJob<TRedis extends GuardStore> {
   job: CronJob<TRedis>;
   schedule: CronSchedule;
+  /** The cron's canonical form: scheduled events match jobs by meaning. */
+  signature: string | undefined;
 }
 
 /** A job's own guard options: everything but what describes the job itself. */
@@ -156,7 +183,7 @@ export function createCronApp<TRedis extends GuardStore>(options: CronAppOptions
       validateSkewTolerance(parsed, settings.skewToleranceMs, settings.clock());
       return parsed;
     });
-    prepared.set(job.name, { job, schedule });
+    prepared.set(job.name, { job, schedule, signature: scheduleSignature(job.cron) });
   }
 
   // One store and one guard per job for as long as the platform hands us the same environment
@@ -275,8 +302,23 @@ export function createCronApp<TRedis extends GuardStore>(options: CronAppOptions
   });
 
   app.runScheduled = async (event, env, waitUntil) => {
-    const due = [...prepared.values()].filter(({ job }) => sameCron(job.cron, event.cron));
+    const fired = scheduleSignature(event.cron);
+    const due = [...prepared.values()].filter(
+      ({ signature }) => fired !== undefined && signature === fired,
+    );
     const scheduledMs = slotFromScheduledTime(event.scheduledTime);
+    if (due.length === 0) {
+      const known = [...prepared.values()].map(({ job }) => ({ name: job.name, cron: job.cron }));
+      const error = `scheduled cron ${JSON.stringify(event.cron)} matches no job${fired === undefined ? " (it is not a valid 5-field cron expression)" : ""}; nothing ran. Jobs: ${known.map(({ name, cron }) => `${name}: ${cron}`).join(", ") || "none"}. Align the platform's crons (wrangler.toml) with the jobs.`;
+      console.error(`cron-guard: ${error}`);
+      return [
+        {
+          job: null,
+          slot: slotId(scheduledMs),
+          result: { status: "unmatched", cron: event.cron, jobs: known, error },
+        },
+      ];
+    }
     return Promise.all(
       due.map(async (entry): Promise<ScheduledRun> => {
         let slot = slotId(scheduledMs);

@@ -5,8 +5,10 @@ export {
   type CronJobContext,
   createCronApp,
   type JobGuardOptions,
+  type JobScheduledRun,
   type ScheduledEvent,
   type ScheduledRun,
+  type UnmatchedScheduledRun,
 } from "./app.js";
 export {
   type CronGuardContext,

@@ -1,4 +1,10 @@
-import { type CronSchedule, parseExplicitSlot, SlotError, slotFromCron } from "../core/slot.js";
+import {
+  type CronSchedule,
+  parseExplicitSlot,
+  SlotError,
+  scheduleSignature,
+  slotFromCron,
+} from "../core/slot.js";
 
 /** How the invocation was triggered, from what the request carries. */
 export type Trigger = "scheduled" | "vercel" | "manual" | "http";
@@ -15,14 +21,12 @@ export interface SlotSourceOptions {
   skewToleranceMs: number;
 }
 
-const normalize = (expr: string) => expr.trim().split(/\s+/).join(" ");
-
 /**
  * The slot of an HTTP invocation: `?slot=<ISO>` for a manual backfill (must be a fire time, and
  * not later than now + tolerance: a future slot would run now and swallow the real delivery),
  * otherwise the latest fire time of the job's cron at now + tolerance. A Vercel call says which
- * schedule fired (`x-vercel-cron-schedule`); it must be the job's, or the deployment disagrees with
- * itself and we refuse rather than guess.
+ * schedule fired (`x-vercel-cron-schedule`); it must mean the job's schedule (spelling aside, see
+ * `sameSchedule` in core/slot.ts), or the deployment disagrees with itself and we refuse rather than guess.
  */
 export function slotForRequest(request: Request, options: SlotSourceOptions): ResolvedSlot {
   const url = new URL(request.url);
@@ -38,9 +42,9 @@ export function slotForRequest(request: Request, options: SlotSourceOptions): Re
     return { slotMs, trigger: "manual" };
   }
   const vercelSchedule = request.headers.get("x-vercel-cron-schedule");
-  if (vercelSchedule !== null && normalize(vercelSchedule) !== normalize(options.cron)) {
+  if (vercelSchedule !== null && !sameCron(vercelSchedule, options.cron)) {
     throw new SlotError(
-      `x-vercel-cron-schedule "${vercelSchedule}" is not this job's schedule "${options.cron}": align vercel.json with the job`,
+      `x-vercel-cron-schedule "${vercelSchedule.slice(0, 100)}" is not this job's schedule "${options.cron}": align vercel.json with the job`,
     );
   }
   return {
@@ -51,6 +55,20 @@ export function slotForRequest(request: Request, options: SlotSourceOptions): Re
   };
 }
 
+const MAX_REMEMBERED = 64;
+const signatures = new Map<string, string | undefined>();
+
+/** `sameSchedule` of core/slot.ts, remembering the canonical form of the last few expressions seen. */
 export function sameCron(a: string, b: string): boolean {
-  return normalize(a) === normalize(b);
+  const first = signatureOf(a);
+  return first !== undefined && first === signatureOf(b);
+}
+
+function signatureOf(expression: string): string | undefined {
+  if (expression.length > 256) return scheduleSignature(expression);
+  if (signatures.has(expression)) return signatures.get(expression);
+  const signature = scheduleSignature(expression);
+  if (signatures.size >= MAX_REMEMBERED) signatures.clear();
+  signatures.set(expression, signature);
+  return signature;
 }

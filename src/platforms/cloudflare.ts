@@ -38,6 +38,10 @@ export function toWorker(app: CronApp) {
 }
 
 function summarize(run: Awaited<ReturnType<CronApp["runScheduled"]>>[number]) {
+  if (run.job === null) {
+    const { result } = run;
+    return { job: null, slot: run.slot, status: result.status, error: result.error };
+  }
   const { result } = run;
   if (result.status === "skipped")
     return { job: run.job, slot: run.slot, status: "skipped", reason: result.reason };

@@ -1,5 +1,5 @@
 import { Redis } from "@upstash/redis";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { ConfigError } from "../../src/core/index.js";
 import { type CronAppOptions, type CronJob, createCronApp } from "../../src/hono/index.js";
 import { directRedis, upstash, useKeyPrefix } from "../support/harness.js";
@@ -16,6 +16,9 @@ async function errorOf(response: Response): Promise<unknown> {
 
 describe("createCronApp", () => {
   const prefix = useKeyPrefix("app");
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
 
   function makeApp(
     options: { secret?: string | undefined; redis?: Redis; clock?: () => number } = {},
@@ -409,7 +412,87 @@ describe("createCronApp", () => {
     const statuses = [...(a ?? []), ...(b ?? [])].map((run) => run.result.status).sort();
     expect(statuses).toEqual(["ran", "skipped"]);
     expect(runs).toEqual(["2026-11-23T10:05:00Z"]);
-    expect(await app.runScheduled({ cron: "1 2 3 4 5", scheduledTime: NOW }, {})).toEqual([]);
+  });
+
+  it("matches scheduled events to jobs by meaning: */1 is *, 00 08 is 0 8, MON is 1", async () => {
+    const ran: string[] = [];
+    const job = (name: string, cron: string): CronJob<Redis> => ({
+      name,
+      cron,
+      handler: ({ slot }) => {
+        ran.push(`${name}@${slot}`);
+      },
+    });
+    const app = createCronApp({
+      jobs: [job("minutely", "* * * * *"), job("daily", "0 8 * * *"), job("monday", "0 8 * * 1")],
+      redis: upstash(),
+      cronSecret: () => SECRET,
+      guard: { prefix: prefix(), clock: () => NOW },
+    });
+    const monday8 = Date.UTC(2026, 10, 23, 8, 0);
+    const runs = [
+      ...(await app.runScheduled({ cron: "*/1 * * * *", scheduledTime: monday8 }, {})),
+      ...(await app.runScheduled({ cron: "00 08 * * *", scheduledTime: monday8 }, {})),
+      ...(await app.runScheduled({ cron: "0 8 * * MON", scheduledTime: monday8 }, {})),
+    ];
+    expect(runs.map((run) => [run.job, run.result.status])).toEqual([
+      ["minutely", "ran"],
+      ["daily", "ran"],
+      ["monday", "ran"],
+    ]);
+    expect(ran).toEqual([
+      "minutely@2026-11-23T08:00:00Z",
+      "daily@2026-11-23T08:00:00Z",
+      "monday@2026-11-23T08:00:00Z",
+    ]);
+  });
+
+  it("reports a scheduled cron that matches no job loudly and in the result, writing nothing", async () => {
+    const { app, runs } = makeApp();
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const scheduledTime = Date.UTC(2026, 10, 23, 10, 7);
+    const result = await app.runScheduled({ cron: "7 * * * *", scheduledTime }, {});
+    expect(result).toEqual([
+      {
+        job: null,
+        slot: "2026-11-23T10:07:00Z",
+        result: {
+          status: "unmatched",
+          cron: "7 * * * *",
+          jobs: [
+            { name: "tick", cron: "*/5 * * * *" },
+            { name: "boom", cron: "0 * * * *" },
+          ],
+          error: expect.stringMatching(/"7 \* \* \* \*" matches no job/),
+        },
+      },
+    ]);
+    expect(errors).toHaveBeenCalledTimes(1);
+    const logged = String(errors.mock.calls[0]?.[0]);
+    expect(logged).toContain("7 * * * *");
+    expect(logged).toContain("tick: */5 * * * *");
+    expect(logged).toContain("boom: 0 * * * *");
+    const garbage = await app.runScheduled({ cron: "every minute", scheduledTime }, {});
+    expect(garbage[0]?.result.status).toBe("unmatched");
+    expect(runs).toEqual([]);
+    expect(await keysWritten()).toEqual([]);
+  });
+
+  it("accepts an x-vercel-cron-schedule that means the job's schedule", async () => {
+    const { app, runs } = makeApp();
+    const equivalent = await app.request("/cron/tick", {
+      headers: { ...auth, "x-vercel-cron-schedule": "0-59/5 * * * *" },
+    });
+    expect(equivalent.status).toBe(200);
+    expect(await equivalent.json()).toMatchObject({ value: { trigger: "vercel" } });
+    for (const schedule of ["*/10 * * * *", "every five minutes"]) {
+      const other = await app.request("/cron/tick", {
+        headers: { ...auth, "x-vercel-cron-schedule": schedule },
+      });
+      expect(other.status, schedule).toBe(400);
+      expect(await errorOf(other)).toMatch(/not this job's schedule/);
+    }
+    expect(runs).toEqual(["2026-11-23T10:05:00Z"]);
   });
 
   it("snaps an unaligned scheduledTime (wrangler dev) to the schedule, so HTTP triggers dedupe with it", async () => {
