@@ -62,7 +62,8 @@ export interface CronAppOptions<TRedis extends GuardStore> {
   redis: TRedis | ((env: Bindings) => TRedis);
   /**
    * The bearer secret every HTTP trigger must present. Default: `env.CRON_SECRET`, then
-   * `process.env.CRON_SECRET`. Without one, every /cron route answers 500: never open.
+   * `process.env.CRON_SECRET`. Leading and trailing whitespace is ignored (HTTP cannot carry it
+   * in a header). Without one, or with only whitespace, every /cron route answers 500: never open.
    */
   cronSecret?: (env: Bindings) => string | undefined;
   /** Deployment-wide guard options (prefix, region, clock, ...); each job may override its own. */
@@ -220,13 +221,25 @@ export function createCronApp<TRedis extends GuardStore>(options: CronAppOptions
 
   const app = new Hono<CronGuardEnv>() as CronApp;
 
-  app.get("/", (c) => c.json({ name: "cron-guard", jobs: [...prepared.keys()] }));
+  // Unauthenticated: says what answers here and nothing about the jobs (GET /cron lists them).
+  app.get("/", (c) => c.json({ name: "cron-guard" }));
 
   const requireSecret: MiddlewareHandler = async (c, next) => {
-    const expected = cronSecret(c.env ?? {});
+    // Surrounding whitespace is trimmed: a secret written from a file often ends in "\n", and no
+    // caller can send it back, because HTTP strips leading and trailing whitespace from header
+    // values (Vercel's `Authorization: Bearer <CRON_SECRET>` arrives without it). Comparing it
+    // verbatim would answer 401 to every call, Vercel's included; whitespace inside is kept.
+    const configured = cronSecret(c.env ?? {});
+    const expected = typeof configured === "string" ? configured.trim() : "";
     if (!expected) {
-      console.error("cron-guard: CRON_SECRET is not set; refusing every /cron request");
-      return jsonError(c, 500, "CRON_SECRET is not configured on this deployment; refusing to run");
+      const why =
+        typeof configured === "string" && configured !== "" ? "is only whitespace" : "is not set";
+      console.error(`cron-guard: CRON_SECRET ${why}; refusing every /cron request`);
+      return jsonError(
+        c,
+        500,
+        `CRON_SECRET is not configured on this deployment (it ${why}); refusing to run`,
+      );
     }
     const given = bearerToken(c.req.header("authorization"));
     if (given === undefined || !(await secretsEqual(given, expected))) {

@@ -19,10 +19,11 @@ export async function secretsEqual(given: string, expected: string): Promise<boo
 
 /**
  * The token of an `Authorization: Bearer <token>` header, or undefined. Everything after the
- * scheme counts (trailing whitespace aside), so a `CRON_SECRET` with spaces still matches the
- * `Bearer ${CRON_SECRET}` that Vercel sends.
+ * scheme counts, surrounding whitespace aside, so a `CRON_SECRET` with spaces inside still matches
+ * the `Bearer ${CRON_SECRET}` that Vercel sends, and one with spaces or tabs around it matches the
+ * trimmed secret the app compares with.
  */
 export function bearerToken(header: string | undefined | null): string | undefined {
-  const match = /^Bearer +(\S(?:.*\S)?)\s*$/i.exec(header ?? "");
+  const match = /^Bearer[ \t]+(\S(?:.*\S)?)\s*$/i.exec(header ?? "");
   return match?.[1];
 }

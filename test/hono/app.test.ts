@@ -288,6 +288,57 @@ describe("createCronApp", () => {
     expect(await keysWritten()).toEqual([]);
   });
 
+  it.each([
+    ["a trailing newline (a secrets file)", "s3cret\n"],
+    ["surrounding spaces and tabs", " \ts3cret \r\n"],
+  ])(
+    "takes a CRON_SECRET with %s: trimmed, as Vercel's header can carry no such whitespace",
+    async (_label, raw) => {
+      const runs: string[] = [];
+      const app = createCronApp({
+        jobs: [{ name: "tick", cron: "*/5 * * * *", handler: ({ slot }) => runs.push(slot) }],
+        redis: upstash(),
+        guard: { prefix: prefix(), clock: () => NOW },
+      });
+      const env = { CRON_SECRET: raw };
+      const vercel = await app.request(
+        "/cron/tick",
+        { headers: { authorization: `Bearer ${raw}`, "x-vercel-cron-schedule": "*/5 * * * *" } },
+        env,
+      );
+      expect(vercel.status).toBe(200);
+      const trimmed = await app.request(
+        "/cron",
+        { headers: { authorization: "Bearer s3cret" } },
+        env,
+      );
+      expect(trimmed.status).toBe(200);
+      const wrong = await app.request("/cron", { headers: { authorization: "Bearer s3cre" } }, env);
+      expect(wrong.status).toBe(401);
+      expect(runs).toEqual(["2026-11-23T10:05:00Z"]);
+    },
+  );
+
+  it("treats a CRON_SECRET of only whitespace as not configured: 500 naming it, nothing written", async () => {
+    const { app, runs } = makeApp({ secret: " \n" });
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const response = await app.request("/cron/tick", { headers: { authorization: "Bearer x" } });
+    expect(response.status).toBe(500);
+    expect(await errorOf(response)).toMatch(/CRON_SECRET is not configured/);
+    expect(errors).toHaveBeenCalled();
+    expect(runs).toEqual([]);
+    expect(await keysWritten()).toEqual([]);
+  });
+
+  it("says only its name on GET / without authentication: no job names", async () => {
+    const { app } = makeApp();
+    const response = await app.request("/");
+    expect(response.status).toBe(200);
+    const text = await response.text();
+    expect(JSON.parse(text)).toEqual({ name: "cron-guard" });
+    expect(text).not.toMatch(/tick|boom/);
+  });
+
   it("refuses to run at all when CRON_SECRET is not configured", async () => {
     const { app, runs } = makeApp({ secret: undefined });
     const response = await app.request("/cron/tick", { headers: auth });
