@@ -1,0 +1,724 @@
+/**
+ * Model-based property test of the claim protocol against a real redis-server.
+ *
+ * fast-check generates a scenario: a lease, a few slots of one job, and many deliveries (instances)
+ * that arrive at random times with skewed clocks, run jobs of random length that may throw or crash,
+ * retry after a store error, and talk to Redis through a FaultyStore that fails calls before sending,
+ * loses answers of commands that ran, delays commands (so they land after the caller gave up) and
+ * delays answers. Once every fault is over, one fresh delivery per slot checks that nothing stayed
+ * stranded. A ledger records, with real timestamps, every job body (start, end, abort, crash, fence),
+ * every result and thrown error, and every command as Redis saw it; each promise of DESIGN.md §3 is
+ * then checked against that ledger:
+ *  1. at most one successful run per slot, unless the earlier ones admit a lost lease;
+ *  2. no two bodies of a slot run while both believe they hold the lease; no body starts on a claim
+ *     whose lease had already run out;
+ *  3. no stranded slot: a fresh delivery after the faults runs or finds the slot finished, and no
+ *     delivery is told `running` by a holder that had already given up without being stopped by a fault;
+ *  4. results tell the truth (ran / failed / skipped / thrown match what the body did; lockLost only
+ *     when the lease really was lost; fences increase in claim order).
+ */
+import fc from "fast-check";
+import { createClient } from "redis";
+import { afterAll, beforeAll, describe, inject, it } from "vitest";
+import {
+  createGuard,
+  type Guard,
+  type GuardResult,
+  LockLostError,
+  StoreUnavailableError,
+} from "../../src/core/index.js";
+import {
+  CLAIM_SCRIPT,
+  COMPLETE_SCRIPT,
+  EXTEND_SCRIPT,
+  type LuaScript,
+  STATUS_SCRIPT,
+} from "../../src/core/scripts.js";
+import { type CallRecord, type Fault, FaultyStore } from "../support/faulty-store.js";
+import { uniquePrefix } from "../support/harness.js";
+
+const RUNS = Number(process.env.PROPERTY_RUNS ?? 25);
+const TIME_LIMIT_MS = Number(process.env.PROPERTY_TIME_LIMIT_MS ?? 150_000);
+const MAX_DELIVERIES = 10;
+const MAX_SLOTS = 3;
+const JOB = "prop";
+const BASE_SLOT = Date.UTC(2026, 10, 25, 12, 0);
+/** Timer and event-loop slack when comparing two local timestamps (ms). */
+const TOLERANCE_MS = 8;
+
+const now = () => performance.now();
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ---------------------------------------------------------------------------------------------
+// Scenario
+// ---------------------------------------------------------------------------------------------
+
+interface Delivery {
+  slot: number;
+  /** Arrival after the case starts, in % of the lease. */
+  atPct: number;
+  /** Offset of this instance's guard clock (ms). */
+  skewMs: number;
+  /** Job duration in % of the lease (0..200). */
+  durationPct: number;
+  throws: boolean;
+  /** The job stops when its signal aborts (else it ignores the signal). */
+  respectsSignal: boolean;
+  /** The process dies this long (% of lease) after the body started: no end, no more store calls. */
+  crashPct: number | null;
+  /** Retries after a thrown StoreUnavailableError (a platform retry: new invocation, new token). */
+  retries: number;
+  /** Faults for the instance's store calls, in call order; none once it runs out. */
+  plan: Fault[];
+}
+
+interface Scenario {
+  leaseMs: number;
+  slots: number;
+  onFailure: "release" | "keep";
+  /** Client timeout of every faulty store (ms), or none. */
+  timeoutMs: number | null;
+  deliveries: Delivery[];
+}
+
+const faultArb = (leaseMs: number): fc.Arbitrary<Fault> =>
+  fc.oneof(
+    { arbitrary: fc.constant<Fault>({ kind: "ok" }), weight: 5 },
+    { arbitrary: fc.constant<Fault>({ kind: "failBefore" }), weight: 1 },
+    { arbitrary: fc.constant<Fault>({ kind: "loseAnswer" }), weight: 2 },
+    {
+      arbitrary: fc
+        .integer({ min: 0, max: 2 * leaseMs })
+        .map((ms): Fault => ({ kind: "delaySend", ms })),
+      weight: 1,
+    },
+    {
+      arbitrary: fc
+        .integer({ min: 0, max: 2 * leaseMs })
+        .map((ms): Fault => ({ kind: "delayAnswer", ms })),
+      weight: 1,
+    },
+  );
+
+const scenarioArb: fc.Arbitrary<Scenario> = fc
+  .record({
+    leaseMs: fc.integer({ min: 150, max: 300 }),
+    slots: fc.integer({ min: 1, max: MAX_SLOTS }),
+    onFailure: fc.constantFrom<"release" | "keep">("release", "keep"),
+    timeoutPct: fc.option(fc.integer({ min: 50, max: 200 }), { nil: null, freq: 2 }),
+  })
+  .chain(({ leaseMs, slots, onFailure, timeoutPct }) =>
+    fc
+      .array(
+        fc.record({
+          slot: fc.integer({ min: 0, max: slots - 1 }),
+          atPct: fc.integer({ min: 0, max: 200 }),
+          skewMs: fc.integer({ min: -2_000, max: 2_000 }),
+          durationPct: fc.integer({ min: 0, max: 200 }),
+          throws: fc.boolean(),
+          respectsSignal: fc.boolean(),
+          crashPct: fc.option(fc.integer({ min: 0, max: 150 }), { nil: null, freq: 6 }),
+          retries: fc.integer({ min: 0, max: 2 }),
+          plan: fc.array(faultArb(leaseMs), { maxLength: 6 }),
+        }),
+        { minLength: 1, maxLength: MAX_DELIVERIES },
+      )
+      .map(
+        (deliveries): Scenario => ({
+          leaseMs,
+          slots,
+          onFailure,
+          timeoutMs: timeoutPct === null ? null : Math.round((timeoutPct * leaseMs) / 100),
+          deliveries,
+        }),
+      ),
+  );
+
+// ---------------------------------------------------------------------------------------------
+// Ledger
+// ---------------------------------------------------------------------------------------------
+
+class JobError extends Error {
+  override readonly name = "JobError";
+}
+
+interface Body {
+  attempt: string;
+  slot: number;
+  fence: number | null;
+  start: number;
+  end?: number;
+  threw?: unknown;
+  value?: string;
+  abortedAt?: number;
+  crashedAt?: number;
+}
+
+interface Attempt {
+  id: string;
+  slot: number;
+  fresh: boolean;
+  calledAt: number;
+  settledAt?: number;
+  result?: GuardResult<string>;
+  thrown?: unknown;
+  crashed: boolean;
+}
+
+interface Ledger {
+  scenario: Scenario;
+  bodies: Body[];
+  attempts: Attempt[];
+  calls: CallRecord[];
+  /** When the last faulty call was answered or gave up (ms, ledger clock). */
+  faultsOverAt: number;
+}
+
+let redis: ReturnType<typeof createClient>;
+const names = new Map<string, string>();
+const totals = { cases: 0, deliveries: 0, attempts: 0, calls: 0, faults: 0, ms: 0 };
+
+beforeAll(async () => {
+  redis = createClient({ url: inject("redisUrl"), RESP: 2 });
+  redis.on("error", () => {});
+  await redis.connect();
+  const scripts: LuaScript[] = [CLAIM_SCRIPT, COMPLETE_SCRIPT, EXTEND_SCRIPT, STATUS_SCRIPT];
+  for (const script of scripts) {
+    names.set(await script.sha1(), script.name);
+    names.set(script.source, script.name);
+    await redis.sendCommand(["SCRIPT", "LOAD", script.source]);
+  }
+});
+
+afterAll(async () => {
+  console.log(
+    `claim protocol: ${totals.cases} cases, ${totals.deliveries} deliveries, ${totals.attempts} run calls, ` +
+      `${totals.calls} store calls (${totals.faults} faulted), ${(totals.ms / 1000).toFixed(1)} s of cases`,
+  );
+  redis?.destroy();
+});
+
+async function deleteKeys(prefix: string): Promise<void> {
+  for await (const keys of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) {
+    if (keys.length > 0) await redis.del(keys);
+  }
+}
+
+const slotTime = (slot: number) => BASE_SLOT + slot * 60_000;
+
+async function simulate(scenario: Scenario): Promise<Ledger> {
+  const caseStart = now();
+  const prefix = uniquePrefix("claim-prop");
+  const { leaseMs } = scenario;
+  const calls: CallRecord[] = [];
+  const bodies: Body[] = [];
+  const attempts: Attempt[] = [];
+  const stores: FaultyStore[] = [];
+  let endCase: () => void = () => {};
+  const caseOver = new Promise<void>((resolve) => {
+    endCase = resolve;
+  });
+
+  const makeGuard = (store: FaultyStore, skewMs: number): Guard =>
+    createGuard({
+      redis: store,
+      prefix,
+      leaseMs,
+      heartbeatMs: Math.floor(leaseMs / 3),
+      onFailure: scenario.onFailure,
+      onStoreError: "closed",
+      clock: () => Date.now() + skewMs,
+      region: "p",
+    });
+
+  /** One run call; resolves when it settles or when its process crashes. */
+  const attemptRun = async (
+    guard: Guard,
+    store: FaultyStore,
+    id: string,
+    slot: number,
+    delivery: Pick<Delivery, "durationPct" | "throws" | "respectsSignal" | "crashPct">,
+    fresh: boolean,
+  ): Promise<Attempt> => {
+    store.label = id;
+    const attempt: Attempt = { id, slot, fresh, calledAt: now(), crashed: false };
+    attempts.push(attempt);
+    let crashed: () => void = () => {};
+    const crash = new Promise<void>((resolve) => {
+      crashed = resolve;
+    });
+    const durationMs = Math.round((delivery.durationPct * leaseMs) / 100);
+    const crashAfterMs =
+      delivery.crashPct === null ? null : Math.round((delivery.crashPct * leaseMs) / 100);
+    const run = guard
+      .run(JOB, slotTime(slot), async ({ signal, fence }) => {
+        const body: Body = { attempt: id, slot, fence, start: now() };
+        bodies.push(body);
+        if (signal.aborted) body.abortedAt = body.start;
+        signal.addEventListener("abort", () => {
+          body.abortedAt ??= now();
+        });
+        const crashes = crashAfterMs !== null && crashAfterMs <= durationMs;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, crashes ? crashAfterMs : durationMs);
+          if (delivery.respectsSignal) {
+            signal.addEventListener("abort", () => {
+              clearTimeout(timer);
+              resolve();
+            });
+          }
+        });
+        if (delivery.respectsSignal && signal.aborted) {
+          body.end = now();
+          body.threw = signal.reason;
+          throw signal.reason;
+        }
+        if (crashes) {
+          body.crashedAt = now();
+          attempt.crashed = true;
+          store.kill();
+          crashed();
+          await caseOver;
+          throw new Error("the process crashed");
+        }
+        body.end = now();
+        if (delivery.throws) {
+          const error = new JobError(`job ${id} threw`);
+          body.threw = error;
+          throw error;
+        }
+        body.value = id;
+        return id;
+      })
+      .then(
+        (result) => {
+          if (!attempt.crashed) {
+            attempt.result = result;
+            attempt.settledAt = now();
+          }
+        },
+        (error: unknown) => {
+          if (!attempt.crashed) {
+            attempt.thrown = error;
+            attempt.settledAt = now();
+          }
+        },
+      );
+    await Promise.race([run, crash]);
+    return attempt;
+  };
+
+  try {
+    await Promise.all(
+      scenario.deliveries.map(async (delivery, index) => {
+        const store = new FaultyStore({
+          redis,
+          plan: delivery.plan,
+          log: calls,
+          timeoutMs: scenario.timeoutMs,
+          names,
+        });
+        stores.push(store);
+        const guard = makeGuard(store, delivery.skewMs);
+        await sleep(Math.round((delivery.atPct * leaseMs) / 100));
+        for (let retry = 0; retry <= delivery.retries; retry += 1) {
+          const attempt = await attemptRun(
+            guard,
+            store,
+            `d${index}.${retry}`,
+            delivery.slot,
+            delivery,
+            false,
+          );
+          if (attempt.crashed || !(attempt.thrown instanceof StoreUnavailableError)) break;
+          await sleep(Math.round(leaseMs / 5));
+        }
+      }),
+    );
+    // Every command that was sent or is still travelling lands; then one more lease lets any
+    // claim whose holder is gone (crashed, gave up) run out in Redis.
+    await Promise.all(stores.map((store) => store.drain()));
+    const faultsOverAt = now();
+    await sleep(leaseMs + 50);
+    await Promise.all(
+      Array.from({ length: scenario.slots }, (_, slot) => {
+        const store = new FaultyStore({ redis, plan: [], log: calls, names });
+        return attemptRun(
+          makeGuard(store, 0),
+          store,
+          `fresh${slot}`,
+          slot,
+          { durationPct: 0, throws: false, respectsSignal: true, crashPct: null },
+          true,
+        );
+      }),
+    );
+    totals.cases += 1;
+    totals.deliveries += scenario.deliveries.length;
+    totals.attempts += attempts.length;
+    totals.calls += calls.length;
+    totals.faults += calls.filter((call) => call.fault.kind !== "ok").length;
+    totals.ms += now() - caseStart;
+    return { scenario, bodies, attempts, calls, faultsOverAt };
+  } finally {
+    endCase();
+    for (const store of stores) store.release();
+    await sleep(5);
+    await deleteKeys(prefix).catch(() => undefined);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The promises
+// ---------------------------------------------------------------------------------------------
+
+const fmt = (ms: number | undefined) => (ms === undefined ? "-" : ms.toFixed(1));
+
+function describeAttempt(attempt: Attempt | undefined): string {
+  if (!attempt) return "(no attempt)";
+  if (attempt.crashed) return `${attempt.id}: crashed`;
+  if (attempt.thrown !== undefined) {
+    const error = attempt.thrown as Error;
+    return `${attempt.id}: threw ${error?.name}: ${error?.message}`;
+  }
+  const result = attempt.result;
+  if (!result) return `${attempt.id}: pending`;
+  switch (result.status) {
+    case "ran":
+      return `${attempt.id}: ran fence ${result.fence}${result.warning ? " (warning)" : ""}`;
+    case "skipped":
+      return `${attempt.id}: skipped ${result.reason} (holder fence ${result.holder?.fence})`;
+    case "failed":
+      return `${attempt.id}: failed ${(result.error as Error)?.name} lockLost=${result.lockLost}`;
+  }
+}
+
+function describeBody(body: Body): string {
+  return `${body.attempt}[fence ${body.fence} ${fmt(body.start)}..${fmt(body.end ?? body.crashedAt)}${
+    body.abortedAt !== undefined ? ` aborted@${fmt(body.abortedAt)}` : ""
+  }${body.crashedAt !== undefined ? " crashed" : ""}]`;
+}
+
+/** A result that says another instance may have run the slot too. */
+function admitsLostLease(attempt: Attempt | undefined): boolean {
+  const result = attempt?.result;
+  if (!result) return false;
+  if (result.status === "failed") return result.lockLost;
+  if (result.status === "ran") return result.warning !== undefined;
+  return false;
+}
+
+function slotsOf(ledger: Ledger): number[] {
+  return Array.from({ length: ledger.scenario.slots }, (_, slot) => slot);
+}
+
+function byId(ledger: Ledger): Map<string, Attempt> {
+  return new Map(ledger.attempts.map((attempt) => [attempt.id, attempt]));
+}
+
+function callsOf(ledger: Ledger, attemptId: string, script: string): CallRecord[] {
+  return ledger.calls.filter((call) => call.label === attemptId && call.script === script);
+}
+
+function parsed(call: CallRecord): Record<string, unknown> | undefined {
+  if (typeof call.reply !== "string") return undefined;
+  try {
+    return JSON.parse(call.reply) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Promise 1: at most one successful run per slot, unless the earlier ones admit a lost lease. */
+function checkOneSuccessfulRun(ledger: Ledger): string[] {
+  const attempts = byId(ledger);
+  const violations: string[] = [];
+  for (const slot of slotsOf(ledger)) {
+    const succeeded = ledger.bodies
+      .filter(
+        (body) =>
+          body.slot === slot &&
+          body.end !== undefined &&
+          body.threw === undefined &&
+          body.crashedAt === undefined,
+      )
+      .sort((a, b) => a.start - b.start);
+    for (const body of succeeded.slice(0, -1)) {
+      const attempt = attempts.get(body.attempt);
+      if (!admitsLostLease(attempt)) {
+        violations.push(
+          `P1 slot ${slot}: ${succeeded.length} successful runs (${succeeded.map(describeBody).join(", ")}), ` +
+            `but earlier ${describeAttempt(attempt)} does not admit a lost lease`,
+        );
+      }
+    }
+  }
+  return violations;
+}
+
+/** Promise 2: no two believing holders at once; no body starts on an expired claim. */
+function checkMutualExclusion(ledger: Ledger): string[] {
+  const violations: string[] = [];
+  const { leaseMs } = ledger.scenario;
+  const believedUntil = (body: Body) =>
+    Math.min(body.end ?? Infinity, body.abortedAt ?? Infinity, body.crashedAt ?? Infinity);
+  for (const slot of slotsOf(ledger)) {
+    const bodies = ledger.bodies
+      .filter((body) => body.slot === slot)
+      .sort((a, b) => a.start - b.start);
+    for (let i = 0; i < bodies.length; i += 1) {
+      for (let j = i + 1; j < bodies.length; j += 1) {
+        const [first, second] = [bodies[i] as Body, bodies[j] as Body];
+        const secondBelieves = (second.abortedAt ?? Infinity) > second.start;
+        if (secondBelieves && second.start + TOLERANCE_MS < believedUntil(first)) {
+          violations.push(
+            `P2 slot ${slot}: ${describeBody(second)} started while ${describeBody(first)} still held the lease`,
+          );
+        }
+      }
+    }
+  }
+  for (const body of ledger.bodies) {
+    if (body.attempt.startsWith("fresh")) continue;
+    const claims = callsOf(ledger, body.attempt, "claim").filter(
+      (call) => parsed(call)?.outcome === "claimed" && call.repliedAt !== undefined,
+    );
+    const first = claims.sort((a, b) => (a.repliedAt ?? 0) - (b.repliedAt ?? 0))[0];
+    if (first?.repliedAt !== undefined && body.start > first.repliedAt + leaseMs + TOLERANCE_MS) {
+      violations.push(
+        `P2 slot ${body.slot}: ${describeBody(body)} started ${fmt(body.start - first.repliedAt)} ms after ` +
+          `Redis answered its claim (lease ${leaseMs} ms, answer fault ${JSON.stringify(first.fault)}): ` +
+          "the lease had run out before the job began",
+      );
+    }
+  }
+  return violations;
+}
+
+/** Promise 3: no stranded slot. */
+function checkNoStrandedSlot(ledger: Ledger): string[] {
+  const violations: string[] = [];
+  const attempts = byId(ledger);
+  for (const attempt of ledger.attempts.filter((a) => a.fresh)) {
+    const result = attempt.result;
+    const ok =
+      result !== undefined &&
+      (result.status === "ran" ||
+        (result.status === "skipped" &&
+          (result.reason === "done" ||
+            (result.reason === "failed" && ledger.scenario.onFailure === "keep"))));
+    if (!ok) {
+      violations.push(
+        `P3 slot ${attempt.slot}: fresh delivery ${fmt(attempt.calledAt - ledger.faultsOverAt)} ms after the ` +
+          `last fault got ${describeAttempt(attempt)}`,
+      );
+    }
+  }
+  const claimByToken = new Map<string, CallRecord>();
+  for (const call of ledger.calls) {
+    const token = call.args[0];
+    if (call.script === "claim" && token !== undefined && !claimByToken.has(token)) {
+      claimByToken.set(token, call);
+    }
+  }
+  for (const attempt of ledger.attempts) {
+    const result = attempt.result;
+    if (result?.status !== "skipped" || result.reason !== "running") continue;
+    const token = result.holder?.token;
+    const holderClaim = token === undefined ? undefined : claimByToken.get(token);
+    if (!holderClaim) continue;
+    const holder = attempts.get(holderClaim.label);
+    if (!holder || holder.crashed || holder.settledAt === undefined) continue;
+    const ownClaim = callsOf(ledger, attempt.id, "claim")[0];
+    if (!ownClaim || holder.settledAt >= ownClaim.calledAt) continue;
+    // The holder had given up before this delivery asked. Excused only when the holder tried to
+    // clean up (a later store call) and a fault stopped it, or the cleanup ran before its claim
+    // landed (a claim delayed past the caller's timeout).
+    const claimLanded = holderClaim.sentAt ?? Infinity;
+    const excused = ledger.calls.some(
+      (call) =>
+        call.label === holder.id &&
+        call.seq > holderClaim.seq &&
+        (call.fault.kind !== "ok" ||
+          call.outcome === "timeout" ||
+          (call.repliedAt !== undefined && call.repliedAt <= claimLanded)),
+    );
+    if (!excused) {
+      violations.push(
+        `P3 slot ${attempt.slot}: ${describeAttempt(attempt)} at ${fmt(ownClaim.calledAt)}, but the holder ` +
+          `${describeAttempt(holder)} had given up at ${fmt(holder.settledAt)} ` +
+          `(its claim: fault ${JSON.stringify(holderClaim.fault)}, caller saw ${holderClaim.outcome}) ` +
+          "and left the slot running",
+      );
+    }
+  }
+  return violations;
+}
+
+/** Promise 4: results tell the truth. */
+function checkTruthfulResults(ledger: Ledger): string[] {
+  const violations: string[] = [];
+  const bodyOf = new Map(ledger.bodies.map((body) => [body.attempt, body]));
+  for (const attempt of ledger.attempts) {
+    if (attempt.crashed) continue;
+    const body = bodyOf.get(attempt.id);
+    const say = (text: string) =>
+      violations.push(
+        `P4 ${describeAttempt(attempt)}: ${text}; body ${body ? describeBody(body) : "none"}`,
+      );
+    const completes = callsOf(ledger, attempt.id, "complete");
+    const outcomes = (calls: CallRecord[]) =>
+      calls.map((call) => parsed(call)?.outcome).filter((outcome) => outcome !== undefined);
+    // Recorded at any time: the lease held until the completion landed.
+    const recorded = outcomes(completes).includes("recorded");
+    // Found lost by a completion that ran before the result was returned: the result came back
+    // after the lease was gone, whether or not the caller saw that answer.
+    const before = outcomes(
+      completes.filter(
+        (call) => call.repliedAt !== undefined && call.repliedAt <= (attempt.settledAt ?? 0),
+      ),
+    );
+    const lostInStore = before.length > 0 && !before.includes("recorded") && !recorded;
+    if (attempt.thrown !== undefined) {
+      if (!(attempt.thrown instanceof StoreUnavailableError)) say("run threw something else");
+      if (body) say("threw StoreUnavailableError although the job body ran");
+      continue;
+    }
+    const result = attempt.result;
+    if (!result) {
+      say("never settled");
+      continue;
+    }
+    if (result.status === "skipped") {
+      if (body) say("skipped although the job body ran");
+      continue;
+    }
+    if (!body) {
+      say(`${result.status} although the job body never ran`);
+      continue;
+    }
+    if (result.fence !== body.fence) say(`fence ${result.fence} differs from the body's`);
+    const abortedWhileRunning =
+      body.abortedAt !== undefined && body.abortedAt <= (body.end ?? Infinity);
+    if (result.status === "ran") {
+      if (body.end === undefined || body.threw !== undefined)
+        say("ran but the body did not finish");
+      if (result.value !== body.value) say("ran with a value the body did not return");
+      if (abortedWhileRunning && !recorded) {
+        say("ran although its signal reported the lease lost and no completion was recorded");
+      }
+      if (lostInStore) say("ran although the store found the lease lost at completion");
+      continue;
+    }
+    if (result.lockLost) {
+      if (recorded && !abortedWhileRunning) {
+        say("lockLost although the lease held: the store recorded its completion");
+      }
+    } else {
+      if (abortedWhileRunning) say("lockLost=false although the signal aborted while the job ran");
+      if (lostInStore) say("lockLost=false although the store found the lease lost at completion");
+    }
+    if (result.error instanceof JobError && result.error !== body.threw) {
+      say("failed with a job error the body did not throw");
+    }
+    if (result.error instanceof LockLostError && !result.lockLost) {
+      say("failed with LockLostError but lockLost=false");
+    }
+    if (!(result.error instanceof JobError) && !(result.error instanceof LockLostError)) {
+      say(`failed with an unexpected error ${String(result.error)}`);
+    }
+  }
+  const fences = ledger.bodies.map((body) => body.fence);
+  if (new Set(fences).size !== fences.length) {
+    violations.push(`P4 fences handed out twice: ${ledger.bodies.map(describeBody).join(", ")}`);
+  }
+  for (const slot of slotsOf(ledger)) {
+    const bodies = ledger.bodies
+      .filter((body) => body.slot === slot)
+      .sort((a, b) => a.start - b.start);
+    for (let i = 1; i < bodies.length; i += 1) {
+      const [before, after] = [bodies[i - 1] as Body, bodies[i] as Body];
+      if ((after.fence ?? 0) <= (before.fence ?? 0)) {
+        violations.push(
+          `P4 slot ${slot}: fences do not increase in claim order: ${describeBody(before)} then ${describeBody(after)}`,
+        );
+      }
+    }
+  }
+  return violations;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties
+// ---------------------------------------------------------------------------------------------
+
+function holds(check: (ledger: Ledger) => string[]) {
+  return fc.asyncProperty(scenarioArb, async (scenario) => {
+    const ledger = await simulate(scenario);
+    const violations = check(ledger);
+    if (process.env.PROPERTY_DEBUG) {
+      console.log(
+        [
+          ...ledger.attempts.map(describeAttempt),
+          ...ledger.bodies.map(describeBody),
+          ...ledger.calls.map(
+            (call) =>
+              `${call.label}#${call.seq} ${call.script} ${JSON.stringify(call.fault)} ${call.outcome} ` +
+              `${fmt(call.calledAt)}/${fmt(call.sentAt)}/${fmt(call.repliedAt)} ${String(call.reply).slice(0, 120)}`,
+          ),
+        ].join("\n"),
+      );
+    }
+    if (violations.length > 0) {
+      throw new Error(`${violations.length} violation(s):\n${violations.join("\n")}`);
+    }
+  });
+}
+
+const EXAMPLES: [Scenario][] = process.env.PROPERTY_EXAMPLE
+  ? [[JSON.parse(process.env.PROPERTY_EXAMPLE) as Scenario]]
+  : [];
+
+const assertOptions = {
+  numRuns: RUNS,
+  plugins: [fc.interruptAfterTimeLimit(TIME_LIMIT_MS)],
+  examples: EXAMPLES,
+  ...(process.env.PROPERTY_SEED ? { seed: Number(process.env.PROPERTY_SEED) } : {}),
+  ...(process.env.PROPERTY_PATH ? { path: process.env.PROPERTY_PATH } : {}),
+};
+
+describe(`claim protocol under injected faults (${RUNS} cases × up to ${MAX_DELIVERIES} deliveries, ${MAX_SLOTS} slots, 6 faults each)`, () => {
+  const timeout = TIME_LIMIT_MS + 60_000;
+
+  it.concurrent(
+    "1. at most one successful run per slot unless the earlier runs admit a lost lease",
+    async () => {
+      await fc.assert(holds(checkOneSuccessfulRun), assertOptions);
+    },
+    timeout,
+  );
+
+  it.concurrent(
+    "2. no two job bodies of a slot run while both hold the lease; none starts on an expired claim",
+    async () => {
+      await fc.assert(holds(checkMutualExclusion), assertOptions);
+    },
+    timeout,
+  );
+
+  it.concurrent(
+    "3. no slot is stranded once the faults are over",
+    async () => {
+      await fc.assert(holds(checkNoStrandedSlot), assertOptions);
+    },
+    timeout,
+  );
+
+  it.concurrent(
+    "4. results tell the truth: ran, failed, skipped and thrown match what the job did",
+    async () => {
+      await fc.assert(holds(checkTruthfulResults), assertOptions);
+    },
+    timeout,
+  );
+});
