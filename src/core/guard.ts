@@ -1,3 +1,9 @@
+import {
+  type DistributeOptions,
+  type DistributeResult,
+  distribute,
+  type Task,
+} from "./distribute.js";
 import { LockLostError, StoreUnavailableError } from "./errors.js";
 import { assertJobName, assertSlotId, type JobKeys, jobKeys } from "./keys.js";
 import { isLiveLease, keepLease, type Lease } from "./lease.js";
@@ -72,6 +78,17 @@ export interface Guard {
   ): Promise<GuardResult<T>>;
   /** The latest slots and runs of a job, in one round trip. */
   status(job: string, options?: { slots?: number; runs?: number }): Promise<JobStatus>;
+  /**
+   * Shares a slot's tasks among every instance that calls this with the same list: each task (its
+   * id is the job name) runs once, the work spreads over the callers, and tasks of a caller that
+   * crashed are taken over when their lease ends. See DistributeResult.
+   */
+  distribute<T extends Task>(
+    slot: number | Date | string,
+    tasks: readonly T[],
+    fn: (task: T, context: JobContext) => unknown,
+    options?: DistributeOptions,
+  ): Promise<DistributeResult>;
 }
 
 interface ClaimReply {
@@ -540,5 +557,16 @@ export function createGuard(options: GuardOptions): Guard {
     };
   }
 
-  return Object.freeze({ options: config, run, status });
+  const guard: Guard = Object.freeze({
+    options: config,
+    run,
+    status,
+    distribute: <T extends Task>(
+      slot: number | Date | string,
+      tasks: readonly T[],
+      fn: (task: T, context: JobContext) => unknown,
+      options?: DistributeOptions,
+    ) => distribute(guard, slot, tasks, fn, options),
+  });
+  return guard;
 }

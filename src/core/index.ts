@@ -1,4 +1,5 @@
 export { UnkeyableArgumentError } from "./canonical.js";
+export type { DistributeOptions, DistributeResult, Task } from "./distribute.js";
 export {
   ConfigError,
   LockLostError,
@@ -32,6 +33,22 @@ export type {
   SkipReason,
   SlotState,
 } from "./result.js";
+export {
+  createDispatcher,
+  type DispatcherOptions,
+  type ScheduleHandler,
+  type ScheduleRunContext,
+  type TickResult,
+} from "./schedules/dispatch.js";
+export {
+  createScheduleRegistry,
+  type RegistryEvent,
+  type RegistryOptions,
+  type ScheduleRegistry,
+  type ScheduleView,
+  type UpsertResult,
+} from "./schedules/registry.js";
+export type { CatchUpPolicy, Schedule, ScheduleInput } from "./schedules/schedule.js";
 export {
   type CronSchedule,
   nextFireTimes,

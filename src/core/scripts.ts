@@ -9,7 +9,7 @@ export interface LuaScript {
   sha1(): Promise<string>;
 }
 
-function luaScript(name: string, source: string): LuaScript {
+export function luaScript(name: string, source: string): LuaScript {
   let digest: Promise<string> | undefined;
   return Object.freeze({
     name,

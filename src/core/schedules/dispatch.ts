@@ -1,0 +1,346 @@
+import { createGuard, type JobContext } from "../guard.js";
+import type { GuardSettings } from "../options.js";
+import type { GuardResult } from "../result.js";
+import {
+  type CronSchedule,
+  nextFireTimes,
+  parseSchedule,
+  periodMsOf,
+  slotFromCron,
+  slotId,
+} from "../slot.js";
+import { decodeReply, type GuardStore, messageOf, runScript } from "../store.js";
+import { decodeSchedule, parsePendingFire, registryKeys } from "./registry.js";
+import type { Schedule } from "./schedule.js";
+import { PEEK_SCRIPT, SET_PENDING_SCRIPT } from "./scripts.js";
+
+/** What a schedule's handler receives. */
+export interface ScheduleRunContext extends JobContext {
+  schedule: Schedule;
+  payload: unknown;
+  /** 0 for the first attempt of this fire, 1 for the first retry, ... */
+  attempt: number;
+}
+
+export type ScheduleHandler = (context: ScheduleRunContext) => unknown;
+
+export interface DispatcherOptions {
+  redis: GuardStore;
+  /** Key namespace, as for the guard. Default `"cron-guard"`. */
+  prefix?: string;
+  /** The code a schedule's `handler` names. */
+  handlers: Readonly<Record<string, ScheduleHandler>>;
+  /**
+   * Guard settings for every run (leaseMs, region, clock, ...). `onFailure` is always `"keep"`:
+   * a failed attempt is retried by the dispatcher as a new attempt, never by a racing duplicate.
+   */
+  guard?: Omit<GuardSettings, "onFailure" | "overlap" | "prefix">;
+  /** Stop starting runs after this long, in ms. Default 20 000. */
+  budgetMs?: number;
+  /**
+   * Stop starting runs when this many store calls were made, as a run costs up to three (claim,
+   * completion, advance) and a look at the due list one. Every call is a subrequest on Cloudflare
+   * (50 per invocation on Workers Free). Default 45.
+   */
+  maxCalls?: number;
+  /** Runs in flight at once within one tick. Default 4. */
+  concurrency?: number;
+  /** Delay before the first retry of a failed fire, in ms; doubles per attempt, at most an hour. Default 60 000. */
+  retryBackoffMs?: number;
+  /** Under `catchUp: "skip"`, a fire is missed once it is this old, in ms. Default 120 000 (two ticks). */
+  missedAfterMs?: number;
+  /** A number in [0, 1): where in the due list this tick starts. Default Math.random. */
+  random?: () => number;
+}
+
+export interface TickResult {
+  ran: number;
+  skipped: number;
+  failed: number;
+  /** Fires whose last attempt failed: recorded as dead, the schedule moved on. */
+  dead: number;
+  /** Fires not run because the catch-up policy skipped them. */
+  missed: number;
+  /** Schedules still due at this tick's last look that it did not settle: the next tick's work. */
+  remaining: number;
+  /** Store calls this tick made. */
+  calls: number;
+  /** Store calls that failed (the fires they concerned stay due). */
+  errors: number;
+  elapsedMs: number;
+}
+
+const PEEK_BATCH = 10;
+const CALLS_PER_RUN = 3;
+const MAX_BACKOFF_MS = 3_600_000;
+const EVENTS_KEPT = 1_000;
+/** Missed fires are counted up to this many (a long outage of a per-minute schedule costs no more). */
+const MAX_COUNTED_FIRES = 1_000;
+
+interface DueItem {
+  id: string;
+  schedule: string;
+  fire: string;
+}
+
+/** A store that counts the calls made through it. */
+function counting(redis: GuardStore): GuardStore & { readonly calls: number } {
+  let calls = 0;
+  return {
+    get calls() {
+      return calls;
+    },
+    eval(script, keys, args) {
+      calls += 1;
+      return redis.eval(script, keys, args);
+    },
+    evalsha(sha1, keys, args) {
+      calls += 1;
+      return redis.evalsha(sha1, keys, args);
+    },
+  };
+}
+
+function integerOption(name: string, value: number | undefined, fallback: number, min: number) {
+  const chosen = value ?? fallback;
+  if (!Number.isInteger(chosen) || chosen < min) {
+    throw new RangeError(`${name} must be an integer of at least ${min}, got ${String(value)}`);
+  }
+  return chosen;
+}
+
+/**
+ * One tick of the dispatcher: every instance that receives the platform's cron runs it, and
+ * together they run each due fire of each schedule once. Each instance starts at a random place in
+ * the due list and keeps taking the next due schedule until none is left or its budget (time,
+ * store calls) is spent; what it leaves stays due for the others or the next tick.
+ */
+export function createDispatcher(options: DispatcherOptions) {
+  const keys = registryKeys(options.prefix ?? "cron-guard");
+  const prefix = options.prefix ?? "cron-guard";
+  const budgetMs = integerOption("budgetMs", options.budgetMs, 20_000, 1);
+  const maxCalls = integerOption("maxCalls", options.maxCalls, 45, CALLS_PER_RUN + 1);
+  const concurrency = integerOption("concurrency", options.concurrency, 4, 1);
+  const retryBackoffMs = integerOption("retryBackoffMs", options.retryBackoffMs, 60_000, 0);
+  const missedAfterMs = integerOption("missedAfterMs", options.missedAfterMs, 120_000, 0);
+  const random = options.random ?? Math.random;
+  const clock = options.guard?.clock ?? Date.now;
+  const parsed = new Map<string, CronSchedule>();
+  const cronOf = (schedule: Schedule) => {
+    const cacheKey = `${schedule.timezone} ${schedule.cron}`;
+    let cron = parsed.get(cacheKey);
+    if (!cron) {
+      cron = parseSchedule(schedule.cron, { timezone: schedule.timezone });
+      parsed.set(cacheKey, cron);
+    }
+    return cron;
+  };
+
+  async function tick(tickOptions: { waitUntil?: (promise: Promise<unknown>) => void } = {}) {
+    const startedAt = Date.now();
+    const store = counting(options.redis);
+    const guard = createGuard({
+      ...options.guard,
+      redis: store,
+      prefix,
+      onFailure: "keep",
+      overlap: "allow",
+    });
+    const result: TickResult = {
+      ran: 0,
+      skipped: 0,
+      failed: 0,
+      dead: 0,
+      missed: 0,
+      remaining: 0,
+      calls: 0,
+      errors: 0,
+      elapsedMs: 0,
+    };
+    const seen = new Set<string>();
+    let settled = 0;
+    const canStart = () =>
+      Date.now() - startedAt < budgetMs && store.calls + CALLS_PER_RUN <= maxCalls;
+
+    /** Moves the schedule's pending fire on, if no other instance did first. */
+    const setPending = (
+      item: DueItem,
+      next: { fireMs: number; attempt: number; dueAtMs: number },
+      event?: object,
+    ) =>
+      runScript(
+        store,
+        SET_PENDING_SCRIPT,
+        [keys.definitions, keys.due, keys.fires, keys.events],
+        [
+          item.id,
+          item.fire,
+          `${next.fireMs}:${next.attempt}`,
+          next.dueAtMs,
+          event ? JSON.stringify(event) : "",
+          EVENTS_KEPT,
+        ],
+      );
+
+    async function settle(item: DueItem): Promise<void> {
+      const schedule = decodeSchedule(item.schedule, item.fire);
+      const pending = parsePendingFire(item.fire);
+      const cron = cronOf(schedule);
+      const nowMs = clock();
+      const nextAfter = (ms: number) => nextFireTimes(cron, ms, 1)[0] ?? Number.MAX_SAFE_INTEGER;
+      let fireMs = pending.fireMs;
+      let missed = 0;
+      if (pending.attempt === 0) {
+        const latest = slotFromCron(cron, nowMs, { skewToleranceMs: 0 });
+        if (latest > fireMs) {
+          if (schedule.catchUp === "all") {
+            const behind = countFires(cron, fireMs, latest, MAX_COUNTED_FIRES);
+            if (behind > schedule.catchUpLimit) {
+              missed = behind - schedule.catchUpLimit;
+              fireMs = lastFires(cron, latest, schedule.catchUpLimit);
+            }
+          } else {
+            missed = countFires(cron, fireMs, latest, MAX_COUNTED_FIRES) - 1;
+            fireMs = latest;
+          }
+        }
+        if (schedule.catchUp === "skip" && nowMs - fireMs > missedAfterMs) {
+          missed += 1;
+          const next = nextAfter(nowMs);
+          result.missed += missed;
+          settled += 1;
+          await setPending(
+            item,
+            { fireMs: next, attempt: 0, dueAtMs: next },
+            { kind: "missed", fire: slotId(fireMs), fires: missed },
+          );
+          return;
+        }
+        if (missed > 0) result.missed += missed;
+      }
+      const handler = options.handlers[schedule.handler];
+      const slot =
+        pending.attempt === 0 ? slotId(fireMs) : `${slotId(fireMs)}.retry${pending.attempt}`;
+      let outcome: GuardResult<unknown>;
+      try {
+        outcome = await guard.run(
+          schedule.id,
+          slot,
+          (context) => {
+            if (!handler) throw new Error(`handler "${schedule.handler}" is not registered`);
+            return handler({
+              ...context,
+              schedule,
+              payload: schedule.payload,
+              attempt: pending.attempt,
+            });
+          },
+          { waitUntil: tickOptions.waitUntil, periodMs: periodMsOf(cron, fireMs) },
+        );
+      } catch {
+        result.errors += 1; // store unavailable: the fire stays due for the next look
+        return;
+      }
+      const finished = async () => {
+        settled += 1;
+        const next = nextAfter(fireMs);
+        await setPending(
+          item,
+          { fireMs: next, attempt: 0, dueAtMs: next },
+          missed > 0 ? { kind: "missed", fire: slotId(pending.fireMs), fires: missed } : undefined,
+        );
+      };
+      const failedAttempt = async (error: string) => {
+        settled += 1;
+        if (pending.attempt + 1 >= schedule.maxAttempts) {
+          result.dead += 1;
+          const next = nextAfter(fireMs);
+          await setPending(
+            item,
+            { fireMs: next, attempt: 0, dueAtMs: next },
+            { kind: "dead", fire: slotId(fireMs), attempts: pending.attempt + 1, error },
+          );
+          return;
+        }
+        const delayMs = Math.min(retryBackoffMs * 2 ** pending.attempt, MAX_BACKOFF_MS);
+        await setPending(item, {
+          fireMs,
+          attempt: pending.attempt + 1,
+          dueAtMs: clock() + delayMs,
+        });
+      };
+      if (outcome.status === "ran") {
+        result.ran += 1;
+        await finished();
+      } else if (outcome.status === "failed") {
+        result.failed += 1;
+        await failedAttempt(messageOf(outcome.error));
+      } else {
+        result.skipped += 1;
+        // Another instance ran this attempt; settle it in case that instance could not.
+        if (outcome.reason === "done") await finished();
+        else if (outcome.reason === "failed") {
+          await failedAttempt(outcome.holder?.summary ?? "failed");
+        }
+      }
+    }
+
+    while (canStart() && store.calls + 1 + CALLS_PER_RUN <= maxCalls) {
+      const reply = decodeReply<{ total: number; items: DueItem[] | object }>(
+        await runScript(
+          store,
+          PEEK_SCRIPT,
+          [keys.definitions, keys.due, keys.fires],
+          [clock(), random(), PEEK_BATCH],
+        ),
+      );
+      settled = 0;
+      result.remaining = Number(reply.total);
+      const fresh = (Array.isArray(reply.items) ? reply.items : []).filter(
+        (item) => !seen.has(`${item.id}@${item.fire}`),
+      );
+      if (fresh.length === 0) break;
+      for (const item of fresh) seen.add(`${item.id}@${item.fire}`);
+      const queue = [...fresh];
+      const worker = async () => {
+        for (let item = queue.shift(); item; item = queue.shift()) {
+          if (!canStart()) return;
+          try {
+            await settle(item);
+          } catch {
+            result.errors += 1;
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(concurrency, fresh.length) }, worker));
+      result.remaining = Math.max(0, result.remaining - settled);
+    }
+    result.calls = store.calls;
+    result.elapsedMs = Date.now() - startedAt;
+    return result;
+  }
+
+  return Object.freeze({ tick });
+}
+
+/** How many fires lie in [fromMs, toMs], counting at most `cap`. */
+function countFires(cron: CronSchedule, fromMs: number, toMs: number, cap: number): number {
+  let count = 1;
+  let at = fromMs;
+  while (count < cap) {
+    const [next] = nextFireTimes(cron, at, 1);
+    if (next === undefined || next > toMs) break;
+    count += 1;
+    at = next;
+  }
+  return count;
+}
+
+/** The earliest of the last `count` fires at or before `latestMs`. */
+function lastFires(cron: CronSchedule, latestMs: number, count: number): number {
+  let at = latestMs;
+  for (let i = 1; i < count; i += 1) {
+    at = slotFromCron(cron, at - 1, { skewToleranceMs: 0 });
+  }
+  return at;
+}

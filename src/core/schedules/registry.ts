@@ -1,0 +1,199 @@
+import { assertJobName, assertPrefix } from "../keys.js";
+import type { LuaScript } from "../scripts.js";
+import { nextFireTimes, parseSchedule, slotId } from "../slot.js";
+import { decodeReply, type GuardStore, runScript } from "../store.js";
+import { type Schedule, type ScheduleInput, validateSchedule } from "./schedule.js";
+import {
+  DELETE_SCRIPT,
+  EVENTS_SCRIPT,
+  LIST_SCRIPT,
+  READ_SCRIPT,
+  SET_ENABLED_SCRIPT,
+  UPSERT_SCRIPT,
+} from "./scripts.js";
+
+/** The registry's keys; one hash tag, so every registry script is single-slot on a cluster. */
+export interface RegistryKeys {
+  definitions: string;
+  due: string;
+  fires: string;
+  events: string;
+}
+
+export function registryKeys(prefix: string): RegistryKeys {
+  assertPrefix(prefix);
+  const base = `${prefix}:{schedules}`;
+  return {
+    definitions: `${base}:defs`,
+    due: `${base}:due`,
+    fires: `${base}:fires`,
+    events: `${base}:events`,
+  };
+}
+
+/** A stored schedule with the fire it waits for. */
+export interface ScheduleView extends Schedule {
+  /** The pending fire time (ISO), null while paused. */
+  next: string | null;
+  /** Failed attempts of the pending fire so far (0 until one fails). */
+  attempt: number;
+}
+
+export interface UpsertResult {
+  outcome: "created" | "updated" | "unchanged";
+  schedule: ScheduleView;
+}
+
+export interface RegistryEvent {
+  id: string;
+  schedule: string;
+  event: { kind: "dead" | "missed"; fire: string; fires?: number; error?: string };
+}
+
+export interface ScheduleRegistry {
+  /** Creates or updates a schedule; `unchanged` when the stored definition is the same. */
+  upsert(input: ScheduleInput): Promise<UpsertResult>;
+  get(id: string): Promise<ScheduleView | null>;
+  /** One page, in no particular order; pass the returned cursor for the next, null at the end. */
+  list(options?: {
+    cursor?: string;
+    limit?: number;
+  }): Promise<{ schedules: ScheduleView[]; cursor: string | null }>;
+  /** True when it existed. Its run history stays until it expires. */
+  remove(id: string): Promise<boolean>;
+  /** null when no such schedule. */
+  pause(id: string): Promise<ScheduleView | null>;
+  /** Resumes from the next fire after now: fires missed while paused do not run. */
+  resume(id: string): Promise<ScheduleView | null>;
+  /** Latest dead and missed fires, newest first. */
+  events(count?: number): Promise<RegistryEvent[]>;
+}
+
+interface StoredReply {
+  outcome?: string;
+  schedule?: string | null;
+  fire?: string | null;
+}
+
+export function parsePendingFire(fire: string): { fireMs: number; attempt: number } {
+  const [fireMs, attempt] = fire.split(":").map(Number);
+  return { fireMs: fireMs as number, attempt: attempt ?? 0 };
+}
+
+/** A stored definition (payload kept as JSON text) as the API shows it. */
+export function decodeSchedule(raw: string, fire: string | null | undefined): ScheduleView {
+  const stored = JSON.parse(raw) as Omit<Schedule, "payload"> & { payload: string };
+  const pending = fire && stored.enabled ? parsePendingFire(fire) : undefined;
+  return {
+    ...stored,
+    payload: JSON.parse(stored.payload) as unknown,
+    next: pending ? slotId(pending.fireMs) : null,
+    attempt: pending?.attempt ?? 0,
+  };
+}
+
+export function firstFireAfter(schedule: { cron: string; timezone: string }, nowMs: number) {
+  const [next] = nextFireTimes(parseSchedule(schedule.cron, schedule), nowMs, 1);
+  return next ?? Number.MAX_SAFE_INTEGER;
+}
+
+export interface RegistryOptions {
+  redis: GuardStore;
+  /** Key namespace, as for the guard. Default `"cron-guard"`. */
+  prefix?: string;
+  /** Names of the handlers registered in code; a schedule must name one of them. */
+  handlers: Iterable<string>;
+  /** ms since the epoch. Default `Date.now`. */
+  clock?: () => number;
+}
+
+const PAGE_LIMIT_MAX = 500;
+
+/** The schedule registry: schedules are data in Redis, changed at run time without a deploy. */
+export function createScheduleRegistry(options: RegistryOptions): ScheduleRegistry {
+  const keys = registryKeys(options.prefix ?? "cron-guard");
+  const handlerNames = new Set(options.handlers);
+  const clock = options.clock ?? Date.now;
+  const { redis } = options;
+  const registryKeyList = [keys.definitions, keys.due, keys.fires];
+
+  const call = async (script: LuaScript, args: (string | number)[], keyList = registryKeyList) =>
+    decodeReply<StoredReply>(await runScript(redis, script, keyList, args));
+
+  const view = (reply: StoredReply): ScheduleView | null =>
+    reply.schedule ? decodeSchedule(reply.schedule, reply.fire) : null;
+
+  const get = async (id: string) => {
+    assertJobName(id);
+    return view(await call(READ_SCRIPT, [id]));
+  };
+
+  return Object.freeze({
+    get,
+    async upsert(input: ScheduleInput): Promise<UpsertResult> {
+      const definition = await validateSchedule(input, handlerNames);
+      const nowMs = clock();
+      const stored = { ...definition, payload: JSON.stringify(definition.payload) };
+      const reply = await call(UPSERT_SCRIPT, [
+        definition.id,
+        JSON.stringify(stored),
+        nowMs,
+        firstFireAfter(definition, nowMs),
+      ]);
+      return {
+        outcome: reply.outcome as UpsertResult["outcome"],
+        schedule: view(reply) as ScheduleView,
+      };
+    },
+
+    async list({ cursor = "0", limit = 100 } = {}) {
+      if (!/^\d{1,20}$/.test(cursor)) throw new RangeError("cursor must be a number from a list");
+      const count = Math.max(1, Math.min(PAGE_LIMIT_MAX, Math.trunc(limit)));
+      const reply = decodeReply<{
+        cursor: string;
+        items: { id: string; schedule: string; fire?: string }[] | Record<string, never>;
+      }>(
+        await runScript(
+          redis,
+          LIST_SCRIPT,
+          [keys.definitions, keys.due, keys.fires],
+          [cursor, count],
+        ),
+      );
+      const items = Array.isArray(reply.items) ? reply.items : [];
+      return {
+        schedules: items.map((item) => decodeSchedule(item.schedule, item.fire)),
+        cursor: String(reply.cursor) === "0" ? null : String(reply.cursor),
+      };
+    },
+
+    async remove(id: string) {
+      assertJobName(id);
+      return Number(await runScript(redis, DELETE_SCRIPT, registryKeyList, [id])) === 1;
+    },
+
+    async pause(id: string) {
+      assertJobName(id);
+      return view(await call(SET_ENABLED_SCRIPT, [id, "0", clock(), 0]));
+    },
+
+    async resume(id: string) {
+      assertJobName(id);
+      const current = await get(id);
+      if (!current) return null;
+      const nowMs = clock();
+      return view(await call(SET_ENABLED_SCRIPT, [id, "1", nowMs, firstFireAfter(current, nowMs)]));
+    },
+
+    async events(count = 20) {
+      const reply = decodeReply<{ id: string; schedule: string; event: string }[] | object>(
+        await runScript(redis, EVENTS_SCRIPT, [keys.events], [Math.max(1, Math.min(1_000, count))]),
+      );
+      return (Array.isArray(reply) ? reply : []).map((entry) => ({
+        id: entry.id,
+        schedule: entry.schedule,
+        event: JSON.parse(entry.event) as RegistryEvent["event"],
+      }));
+    },
+  });
+}

@@ -1,0 +1,157 @@
+import { luaScript } from "../scripts.js";
+
+/**
+ * The registry's Lua scripts. Every key they touch shares the `{schedules}` hash tag, so they stay
+ * single-slot on Redis Cluster. KEYS are always: definitions (hash id -> JSON), due (sorted set
+ * id -> ms at which a tick should look at it), fires (hash id -> "<fireMs>:<attempt>", the fire
+ * that is pending), and for SET_PENDING the events stream.
+ * Definitions hold only scalars (the payload is stored as JSON text), so cjson round-trips them.
+ */
+
+/**
+ * ARGV: id, definition JSON (with fingerprint; `enabled` only when the caller set it), nowMs,
+ * next fire ms (the first fire after now). Creates, updates or leaves alone. The pending fire is
+ * reset only when the timing changed or the schedule is resumed, so a redeploy with the same code
+ * changes nothing and a changed handler or payload keeps its place, its pause state and history.
+ */
+export const UPSERT_SCRIPT = luaScript(
+  "schedule-upsert",
+  `local id = ARGV[1]
+local def = cjson.decode(ARGV[2])
+local raw = redis.call('HGET', KEYS[1], id)
+local outcome = 'created'
+local reset = true
+if raw then
+  local old = cjson.decode(raw)
+  local enabled = def.enabled
+  if enabled == nil then enabled = old.enabled end
+  if old.fingerprint == def.fingerprint and old.enabled == enabled then
+    return cjson.encode({ outcome = 'unchanged', schedule = raw,
+      fire = redis.call('HGET', KEYS[3], id) })
+  end
+  def.enabled = enabled
+  def.createdAt = old.createdAt
+  def.version = old.version + 1
+  outcome = 'updated'
+  reset = old.cron ~= def.cron or old.timezone ~= def.timezone or (enabled and not old.enabled)
+    or not redis.call('HGET', KEYS[3], id)
+else
+  if def.enabled == nil then def.enabled = true end
+  def.createdAt = tonumber(ARGV[3])
+  def.version = 1
+end
+def.updatedAt = tonumber(ARGV[3])
+local encoded = cjson.encode(def)
+redis.call('HSET', KEYS[1], id, encoded)
+if reset then redis.call('HSET', KEYS[3], id, ARGV[4] .. ':0') end
+local fire = redis.call('HGET', KEYS[3], id)
+if not def.enabled then
+  redis.call('ZREM', KEYS[2], id)
+elseif reset then
+  redis.call('ZADD', KEYS[2], ARGV[4], id)
+else
+  redis.call('ZADD', KEYS[2], 'NX', string.match(fire, '^(%d+)'), id)
+end
+return cjson.encode({ outcome = outcome, schedule = encoded, fire = fire })`,
+);
+
+/** ARGV: id, "1" (resume) or "0" (pause), nowMs, next fire ms. Resuming starts from the next fire. */
+export const SET_ENABLED_SCRIPT = luaScript(
+  "schedule-enable",
+  `local id = ARGV[1]
+local raw = redis.call('HGET', KEYS[1], id)
+if not raw then return cjson.encode({ outcome = 'missing' }) end
+local def = cjson.decode(raw)
+local enabled = ARGV[2] == '1'
+if def.enabled == enabled then
+  return cjson.encode({ outcome = 'unchanged', schedule = raw, fire = redis.call('HGET', KEYS[3], id) })
+end
+def.enabled = enabled
+def.updatedAt = tonumber(ARGV[3])
+def.version = def.version + 1
+local encoded = cjson.encode(def)
+redis.call('HSET', KEYS[1], id, encoded)
+if enabled then
+  redis.call('HSET', KEYS[3], id, ARGV[4] .. ':0')
+  redis.call('ZADD', KEYS[2], ARGV[4], id)
+else
+  redis.call('ZREM', KEYS[2], id)
+end
+return cjson.encode({ outcome = 'updated', schedule = encoded, fire = redis.call('HGET', KEYS[3], id) })`,
+);
+
+/** ARGV: id. 1 when it existed. */
+export const DELETE_SCRIPT = luaScript(
+  "schedule-delete",
+  `redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return redis.call('HDEL', KEYS[1], ARGV[1])`,
+);
+
+/** ARGV: id. The stored definition, pending fire and due time (each nil when absent). */
+export const READ_SCRIPT = luaScript(
+  "schedule-read",
+  `return cjson.encode({ schedule = redis.call('HGET', KEYS[1], ARGV[1]),
+  fire = redis.call('HGET', KEYS[3], ARGV[1]), dueAt = redis.call('ZSCORE', KEYS[2], ARGV[1]) })`,
+);
+
+/** ARGV: cursor, count. One HSCAN page of definitions with their pending fires. */
+export const LIST_SCRIPT = luaScript(
+  "schedule-list",
+  `local page = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
+local items = {}
+local entries = page[2]
+for i = 1, #entries, 2 do
+  items[#items + 1] = { id = entries[i], schedule = entries[i + 1],
+    fire = redis.call('HGET', KEYS[3], entries[i]) }
+end
+return cjson.encode({ cursor = page[1], items = items })`,
+);
+
+/**
+ * ARGV: nowMs, spread (0 <= x < 1), count. Up to `count` due schedules, starting at a position
+ * chosen by `spread` among all that are due, so that concurrent ticks start in different places.
+ * O(log N + due): the sorted set is ordered by due time. Also the number of due schedules.
+ */
+export const PEEK_SCRIPT = luaScript(
+  "schedule-peek",
+  `local total = redis.call('ZCOUNT', KEYS[2], '-inf', ARGV[1])
+local count = tonumber(ARGV[3])
+local offset = math.floor(tonumber(ARGV[2]) * math.max(0, total - count))
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', offset, count)
+local items = {}
+for _, id in ipairs(ids) do
+  local raw = redis.call('HGET', KEYS[1], id)
+  local fire = redis.call('HGET', KEYS[3], id)
+  if raw and fire then items[#items + 1] = { id = id, schedule = raw, fire = fire } end
+end
+return cjson.encode({ total = total, items = items })`,
+);
+
+/**
+ * KEYS: definitions, due, fires, events. ARGV: id, expected pending fire ("<ms>:<attempt>"), new
+ * pending fire, due at ms, event JSON ('' for none), events to keep.
+ * Compare-and-set: only the first of several instances that settled the same fire moves it on.
+ */
+export const SET_PENDING_SCRIPT = luaScript(
+  "schedule-advance",
+  `local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 'gone' end
+if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return 'moved' end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+if cjson.decode(raw).enabled then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1]) end
+if ARGV[5] ~= '' then
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'schedule', ARGV[1], 'event', ARGV[5])
+end
+return 'set'`,
+);
+
+/** KEYS: events. ARGV: count. The latest registry events (dead and missed fires), newest first. */
+export const EVENTS_SCRIPT = luaScript(
+  "schedule-events",
+  `local events = {}
+for i, entry in ipairs(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[1])) do
+  events[i] = { id = entry[1], schedule = entry[2][2], event = entry[2][4] }
+end
+return cjson.encode(events)`,
+);
