@@ -6,6 +6,7 @@ import {
   configErrorIn,
   type GuardOptions,
   type GuardSettings,
+  resolveGuardOptions,
   resolveGuardSettings,
 } from "../core/options.js";
 import type { GuardResult } from "../core/result.js";
@@ -165,9 +166,16 @@ export function createCronApp<TRedis extends GuardStore>(options: CronAppOptions
   }
   // Guards are built per request (the store may come from the request's env), so every option is
   // validated here, without a store: a typo must fail the deployment, not the first delivery.
-  configErrorIn("guard options", () => resolveGuardSettings(shared));
+  configErrorIn("guard options", () =>
+    typeof redisFromEnv === "function"
+      ? resolveGuardSettings(shared)
+      : resolveGuardOptions({ ...shared, redis: redisFromEnv }),
+  );
   const prepared = new Map<string, PreparedJob<TRedis>>();
   for (const job of jobs) {
+    if (typeof job !== "object" || job === null) {
+      throw new ConfigError("jobs", `every job must be an object, got ${String(job)}`);
+    }
     try {
       assertJobName(job.name);
     } catch (error) {

@@ -109,6 +109,16 @@ describe("createCronApp", () => {
       expect(await keysWritten()).toEqual([]);
     });
 
+    it.each([
+      [{ redis: { get: () => null } }, "redis"],
+      [{ jobs: "heartbeat" }, "jobs"],
+      [{ jobs: [null] }, "jobs"],
+      [{ cronSecret: "s3cret" }, "cronSecret"],
+    ])("app option %o: ConfigError naming %s", (options, option) => {
+      const error = creationError(options as unknown as Partial<CronAppOptions<Redis>>);
+      expect(error.option).toBe(option);
+    });
+
     it("validates even when redis is a function of env, without calling it", () => {
       let built = 0;
       const redis = () => {
