@@ -6,10 +6,13 @@ import {
   type Outcome,
   RedisCommandError,
   RedisUnavailableError,
+  ResponseTooLargeError,
 } from "./connections.js";
 import {
   BadRequestError,
   type Command,
+  type CommandLimits,
+  DEFAULT_MAX_VALUE_BYTES,
   encodeReply,
   type Json,
   parseCommand,
@@ -34,6 +37,11 @@ export interface BridgeAppOptions {
    * Larger bodies get 400, not 413, so every refusal looks the same to clients.
    */
   maxBodyBytes?: number;
+  /**
+   * Largest string a SETRANGE, SETBIT or BITFIELD offset may grow a value to; larger offsets are
+   * refused with 400 before anything runs. Default: 10 MiB (the bridge's default response cap).
+   */
+  maxValueBytes?: number;
   /** Called once per authorized, well-formed request before it runs; for counting round trips. */
   onRequest?: (info: BridgeRequestInfo) => void;
 }
@@ -60,15 +68,21 @@ export function createBridgeApp({
   token,
   redis,
   maxBodyBytes = DEFAULT_MAX_BODY_BYTES,
+  maxValueBytes = DEFAULT_MAX_VALUE_BYTES,
   onRequest = () => {},
 }: BridgeAppOptions): Hono {
   if (token.length === 0) throw new TypeError("createBridgeApp: token must be a non-empty string");
   const expectedDigest = sha256(token);
+  const limits: CommandLimits = { maxValueBytes };
   const app = new Hono();
 
   app.onError((error, c) => {
     if (error instanceof HttpError) return c.json({ error: error.message }, error.status);
-    if (error instanceof BadRequestError || error instanceof RedisCommandError) {
+    if (
+      error instanceof BadRequestError ||
+      error instanceof RedisCommandError ||
+      error instanceof ResponseTooLargeError
+    ) {
       return c.json({ error: error.message }, 400);
     }
     if (error instanceof RedisUnavailableError) {
@@ -88,7 +102,7 @@ export function createBridgeApp({
   });
 
   app.post("/", async (c) => {
-    const command = parseCommand(await readJsonBody(c.req.raw, maxBodyBytes));
+    const command = parseCommand(await readJsonBody(c.req.raw, maxBodyBytes), "command", limits);
     onRequest({ path: "/", commands: [command] });
     const reply = await redis.run(command);
     return c.json({ result: encodeReply(reply, { base64: wantsBase64(c.req.raw) }) });
@@ -96,7 +110,7 @@ export function createBridgeApp({
 
   for (const route of ["/pipeline", "/multi-exec"] as const) {
     app.post(route, async (c) => {
-      const commands = parseCommandList(await readJsonBody(c.req.raw, maxBodyBytes));
+      const commands = parseCommandList(await readJsonBody(c.req.raw, maxBodyBytes), limits);
       onRequest({ path: route, commands });
       const outcomes =
         route === "/pipeline" ? await redis.pipeline(commands) : await redis.transaction(commands);
@@ -106,7 +120,7 @@ export function createBridgeApp({
   }
 
   app.on(["GET", "POST"], "/*", async (c) => {
-    const command = parseCommand(await pathCommand(c.req.raw, maxBodyBytes));
+    const command = parseCommand(await pathCommand(c.req.raw, maxBodyBytes), "command", limits);
     onRequest({ path: "path", commands: [command] });
     const reply = await redis.run(command);
     return c.json({ result: encodeReply(reply, { base64: wantsBase64(c.req.raw) }) });

@@ -11,6 +11,14 @@ export class RedisCommandError extends Error {
   override readonly name = "RedisCommandError";
 }
 
+/**
+ * The replies to one request add up to more than `maxResponseBytes` (HTTP 400, like Upstash's
+ * "ERR max request size exceeded"). The message says which commands ran.
+ */
+export class ResponseTooLargeError extends Error {
+  override readonly name = "ResponseTooLargeError";
+}
+
 /** Result of one command inside a pipeline or transaction. */
 export type Outcome = { ok: true; reply: unknown } | { ok: false; error: string };
 
@@ -33,7 +41,30 @@ export interface RedisConnectionsOptions {
   connectTimeoutMs?: number;
   /** Dedicated connections kept for `/multi-exec`; further transactions wait. Default: 16. */
   maxTransactionConnections?: number;
+  /**
+   * Largest reply payload (bytes of strings, a few per number or element, before base64/JSON)
+   * one request may get back; for a pipeline or transaction, the sum over its commands.
+   * Default: {@link DEFAULT_MAX_RESPONSE_BYTES}.
+   */
+  maxResponseBytes?: number;
+  /**
+   * A call still waiting after this long makes the bridge ask Redis, on a separate admin
+   * connection, whether a script or function keeps it busy, and send SCRIPT KILL / FUNCTION KILL
+   * if so. In ms. Default: 250.
+   */
+  busyCheckAfterMs?: number;
 }
+
+/** 10 MiB, Upstash's max request size (which also bounds what one request can read). */
+export const DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024;
+/**
+ * Pipelines go to Redis this many commands at a time, and stop once the replies pass
+ * `maxResponseBytes`: sent all at once, a body of 50 000 GETs of one large value would make Redis
+ * buffer 50 000 copies of it before the bridge could refuse anything.
+ */
+const PIPELINE_CHUNK = 32;
+/** How often the bridge re-checks a busy Redis (and retries the kill) until it answers again. */
+const BUSY_RECHECK_MS = 200;
 
 const BULK_AS_BUFFER = { [RESP_TYPES.BLOB_STRING]: Buffer };
 const MAX_RECONNECT_DELAY_MS = 1_000;
@@ -72,13 +103,22 @@ export class RedisConnections implements CommandRunner {
   readonly #pool: TransactionPool;
   readonly #commandTimeoutMs: number;
   readonly #redisUrl: string;
+  readonly #maxResponseBytes: number;
+  readonly #busyCheckAfterMs: number;
+  readonly #killer: BusyScriptKiller;
   #lastError: Error | undefined;
 
   constructor(options: RedisConnectionsOptions) {
     this.#commandTimeoutMs = options.commandTimeoutMs ?? 5_000;
     this.#redisUrl = options.redisUrl;
+    this.#maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+    this.#busyCheckAfterMs = options.busyCheckAfterMs ?? 250;
     const connectTimeoutMs = options.connectTimeoutMs ?? this.#commandTimeoutMs;
     this.#shared = makeClient(options.redisUrl, connectTimeoutMs, true);
+    this.#killer = new BusyScriptKiller(
+      makeClient(options.redisUrl, connectTimeoutMs, true),
+      this.#commandTimeoutMs,
+    );
     this.#shared.on("error", (error: Error) => {
       this.#lastError = error;
     });
@@ -88,8 +128,13 @@ export class RedisConnections implements CommandRunner {
     );
   }
 
-  /** Opens the shared connection; rejects with RedisUnavailableError after `commandTimeoutMs`. */
+  /**
+   * Opens the shared connection; rejects with RedisUnavailableError after `commandTimeoutMs`.
+   * The admin connection (only ever used for PING, SCRIPT KILL and FUNCTION KILL) connects in
+   * the background and reconnects by itself.
+   */
   async connect(): Promise<void> {
+    this.#killer.connect();
     const connecting = this.#shared.connect();
     try {
       await withDeadline(this.#commandTimeoutMs, "connecting to Redis", () => connecting);
@@ -105,38 +150,69 @@ export class RedisConnections implements CommandRunner {
   }
 
   run(command: Command): Promise<unknown> {
-    return withDeadline(this.#commandTimeoutMs, command[0] ?? "command", async () => {
+    return this.#call(command[0] ?? "command", async () => {
+      let reply: unknown;
       try {
-        return await this.#shared.sendCommand(command, { typeMapping: BULK_AS_BUFFER });
+        reply = await this.#shared.sendCommand(command, { typeMapping: BULK_AS_BUFFER });
       } catch (error) {
-        throw classify(error);
+        throw this.#classify(error);
       }
+      const size = replySize(reply);
+      if (size > this.#maxResponseBytes) {
+        throw new ResponseTooLargeError(
+          `ERR max response size exceeded: the reply is ${size} bytes, more than this bridge's limit of ${this.#maxResponseBytes} (the command ran)`,
+        );
+      }
+      return reply;
     });
   }
 
   pipeline(commands: Command[]): Promise<Outcome[]> {
-    return withDeadline(this.#commandTimeoutMs, "pipeline", async () => {
-      const settled = await Promise.allSettled(
-        commands.map(async (command) =>
-          this.#shared.sendCommand(command, { typeMapping: BULK_AS_BUFFER }),
-        ),
-      );
-      return settled.map(toOutcome);
+    return this.#call("pipeline", async (signal) => {
+      const outcomes: Outcome[] = [];
+      let total = 0;
+      for (let start = 0; start < commands.length && !signal.aborted; start += PIPELINE_CHUNK) {
+        const chunk = commands.slice(start, start + PIPELINE_CHUNK);
+        const settled = await Promise.allSettled(
+          chunk.map(async (command) => {
+            const reply = await this.#shared.sendCommand(command, { typeMapping: BULK_AS_BUFFER });
+            total += replySize(reply);
+            return total > this.#maxResponseBytes ? null : reply; // keep nothing once over
+          }),
+        );
+        outcomes.push(...settled.map((result) => this.#toOutcome(result)));
+        if (total > this.#maxResponseBytes) {
+          const ran = start + chunk.length;
+          throw new ResponseTooLargeError(
+            `ERR max response size exceeded: the replies add up to more than this bridge's limit of ${this.#maxResponseBytes} bytes (commands 0-${ran - 1} ran, the other ${commands.length - ran} were not sent)`,
+          );
+        }
+      }
+      return outcomes;
     });
   }
 
   transaction(commands: Command[]): Promise<Outcome[]> {
-    return withDeadline(this.#commandTimeoutMs, "transaction", async (signal) => {
+    return this.#call("transaction", async (signal) => {
       const client = await this.#pool.acquire(signal);
       const onAbort = () => destroyQuietly(client);
       signal.addEventListener("abort", onAbort);
       let reusable = false;
       try {
-        const outcomes = await execOn(client, commands);
+        const outcomes = await execOn(client, commands, (error) => this.#classify(error));
         reusable = true;
+        const size = outcomes.reduce(
+          (sum, outcome) => sum + (outcome.ok ? replySize(outcome.reply) : outcome.error.length),
+          0,
+        );
+        if (size > this.#maxResponseBytes) {
+          throw new ResponseTooLargeError(
+            `ERR max response size exceeded: the replies are ${size} bytes, more than this bridge's limit of ${this.#maxResponseBytes} (the transaction ran)`,
+          );
+        }
         return outcomes;
       } catch (error) {
-        reusable = error instanceof RedisCommandError;
+        reusable = error instanceof RedisCommandError || error instanceof ResponseTooLargeError;
         throw error;
       } finally {
         signal.removeEventListener("abort", onAbort);
@@ -145,45 +221,198 @@ export class RedisConnections implements CommandRunner {
     });
   }
 
+  /**
+   * Runs one request's Redis work under the command timeout. While a script that cannot be
+   * killed keeps Redis busy, fails at once (and fails calls already waiting) instead of letting
+   * every request hang until its timeout; a call that waits longer than `busyCheckAfterMs` makes
+   * the bridge check for such a script.
+   */
+  #call<T>(what: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const busy = this.#killer.unkillable;
+    if (busy) return Promise.reject(new RedisUnavailableError(busy));
+    return withDeadline(this.#commandTimeoutMs, what, work, {
+      slowAfterMs: this.#busyCheckAfterMs,
+      onSlow: () => this.#killer.check(),
+      failEarly: (fail) => this.#killer.onUnkillable(fail),
+    });
+  }
+
+  #classify(error: unknown): RedisCommandError | RedisUnavailableError {
+    const classified = classify(error);
+    if (classified instanceof RedisCommandError && classified.message.startsWith("BUSY")) {
+      this.#killer.check();
+    }
+    return classified;
+  }
+
+  #toOutcome(result: PromiseSettledResult<unknown>): Outcome {
+    if (result.status === "fulfilled") return { ok: true, reply: result.value };
+    const error = this.#classify(result.reason);
+    if (error instanceof RedisCommandError) return { ok: false, error: error.message };
+    throw error;
+  }
+
   close(): void {
     this.#pool.close();
+    this.#killer.close();
     destroyQuietly(this.#shared);
   }
 }
 
-async function execOn(client: Client, commands: Command[]): Promise<Outcome[]> {
+async function execOn(
+  client: Client,
+  commands: Command[],
+  classifyError: (error: unknown) => RedisCommandError | RedisUnavailableError,
+): Promise<Outcome[]> {
   const sent = [["MULTI"], ...commands, ["EXEC"]].map(async (command) =>
     client.sendCommand(command, { typeMapping: BULK_AS_BUFFER }),
   );
   const settled = await Promise.allSettled(sent);
   for (const entry of settled) {
     if (entry.status === "rejected" && !(entry.reason instanceof ErrorReply)) {
-      throw classify(entry.reason);
+      throw classifyError(entry.reason);
     }
   }
   const exec = settled[settled.length - 1];
-  if (exec?.status === "rejected") throw classify(exec.reason);
+  if (exec?.status === "rejected") throw classifyError(exec.reason);
   const replies: unknown = exec?.value;
   if (!Array.isArray(replies)) {
     throw new RedisCommandError("EXECABORT Transaction aborted");
   }
   return replies.map((reply: unknown) =>
-    reply instanceof ErrorReply ? { ok: false, error: reply.message } : { ok: true, reply },
+    reply instanceof ErrorReply
+      ? { ok: false, error: classifyError(reply).message }
+      : { ok: true, reply },
   );
 }
 
-function toOutcome(result: PromiseSettledResult<unknown>): Outcome {
-  if (result.status === "fulfilled") return { ok: true, reply: result.value };
-  const error = classify(result.reason);
-  if (error instanceof RedisCommandError) return { ok: false, error: error.message };
-  throw error;
+/**
+ * Approximate payload of a raw reply: bytes of its strings, 8 per number or null, 1 per array
+ * element. Counted before base64 and JSON, so the HTTP body can be up to about 4/3 of it.
+ */
+export function replySize(reply: unknown): number {
+  if (reply instanceof Uint8Array) return reply.byteLength;
+  if (typeof reply === "string") return Buffer.byteLength(reply, "utf8");
+  if (Array.isArray(reply)) {
+    let total = 0;
+    for (const item of reply) total += 1 + replySize(item);
+    return total;
+  }
+  if (reply instanceof Error) return Buffer.byteLength(reply.message, "utf8");
+  return 8;
 }
+
+const KILLED_BY_KILL = /Script killed by user with (SCRIPT|FUNCTION) KILL/;
 
 function classify(error: unknown): RedisCommandError | RedisUnavailableError {
   if (error instanceof RedisCommandError || error instanceof RedisUnavailableError) return error;
-  if (error instanceof ErrorReply) return new RedisCommandError(error.message, { cause: error });
+  if (error instanceof ErrorReply) {
+    const note = KILLED_BY_KILL.test(error.message)
+      ? " (the bridge kills scripts and functions that keep Redis busy past its busy-reply-threshold)"
+      : "";
+    return new RedisCommandError(`${error.message}${note}`, { cause: error });
+  }
   const message = error instanceof Error ? error.message : String(error);
   return new RedisUnavailableError(message, { cause: error });
+}
+
+/**
+ * Finds and ends scripts and functions that keep Redis busy. Redis answers `BUSY` to every other
+ * client once a script has run longer than `busy-reply-threshold`, but the connection that sent
+ * the script simply waits, and a SCRIPT KILL sent on it would wait behind the script. So the
+ * bridge keeps one more connection that clients can never reach, PINGs on it when a call is
+ * slow or a reply says BUSY, and sends SCRIPT KILL (FUNCTION KILL if Redis says a function
+ * runs). A script that has already written cannot be killed (`UNKILLABLE`): then calls fail
+ * with 503 at once, and the bridge keeps checking until Redis answers PING again.
+ */
+class BusyScriptKiller {
+  readonly #admin: Client;
+  readonly #timeoutMs: number;
+  readonly #listeners = new Set<(error: RedisUnavailableError) => void>();
+  #checking = false;
+  #closed = false;
+  #unkillable: string | undefined;
+
+  constructor(admin: Client, timeoutMs: number) {
+    this.#admin = admin;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  connect(): void {
+    this.#admin.connect().catch(() => {});
+  }
+
+  /** Why calls fail right now, while a script that cannot be killed runs; else undefined. */
+  get unkillable(): string | undefined {
+    return this.#unkillable;
+  }
+
+  /** Calls `listener` if an unkillable script is found; returns the unsubscribe function. */
+  onUnkillable(listener: (error: RedisUnavailableError) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Checks for a busy script now, unless a check is already running. */
+  check(): void {
+    if (this.#checking || this.#closed) return;
+    this.#checking = true;
+    void this.#checkUntilFree().finally(() => {
+      this.#checking = false;
+    });
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#unkillable = undefined;
+    destroyQuietly(this.#admin);
+  }
+
+  async #checkUntilFree(): Promise<void> {
+    while (!this.#closed) {
+      const ping = await this.#send(["PING"]);
+      if (!ping.startsWith("BUSY")) {
+        // PONG, or Redis down or hung: no script to kill (outages have their own 503s).
+        this.#unkillable = undefined;
+        return;
+      }
+      const kill = ping.includes("FUNCTION KILL") ? ["FUNCTION", "KILL"] : ["SCRIPT", "KILL"];
+      const killed = await this.#send(kill);
+      if (killed.startsWith("UNKILLABLE")) this.#markUnkillable(killed);
+      await new Promise((resolve) => setTimeout(resolve, killed === "OK" ? 20 : BUSY_RECHECK_MS));
+    }
+  }
+
+  #markUnkillable(reply: string): void {
+    const first = this.#unkillable === undefined;
+    this.#unkillable =
+      "Redis is busy running a script or function that has already written data, so it cannot " +
+      "be killed; the bridge answers 503 until it ends (an operator can stop it with SHUTDOWN " +
+      `NOSAVE on the redis-server, losing unsaved data). Redis said: ${reply}`;
+    if (!first) return;
+    const error = new RedisUnavailableError(this.#unkillable);
+    for (const listener of [...this.#listeners]) listener(error);
+  }
+
+  /** The reply as text ("PONG", "OK", "BUSY ...", "UNKILLABLE ..."), or "" if none came. */
+  async #send(command: Command): Promise<string> {
+    try {
+      const reply = await withDeadline(this.#timeoutMs, command.join(" "), () =>
+        this.#admin.sendCommand(command),
+      );
+      return String(reply);
+    } catch (error) {
+      return error instanceof ErrorReply ? error.message : "";
+    }
+  }
+}
+
+interface DeadlineHooks {
+  /** Calls `onSlow` once if `work` is still running after this many ms. */
+  slowAfterMs: number;
+  onSlow: () => void;
+  /** Registers a way to fail the call before its deadline; returns the unregister function. */
+  failEarly: (fail: (error: Error) => void) => () => void;
 }
 
 /** Runs `work`, rejecting with RedisUnavailableError and aborting its signal after `timeoutMs`. */
@@ -191,15 +420,25 @@ async function withDeadline<T>(
   timeoutMs: number,
   what: string,
   work: (signal: AbortSignal) => Promise<T>,
+  hooks?: DeadlineHooks,
 ): Promise<T> {
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
+  let slowTimer: NodeJS.Timeout | undefined;
+  let unregister = () => {};
   const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const error = new RedisUnavailableError(`${what} timed out after ${timeoutMs} ms`);
+    const fail = (error: Error) => {
       controller.abort(error);
       reject(error);
-    }, timeoutMs);
+    };
+    timer = setTimeout(
+      () => fail(new RedisUnavailableError(`${what} timed out after ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    if (hooks) {
+      slowTimer = setTimeout(hooks.onSlow, hooks.slowAfterMs);
+      unregister = hooks.failEarly(fail);
+    }
   });
   const working = work(controller.signal);
   working.catch(() => {});
@@ -207,6 +446,8 @@ async function withDeadline<T>(
     return await Promise.race([working, timedOut]);
   } finally {
     clearTimeout(timer);
+    clearTimeout(slowTimer);
+    unregister();
   }
 }
 

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Server } from "node:http";
 import { serve } from "@hono/node-server";
 import { type BridgeAppOptions, createBridgeApp } from "./app.js";
-import { RedisConnections } from "./connections.js";
+import { DEFAULT_MAX_RESPONSE_BYTES, RedisConnections } from "./connections.js";
 import { type RedisServerHandle, spawnRedisServer } from "./redis-server.js";
 
 export {
@@ -15,13 +15,15 @@ export {
 } from "./app.js";
 export {
   type CommandRunner,
+  DEFAULT_MAX_RESPONSE_BYTES,
   type Outcome,
   RedisCommandError,
   RedisConnections,
   type RedisConnectionsOptions,
   RedisUnavailableError,
+  ResponseTooLargeError,
 } from "./connections.js";
-export { BadRequestError, type Command } from "./protocol.js";
+export { BadRequestError, type Command, DEFAULT_MAX_VALUE_BYTES } from "./protocol.js";
 export {
   REDIS_SERVER_INSTALL_HINT,
   type RedisServerHandle,
@@ -51,6 +53,14 @@ export interface StartBridgeOptions {
   commandTimeoutMs?: number;
   /** Dedicated connections for concurrent `/multi-exec` requests. Default: 16. */
   maxTransactionConnections?: number;
+  /**
+   * Largest reply one request may get (for a pipeline or transaction, the sum of its replies), in
+   * bytes of payload before base64/JSON; larger ones are refused with 400 `ERR max response size
+   * exceeded ...`. SETRANGE/SETBIT/BITFIELD offsets that would grow a value past it are refused
+   * before they run, and a spawned redis-server gets it (or `maxBodyBytes`, if larger) as
+   * `proto-max-bulk-len`. Default: 10 MiB (10 485 760).
+   */
+  maxResponseBytes?: number;
   /** See {@link BridgeAppOptions.onRequest}. */
   onRequest?: BridgeAppOptions["onRequest"];
 }
@@ -72,13 +82,16 @@ export async function startBridge(options: StartBridgeOptions = {}): Promise<Run
   const token = options.token ?? randomBytes(32).toString("base64url");
   validate(options, port, host, token);
 
+  const maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  const maxStringBytes = Math.max(maxResponseBytes, options.maxBodyBytes ?? 0);
   const spawned: RedisServerHandle | undefined =
-    options.redisUrl === undefined ? await spawnRedisServer() : undefined;
+    options.redisUrl === undefined ? await spawnRedisServer({ maxStringBytes }) : undefined;
   const redisUrl = options.redisUrl ?? spawned?.url ?? "";
   const connections = new RedisConnections({
     redisUrl,
     commandTimeoutMs: options.commandTimeoutMs,
     maxTransactionConnections: options.maxTransactionConnections,
+    maxResponseBytes,
   });
   let server: Server | undefined;
   try {
@@ -87,6 +100,7 @@ export async function startBridge(options: StartBridgeOptions = {}): Promise<Run
       token,
       redis: connections,
       maxBodyBytes: options.maxBodyBytes,
+      maxValueBytes: maxResponseBytes,
       onRequest: options.onRequest,
     });
     const { server: listening, port: boundPort } = await listen(app.fetch, port, host);
@@ -110,7 +124,12 @@ function validate(options: StartBridgeOptions, port: number, host: string, token
   }
   if (host.trim() === "") throw new BridgeOptionsError("host must not be empty");
   if (token.trim() === "") throw new BridgeOptionsError("token must not be empty");
-  for (const key of ["maxBodyBytes", "commandTimeoutMs", "maxTransactionConnections"] as const) {
+  for (const key of [
+    "maxBodyBytes",
+    "commandTimeoutMs",
+    "maxTransactionConnections",
+    "maxResponseBytes",
+  ] as const) {
     const value = options[key];
     if (value !== undefined && (!Number.isInteger(value) || value <= 0)) {
       throw new BridgeOptionsError(`${key} must be a positive integer, got ${value}`);

@@ -6,7 +6,25 @@ export class BadRequestError extends Error {
 /** A Redis command as sent over the wire: name first, then arguments, all strings. */
 export type Command = string[];
 
-const BLOCKING_OR_STATEFUL = new Set([
+/**
+ * Commands the bridge refuses, with the reason given in the error. Two groups:
+ *
+ * - Blocking and connection-state commands: every single command and pipeline shares one Redis
+ *   connection, so one of these would stall or reconfigure it for every other caller.
+ * - Server administration and commands that reach outside the one database the bridge serves.
+ *   Source: Upstash's "Redis API Compatibility" page
+ *   (https://upstash.com/docs/redis/overall/rediscompatibility, upstash/docs
+ *   redis/overall/rediscompatibility.mdx): its Server group lists only ACL, DBSIZE, FLUSHALL,
+ *   FLUSHDB, MONITOR and TIME, its Scripting group only EVAL, EVALSHA and SCRIPT EXISTS/LOAD/FLUSH,
+ *   and Cluster is unsupported, so hosted Upstash refuses CONFIG, DEBUG, SHUTDOWN, SAVE, MIGRATE,
+ *   MOVE, SWAPDB, MODULE, LATENCY, SLOWLOG, SCRIPT KILL, ... as well. Where this bridge is stricter
+ *   than Upstash (ACL, FLUSHALL, FUNCTION LOAD), the reason says why.
+ */
+const REFUSED = new Map<string, string>();
+function refuse(reason: string, names: string[]): void {
+  for (const name of names) REFUSED.set(name, reason);
+}
+refuse("blocks the connection every request shares", [
   "BLPOP",
   "BRPOP",
   "BRPOPLPUSH",
@@ -17,6 +35,8 @@ const BLOCKING_OR_STATEFUL = new Set([
   "BZMPOP",
   "WAIT",
   "WAITAOF",
+]);
+refuse("changes the state of the connection every request shares", [
   "SUBSCRIBE",
   "PSUBSCRIBE",
   "SSUBSCRIBE",
@@ -35,23 +55,90 @@ const BLOCKING_OR_STATEFUL = new Set([
   "DISCARD",
   "WATCH",
   "UNWATCH",
+  "READONLY",
+  "READWRITE",
+  "ASKING",
+]);
+refuse("server administration", [
+  // CONFIG SET can lock the bridge out (requirepass), starve Redis (maxmemory) or write files
+  // anywhere (dir + dbfilename + SAVE). CONFIG GET goes with it: nothing here needs it.
+  "CONFIG",
+  "DEBUG",
+  "SHUTDOWN",
+  // SAVE blocks the server; BGSAVE and BGREWRITEAOF fork it (up to twice the memory).
+  "SAVE",
+  "BGSAVE",
+  "BGREWRITEAOF",
+  "REPLICAOF",
+  "SLAVEOF",
   "SYNC",
   "PSYNC",
   "REPLCONF",
-  "SHUTDOWN",
-  "DEBUG",
-  "REPLICAOF",
-  "SLAVEOF",
+  "FAILOVER",
+  // Upstash offers ACL for its own users; here ACL SETUSER/DELUSER could disable the user the
+  // bridge itself logs in as, and ACL SAVE/LOAD touch files on the server.
+  "ACL",
+  // MODULE LOAD runs arbitrary native code inside redis-server.
+  "MODULE",
+  "CLUSTER",
+  "RESTORE-ASKING",
+  // LATENCY RESET / SLOWLOG RESET clear the operator's diagnostics; SLOWLOG GET shows other
+  // clients' command arguments.
+  "LATENCY",
+  "SLOWLOG",
+  "PFDEBUG",
+  "PFSELFTEST",
+]);
+refuse("reaches outside the database this bridge serves", [
+  // MIGRATE connects to any host from inside Redis and blocks the whole server while it waits.
+  "MIGRATE",
+  "MOVE",
+  "SWAPDB",
+  // Upstash databases have one logical database, so FLUSHALL there is FLUSHDB here; on a shared
+  // redis-server it would also empty databases 1-15. FLUSHDB stays allowed.
+  "FLUSHALL",
+]);
+
+/** Subcommands refused where the rest of the command is fine; keyed by "COMMAND SUBCOMMAND". */
+const REFUSED_SUBCOMMANDS = new Map<string, string>([
+  // The bridge sends SCRIPT KILL itself, on its own connection, when a script keeps Redis busy.
+  ["SCRIPT KILL", "the bridge kills scripts that keep Redis busy by itself"],
+  ["SCRIPT DEBUG", "changes the state of the connection every request shares"],
+  ["FUNCTION KILL", "the bridge kills functions that keep Redis busy by itself"],
+  // Functions are global to the server and outlive the caller; the bridge keeps to EVAL/EVALSHA
+  // (which Upstash always had). FUNCTION LIST, STATS, DUMP and HELP only read and stay allowed,
+  // as do FCALL/FCALL_RO for functions an operator loaded.
+  ["FUNCTION LOAD", "server administration (functions are global and persistent)"],
+  ["FUNCTION DELETE", "server administration (functions are global and persistent)"],
+  ["FUNCTION FLUSH", "server administration (functions are global and persistent)"],
+  ["FUNCTION RESTORE", "server administration (functions are global and persistent)"],
 ]);
 
 const BLOCK_WHEN_ARGUMENT = new Set(["XREAD", "XREADGROUP"]);
+
+/** What {@link parseCommand} checks besides the shape of a command. */
+export interface CommandLimits {
+  /**
+   * Largest string value a command may create by offset (SETRANGE, SETBIT, BITFIELD), in bytes.
+   * Such a command is refused before it runs: a few bytes of request would otherwise make Redis
+   * allocate up to 512 MiB. Default: {@link DEFAULT_MAX_VALUE_BYTES}.
+   */
+  maxValueBytes?: number;
+}
+
+/** 10 MiB: the bridge's default response cap, so any value it lets grow can be read back. */
+export const DEFAULT_MAX_VALUE_BYTES = 10 * 1024 * 1024;
 
 /**
  * Validates one command from a JSON body. Strings pass, numbers and booleans become strings
  * (Upstash clients send numbers as JSON numbers); anything else is refused naming the argument.
  * @param where prefix for error messages, e.g. "command 3" inside a pipeline.
  */
-export function parseCommand(value: unknown, where = "command"): Command {
+export function parseCommand(
+  value: unknown,
+  where = "command",
+  limits: CommandLimits = {},
+): Command {
   if (!Array.isArray(value)) {
     throw new BadRequestError(`${where} must be a JSON array like ["SET","key","value"]`);
   }
@@ -68,28 +155,81 @@ export function parseCommand(value: unknown, where = "command"): Command {
     );
   });
   assertSupported(command);
+  assertWithinLimits(command, limits.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES);
   return command;
 }
 
 /** Validates a `/pipeline` or `/multi-exec` body: a non-empty array of commands. */
-export function parseCommandList(value: unknown): Command[] {
+export function parseCommandList(value: unknown, limits: CommandLimits = {}): Command[] {
   if (!Array.isArray(value)) {
     throw new BadRequestError('body must be a JSON array of commands like [["SET","k","v"]]');
   }
   if (value.length === 0) throw new BadRequestError("body must contain at least one command");
-  return value.map((command: unknown, index) => parseCommand(command, `command ${index}`));
+  return value.map((command: unknown, index) => parseCommand(command, `command ${index}`, limits));
 }
 
 /**
- * Refuses commands that block, change connection state or stop the server: the bridge shares
- * one connection between all requests, so one of these would break every other caller.
+ * Refuses the commands in {@link REFUSED} and {@link REFUSED_SUBCOMMANDS}, XREAD/XREADGROUP with
+ * BLOCK and COPY with DB, as `ERR command not supported by this bridge: NAME (reason)`.
  */
 export function assertSupported(command: Command): void {
   const name = (command[0] ?? "").toUpperCase();
-  const blocks =
-    BLOCKING_OR_STATEFUL.has(name) ||
-    (BLOCK_WHEN_ARGUMENT.has(name) && command.some((arg) => arg.toUpperCase() === "BLOCK"));
-  if (blocks) throw new BadRequestError(`${name} is not supported by this bridge`);
+  const subcommand = `${name} ${(command[1] ?? "").toUpperCase()}`;
+  const refusal = (what: string, reason: string) =>
+    new BadRequestError(`ERR command not supported by this bridge: ${what} (${reason})`);
+  const reason = REFUSED.get(name);
+  if (reason) throw refusal(name, reason);
+  const subReason = REFUSED_SUBCOMMANDS.get(subcommand);
+  if (subReason) throw refusal(subcommand, subReason);
+  const options = command.slice(1).map((arg) => arg.toUpperCase());
+  if (BLOCK_WHEN_ARGUMENT.has(name) && options.includes("BLOCK")) {
+    throw refusal(`${name} BLOCK`, "blocks the connection every request shares");
+  }
+  if (name === "COPY" && options.slice(2).includes("DB")) {
+    throw refusal("COPY ... DB", "reaches outside the database this bridge serves");
+  }
+}
+
+/**
+ * Refuses SETRANGE, SETBIT and BITFIELD SET/INCRBY whose offset would grow a string past
+ * `maxValueBytes`, before anything runs. (APPEND grows a value by at most one request body; a
+ * redis-server the bridge spawns also has `proto-max-bulk-len` set to the same bound.)
+ */
+export function assertWithinLimits(command: Command, maxValueBytes: number): void {
+  const name = (command[0] ?? "").toUpperCase();
+  let needed = 0;
+  if (name === "SETRANGE") {
+    needed = integerArgument(command[2]) + Buffer.byteLength(command[3] ?? "", "utf8");
+  } else if (name === "SETBIT") {
+    needed = Math.floor(integerArgument(command[2]) / 8) + 1;
+  } else if (name === "BITFIELD") {
+    for (let i = 2; i < command.length; i += 1) {
+      const op = (command[i] ?? "").toUpperCase();
+      if (op !== "SET" && op !== "INCRBY") continue;
+      needed = Math.max(needed, bitfieldBytes(command[i + 1], command[i + 2]));
+    }
+  }
+  if (needed > maxValueBytes) {
+    throw new BadRequestError(
+      `ERR max single record size exceeded: ${name} would make a value of ${needed} bytes, more than this bridge's limit of ${maxValueBytes}`,
+    );
+  }
+}
+
+/** A non-negative integer argument, or 0 if it is not one (Redis then answers its own error). */
+function integerArgument(text: string | undefined): number {
+  return text !== undefined && /^\d+$/.test(text) ? Number(text) : 0;
+}
+
+/** Bytes a BITFIELD `type offset` pair needs, e.g. ("u8", "#3") -> 4, ("i5", "100") -> 14. */
+function bitfieldBytes(type: string | undefined, offset: string | undefined): number {
+  const width = /^[iu](\d+)$/i.exec(type ?? "")?.[1];
+  if (width === undefined || offset === undefined) return 0;
+  const bits = Number(width);
+  const start = offset.startsWith("#")
+    ? integerArgument(offset.slice(1)) * bits
+    : integerArgument(offset);
+  return Math.ceil((start + bits) / 8);
 }
 
 function describe(value: unknown): string {

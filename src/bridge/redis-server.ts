@@ -31,6 +31,18 @@ export interface SpawnRedisServerOptions {
   binary?: string;
   /** How long to wait for the server to answer PING before giving up, in ms. Default: 10 000. */
   startTimeoutMs?: number;
+  /**
+   * `busy-reply-threshold` (called `lua-time-limit` before Redis 7; that name still works and is
+   * the one passed): after this long a running script or function makes Redis answer other
+   * clients `BUSY` and accept `SCRIPT KILL`/`FUNCTION KILL`, which the bridge then sends. In ms.
+   * Default: 500 (Redis's own default is 5000).
+   */
+  busyReplyThresholdMs?: number;
+  /**
+   * `proto-max-bulk-len`: the largest string Redis accepts in a request or lets SETRANGE, APPEND
+   * or SETBIT (also from scripts) grow a value to. At least 1 MiB. Default: 10 MiB (Redis: 512 MiB).
+   */
+  maxStringBytes?: number;
 }
 
 export interface RedisServerHandle {
@@ -45,9 +57,19 @@ export interface RedisServerHandle {
 
 const EXTRA_BINARY_DIRS = ["/usr/bin", "/usr/local/bin", "/opt/homebrew/bin", "/usr/sbin"];
 const STOP_GRACE_MS = 5_000;
+const MIN_PROTO_MAX_BULK_LEN = 1024 * 1024;
+/**
+ * `client-output-buffer-limit` for normal clients: a connection with more unsent reply data than
+ * this is closed by Redis instead of growing its memory without bound (e.g. a `/multi-exec` of
+ * thousands of GETs of a large value). Pipelines are sent in small chunks and stay far below it.
+ */
+const NORMAL_CLIENT_OUTPUT_LIMIT = ["normal", "512mb", "0", "0"];
 const OUTPUT_TAIL_CHARS = 4_000;
 
-/** Starts a throw-away redis-server (no persistence, temp working dir) on 127.0.0.1. */
+/**
+ * Starts a throw-away redis-server (no persistence, temp working dir) on 127.0.0.1, with a short
+ * busy-script threshold and bounded string and output-buffer sizes (see the options).
+ */
 export async function spawnRedisServer(
   options: SpawnRedisServerOptions = {},
 ): Promise<RedisServerHandle> {
@@ -68,6 +90,12 @@ export async function spawnRedisServer(
       "",
       "--appendonly",
       "no",
+      "--lua-time-limit",
+      String(options.busyReplyThresholdMs ?? 500),
+      "--proto-max-bulk-len",
+      String(Math.max(options.maxStringBytes ?? 10 * 1024 * 1024, MIN_PROTO_MAX_BULK_LEN)),
+      "--client-output-buffer-limit",
+      ...NORMAL_CLIENT_OUTPUT_LIMIT,
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );

@@ -138,7 +138,10 @@ describe("bridge HTTP protocol", () => {
     expect(await direct.get(key("body"))).toBe("raw {body}");
     expect(await send("/blpop/x/0", undefined, {}, "GET")).toEqual({
       status: 400,
-      body: { error: "BLPOP is not supported by this bridge" },
+      body: {
+        error:
+          "ERR command not supported by this bridge: BLPOP (blocks the connection every request shares)",
+      },
     });
   });
 
@@ -253,7 +256,7 @@ describe("bridge HTTP protocol", () => {
             [name, "0"],
           ]),
         status: 400,
-        error: new RegExp(`^${name.toUpperCase()} is not supported by this bridge$`),
+        error: new RegExp(`^ERR command not supported by this bridge: ${name.toUpperCase()} \\(`),
       })),
       {
         name: "XREAD with BLOCK",
@@ -263,7 +266,7 @@ describe("bridge HTTP protocol", () => {
             ["XREAD", "block", "0", "STREAMS", key("s"), "$"],
           ]),
         status: 400,
-        error: /^XREAD is not supported by this bridge$/,
+        error: /^ERR command not supported by this bridge: XREAD BLOCK \(/,
       },
     ];
 

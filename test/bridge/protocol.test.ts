@@ -2,6 +2,7 @@ import { ErrorReply } from "redis";
 import { describe, expect, it } from "vitest";
 import {
   assertSupported,
+  assertWithinLimits,
   BadRequestError,
   encodeReply,
   parseCommand,
@@ -68,18 +69,33 @@ describe("parseCommand", () => {
 
 describe("assertSupported", () => {
   it.each([
-    ["blpop", "k", "0"],
-    ["BZMPOP", "0", "1", "k", "MIN"],
-    ["xreadgroup", "GROUP", "g", "c", "Block", "0", "STREAMS", "s", ">"],
-    ["Subscribe", "ch"],
-    ["select", "1"],
-    ["HELLO", "3"],
-    ["client", "setname", "x"],
-    ["MULTI"],
-    ["debug", "sleep", "1"],
-  ])("refuses %s", (...command) => {
+    [["blpop", "k", "0"], "BLPOP"],
+    [["BZMPOP", "0", "1", "k", "MIN"], "BZMPOP"],
+    [["xreadgroup", "GROUP", "g", "c", "Block", "0", "STREAMS", "s", ">"], "XREADGROUP BLOCK"],
+    [["Subscribe", "ch"], "SUBSCRIBE"],
+    [["select", "1"], "SELECT"],
+    [["HELLO", "3"], "HELLO"],
+    [["client", "setname", "x"], "CLIENT"],
+    [["MULTI"], "MULTI"],
+    [["debug", "sleep", "1"], "DEBUG"],
+    [["config", "set", "maxmemory", "1"], "CONFIG"],
+    [["CONFIG", "GET", "maxmemory"], "CONFIG"],
+    [["migrate", "10.0.0.1", "6379", "k", "0", "5000"], "MIGRATE"],
+    [["SWAPDB", "0", "1"], "SWAPDB"],
+    [["move", "k", "1"], "MOVE"],
+    [["FLUSHALL"], "FLUSHALL"],
+    [["COPY", "a", "b", "db", "1"], "COPY ... DB"],
+    [["script", "kill"], "SCRIPT KILL"],
+    [["SCRIPT", "DEBUG", "YES"], "SCRIPT DEBUG"],
+    [["function", "load", "#!lua name=x"], "FUNCTION LOAD"],
+    [["FUNCTION", "FLUSH"], "FUNCTION FLUSH"],
+    [["FUNCTION", "KILL"], "FUNCTION KILL"],
+    [["ACL", "SETUSER", "default", "off"], "ACL"],
+    [["MODULE", "LOAD", "/tmp/x.so"], "MODULE"],
+    [["BGSAVE"], "BGSAVE"],
+  ])("refuses %j as %s", (command, what) => {
     expect(() => assertSupported(command)).toThrow(
-      `${command[0]?.toUpperCase()} is not supported by this bridge`,
+      `ERR command not supported by this bridge: ${what} (`,
     );
   });
 
@@ -88,8 +104,48 @@ describe("assertSupported", () => {
     ["XREAD", "COUNT", "1", "STREAMS", "s", "0"],
     ["EVAL", "return 1", "0"],
     ["PUBLISH", "ch", "m"],
+    ["SCRIPT", "FLUSH"],
+    ["script", "load", "return 1"],
+    ["FUNCTION", "LIST"],
+    ["FCALL", "f", "0"],
+    ["FLUSHDB"],
+    ["COPY", "a", "b", "REPLACE"],
+    ["COPY", "db", "DB"],
+    ["OBJECT", "FREQ", "k"],
   ])("allows %s", (...command) => {
     expect(() => assertSupported(command)).not.toThrow();
+  });
+});
+
+describe("assertWithinLimits", () => {
+  const max = 1024;
+  it.each([
+    ["SETRANGE", "k", "1024", "x"],
+    ["setrange", "k", "1000", "x".repeat(25)],
+    ["SETBIT", "k", String(1024 * 8), "1"],
+    ["BITFIELD", "k", "GET", "u8", "0", "SET", "u8", "#1024", "1"],
+    ["bitfield", "k", "INCRBY", "i16", "8185", "1"],
+  ])("refuses %s ... before it runs", (...command) => {
+    expect(() => assertWithinLimits(command, max)).toThrow(
+      /^ERR max single record size exceeded: \w+ would make a value of \d+ bytes, more than this bridge's limit of 1024$/,
+    );
+  });
+
+  it.each([
+    ["SETRANGE", "k", "1023", "x"],
+    ["SETBIT", "k", String(1024 * 8 - 1), "1"],
+    ["BITFIELD", "k", "SET", "u8", "#1023", "1", "GET", "u8", "#999999"],
+    ["SETRANGE", "k", "-1", "x"],
+    ["APPEND", "k", "x"],
+  ])("allows %s ...", (...command) => {
+    expect(() => assertWithinLimits(command, max)).not.toThrow();
+  });
+
+  it("is applied by parseCommand with a 10 MiB default", () => {
+    expect(() => parseCommand(["SETRANGE", "k", "134217727", "x"])).toThrow(/limit of 10485760$/);
+    expect(() =>
+      parseCommand(["SETRANGE", "k", "2000", "x"], "command", { maxValueBytes: 1000 }),
+    ).toThrow(/limit of 1000$/);
   });
 });
 
