@@ -6,6 +6,7 @@ import { serve } from "@hono/node-server";
 import { Lock } from "@upstash/lock";
 import { createClient } from "redis";
 import { createGuard } from "../src/core/index.js";
+import { jobKeys } from "../src/core/keys.js";
 import { CLAIM_SCRIPT } from "../src/core/scripts.js";
 import { createCronApp } from "../src/hono/index.js";
 import {
@@ -221,12 +222,16 @@ export async function measureBridgeOverhead(
     "allow",
     "10",
   ];
-  const claimKeys = (side: string, i: number) => [
-    `${prefix}:{${side}}:slot:${i}`,
-    `${prefix}:{${side}}:fence`,
-    `${prefix}:{${side}}:slots`,
-    `${prefix}:{${side}}:running`,
-  ];
+  const claimKeys = (side: string, i: number) => {
+    const keys = jobKeys(prefix, side);
+    return [
+      keys.slot(String(i)),
+      keys.fence,
+      keys.slotIndex,
+      keys.running,
+      keys.withdrawn(`t${i}`),
+    ];
+  };
   const operationsOf = {
     "SET NX PX": {
       bridge: (i: number) => upstash.set(`${prefix}:b:${i}`, "1", { nx: true, px: 60_000 }),
