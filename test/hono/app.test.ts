@@ -462,7 +462,55 @@ describe("createCronApp", () => {
     const { app, runs } = makeApp({ redis: down });
     const response = await app.request("/cron/tick", { headers: auth });
     expect(response.status).toBe(503);
-    expect(await errorOf(response)).toMatch(/store unavailable/);
+    expect(await errorOf(response)).toMatch(/store unreachable: the job did not run/);
+    expect(runs).toEqual([]);
+  });
+
+  it("answers 503 with what happens to the slot, never the store's message or the command", async () => {
+    const real = upstash({ autoPipelining: false });
+    await makeApp({ redis: real }).app.request("/cron/tick?slot=2026-11-23T09:00:00Z", {
+      headers: auth,
+    }); // loads the scripts, so the fault below hits the claim that runs
+    let lost = 0;
+    const losesClaimAnswers = {
+      eval: real.eval.bind(real),
+      async evalsha<A extends unknown[], T>(sha: string, keys: string[], args: A): Promise<T> {
+        const reply = await real.evalsha<A, T>(sha, keys, args);
+        if (keys[0]?.includes(":slot:") && keys.length === 5 && lost === 0) {
+          lost += 1;
+          throw new Error(`Redis unavailable: timeout, command was: ${JSON.stringify(args)}`);
+        }
+        return reply;
+      },
+    } as unknown as Redis;
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const { app, runs } = makeApp({ redis: losesClaimAnswers });
+    const response = await app.request("/cron/tick", { headers: auth });
+    expect(response.status).toBe(503);
+    const text = await response.text();
+    expect(text).not.toMatch(/command was|evalsha|[0-9a-f]{8}-[0-9a-f]{4}-/);
+    expect(JSON.parse(text)).toMatchObject({
+      reason: "unreachable",
+      claim: "withdrawing",
+      job: "tick",
+      slot: "2026-11-23T10:05:00Z",
+    });
+    expect(JSON.parse(text).error).toMatch(/did not run.*being withdrawn.*free again by/);
+    expect(runs).toEqual([]);
+    // The withdrawal landed: the next delivery runs the slot instead of skipping it as running.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const retry = await makeApp({ redis: real }).app.request("/cron/tick", { headers: auth });
+    expect(retry.status).toBe(200);
+  });
+
+  it("answers 503 rejected, not unreachable, when the store refuses the claim", async () => {
+    const redis = await directRedis();
+    await redis.hSet(`${prefix()}:{tick}:slot:2026-11-23T10:05:00Z`, "not", "a string");
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const { app, runs } = makeApp();
+    const response = await app.request("/cron/tick", { headers: auth });
+    expect(response.status).toBe(503);
+    expect(await response.json()).toMatchObject({ reason: "rejected", claim: "none" });
     expect(runs).toEqual([]);
   });
 

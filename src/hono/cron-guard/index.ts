@@ -63,6 +63,39 @@ function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+const isoOf = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * What a caller of a 503 needs: that the job did not run, why in one word, and what happens to
+ * the slot. Never the store's own message, which can carry the command (lease tokens, other
+ * requests' commands under auto-pipelining); that goes to the log.
+ */
+function unavailableBody(error: StoreUnavailableError): Record<string, unknown> {
+  if (error.kind === "rejected") {
+    return {
+      error:
+        "store refused the claim (it answered with an error, see the deployment's log): the job did not run; nothing holds the slot",
+      reason: "rejected",
+      claim: "none",
+    };
+  }
+  const freeBy = error.slotFreeByMs === undefined ? undefined : isoOf(error.slotFreeByMs);
+  return {
+    error: `store ${error.kind === "slow" ? "answered the claim too late" : "unreachable"}: the job did not run. Its claim may have reached the store and is being withdrawn, so a retry can run this slot${freeBy ? `; if the store stays unreachable, the slot is free again by ${freeBy} at the latest` : ""}`,
+    reason: error.kind,
+    claim: "withdrawing",
+    ...(freeBy ? { slotFreeBy: freeBy } : {}),
+  };
+}
+
+/** The run happened but could not be recorded (or ran unguarded): say so without store details. */
+function warningHeader(warning: StoreUnavailableError): string {
+  if (warning.slotFreeByMs !== undefined) {
+    return `unrecorded; the slot may run again after ${isoOf(warning.slotFreeByMs)}`;
+  }
+  return `store ${warning.kind}; ran without a claim`;
+}
+
 function replaceResponse(c: Context, response: Response): void {
   c.res = undefined;
   c.res = response;
@@ -151,10 +184,10 @@ export const cronGuard = ({
       );
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
-      const message = `store unavailable: ${errorMessage(error)}`;
+      console.error(`cron-guard: ${job} ${slotHeader}: ${error.message}`);
       replaceResponse(
         c,
-        jsonResponse({ error: message, job, slot: slotHeader }, 503, {
+        jsonResponse({ ...unavailableBody(error), job, slot: slotHeader }, 503, {
           "cron-guard-status": "unavailable",
           "cron-guard-slot": slotHeader,
         }),
@@ -193,6 +226,10 @@ export const cronGuard = ({
       return;
     }
     const response = new Response(c.res.body, c.res);
+    if (result.warning) {
+      console.error(`cron-guard: ${job} ${slotHeader}: ${result.warning.message}`);
+      response.headers.set("cron-guard-warning", warningHeader(result.warning));
+    }
     response.headers.set("cron-guard-status", result.unguarded ? "ran-unguarded" : "ran");
     response.headers.set("cron-guard-slot", slotHeader);
     if (result.fence !== null) response.headers.set("cron-guard-fence", String(result.fence));
