@@ -34,7 +34,8 @@ const bridgeCommand: CliCommand = {
     "Upstash-REST-compatible server in front of redis-server (spawns one unless --redis-url)",
   usage: [
     "cron-guard bridge [--port 8079] [--host 127.0.0.1] [--token T] [--redis-url redis://...]",
-    "                  [--max-body-bytes 1048576] [--command-timeout-ms 5000]",
+    "                  [--max-body-bytes 1048576] [--max-response-bytes 10485760]",
+    "                  [--command-timeout-ms 5000]",
   ].join("\n"),
   async run(args, io) {
     const { values } = parseArgs({
@@ -47,6 +48,7 @@ const bridgeCommand: CliCommand = {
         token: { type: "string" },
         "redis-url": { type: "string" },
         "max-body-bytes": { type: "string" },
+        "max-response-bytes": { type: "string" },
         "command-timeout-ms": { type: "string" },
       },
     });
@@ -56,6 +58,7 @@ const bridgeCommand: CliCommand = {
       token: values.token,
       redisUrl: values["redis-url"],
       maxBodyBytes: integerOption("--max-body-bytes", values["max-body-bytes"]),
+      maxResponseBytes: integerOption("--max-response-bytes", values["max-response-bytes"]),
       commandTimeoutMs: integerOption("--command-timeout-ms", values["command-timeout-ms"]),
     });
     const source = values["redis-url"] ? "" : " (spawned redis-server, stopped on exit)";
