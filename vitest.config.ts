@@ -2,7 +2,7 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts", "src/**/*.test.ts"],
+    include: ["test/**/*.test.ts", "src/**/*.test.ts", "examples/**/*.test.ts"],
     exclude: ["test/workers/**", "node_modules/**", "dist/**"],
     globalSetup: ["test/support/global-setup.ts"],
     testTimeout: 30_000,

@@ -9,8 +9,14 @@ import { join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
 
 const ROOT = join(import.meta.dirname, "..");
-/** src/jobs is bundled into the Worker by src/platforms/cloudflare.ts, so it is checked too. */
-const EDGE_FOLDERS = ["src/core", "src/hono", "src/platforms", "src/jobs"];
+/** examples/ is bundled into the example Worker (wrangler.toml), so it is checked too (but its Node-only local stack). */
+const EDGE_FOLDERS = [
+  "src/core",
+  "src/hono",
+  "src/platforms",
+  "examples/jobs.ts",
+  "examples/worker.ts",
+];
 
 const BUILTINS = new Set(builtinModules);
 const SPECIFIER_PATTERNS = [
@@ -59,6 +65,7 @@ function nodeUsages(source: string): string[] {
 }
 
 function sourceFiles(folder: string): string[] {
+  if (/\.[mc]?[jt]s$/.test(folder)) return [join(ROOT, folder)];
   return readdirSync(join(ROOT, folder), { recursive: true, withFileTypes: true })
     .filter((entry) => entry.isFile() && /\.(?:ts|mts|js|mjs)$/.test(entry.name))
     .filter((entry) => !/\.(?:test|spec)\.[mc]?[jt]s$/.test(entry.name))
@@ -94,7 +101,7 @@ describe("edge readiness", () => {
     ]);
   });
 
-  it("finds no Node built-ins in src/core, src/hono, src/platforms and src/jobs", () => {
+  it("finds no Node built-ins in src/core, src/hono, src/platforms and the example Worker", () => {
     const files = EDGE_FOLDERS.flatMap(sourceFiles);
     expect(files.length).toBeGreaterThan(0);
     const offenders = files.flatMap((file) =>

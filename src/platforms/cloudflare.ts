@@ -2,7 +2,6 @@ import { Redis } from "@upstash/redis/cloudflare";
 import type { ExecutionContext } from "hono";
 import type { CronApp, CronAppOptions, CronJob } from "../hono/app.js";
 import { createCronApp } from "../hono/app.js";
-import { exampleJobs } from "../jobs/index.js";
 
 interface ScheduledControllerLike {
   readonly cron: string;
@@ -62,6 +61,3 @@ export function createWorker(
 ) {
   return toWorker(createCronApp({ ...options, jobs, redis: (env) => Redis.fromEnv(env as never) }));
 }
-
-/** The example deployment: wrangler.toml points here. Replace the jobs with your own. */
-export default createWorker(exampleJobs());

@@ -2,7 +2,6 @@ import { Redis } from "@upstash/redis";
 import { ConfigError } from "../core/errors.js";
 import type { CronJob } from "../hono/app.js";
 import { type CronApp, type CronAppOptions, createCronApp } from "../hono/app.js";
-import { exampleJobs } from "../jobs/index.js";
 
 export { handle } from "hono/vercel";
 
@@ -13,7 +12,7 @@ export { handle } from "hono/vercel";
  * sends with every cron call. `vercel.json`'s `crons` must call `/cron/<job>` on the job's schedule.
  */
 export function createVercelApp(
-  jobs: readonly CronJob<Redis>[] = exampleJobs(),
+  jobs: readonly CronJob<Redis>[],
   options: Omit<CronAppOptions<Redis>, "jobs" | "redis"> = {},
 ): CronApp {
   return createCronApp({ ...options, jobs, redis: redisFromProcessEnv });

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { HeartbeatRecord } from "../../src/jobs/index.js";
+import type { HeartbeatRecord } from "../../examples/jobs.js";
 import { bridgeEnv, directRedis } from "../support/harness.js";
 
 const SECRET = "e2e-secret-for-wrangler-dev";

@@ -9,6 +9,6 @@ declare namespace Cloudflare {
     REGION: string;
   }
   interface GlobalProps {
-    mainModule: typeof import("../../src/platforms/cloudflare.js");
+    mainModule: typeof import("../../examples/worker.js");
   }
 }

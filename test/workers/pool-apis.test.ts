@@ -1,6 +1,6 @@
 /**
  * The cloudflare:test / cloudflare:workers APIs the scheduled() tests build on, checked once
- * against the real Worker from wrangler.toml (src/platforms/cloudflare.ts).
+ * against the real Worker from wrangler.toml (examples/worker.ts).
  */
 import {
   createExecutionContext,
@@ -10,7 +10,7 @@ import {
 import { env, exports } from "cloudflare:workers";
 import { Redis } from "@upstash/redis/cloudflare";
 import { describe, expect, it } from "vitest";
-import worker from "../../src/platforms/cloudflare.js";
+import worker from "../../examples/worker.js";
 
 describe("vitest-pool-workers APIs against the wrangler.toml Worker", () => {
   it("drives scheduled() with createScheduledController and waits on its ExecutionContext", async () => {

@@ -1,21 +1,13 @@
 import { parseArgs } from "node:util";
-import type { CliCommand } from "../cli.js";
+import { type CliCommand, integerOption, portOption } from "../../src/cli/framework.js";
 import { startLocalStack } from "./stack.js";
 import { formatStorm } from "./storm.js";
 
-function port(flag: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value) || Number(value) > 65_535) {
-    throw new Error(`${flag} must be a port number, got "${value}"`);
-  }
-  return Number(value);
-}
-
-/** `cron-guard start`: the whole local stack, an opening storm per example job, then it serves. */
+/** `npm start`: the whole local stack, an opening storm per example job, then it serves. */
 export const startCommand: CliCommand = {
   summary: "local stack: redis-server + bridge + example cron app, with a simulated cron storm",
   usage:
-    "cron-guard start [--port 8787] [--bridge-port 8079] [--deliveries 50] [--redis-url redis://...] [--exit]",
+    "npm start -- [--port 8787] [--bridge-port 8079] [--deliveries 50] [--redis-url redis://...] [--exit]",
   async run(args, io) {
     const { values } = parseArgs({
       args,
@@ -29,16 +21,12 @@ export const startCommand: CliCommand = {
         exit: { type: "boolean", default: false },
       },
     });
-    const deliveries = Number(values.deliveries);
-    if (!Number.isInteger(deliveries) || deliveries < 1 || deliveries > 10_000) {
-      throw new Error(
-        `--deliveries must be a whole number from 1 to 10000, got "${values.deliveries}"`,
-      );
-    }
+    const deliveries =
+      integerOption("--deliveries", values.deliveries, { min: 1, max: 10_000 }) ?? 50;
     io.err("cron-guard: starting redis-server, the bridge and the example app ...");
     const stack = await startLocalStack({
-      port: port("--port", values.port),
-      bridgePort: port("--bridge-port", values["bridge-port"]),
+      port: portOption("--port", values.port),
+      bridgePort: portOption("--bridge-port", values["bridge-port"]),
       deliveries,
       redisUrl: values["redis-url"],
     });

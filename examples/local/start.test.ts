@@ -1,6 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { runCli } from "../../src/cli.js";
-import { captureIo } from "../support/capture-io.js";
+import { type CliIo, runCommands } from "../../src/cli/framework.js";
+import { captureIo } from "../../test/support/capture-io.js";
+import { startCommand } from "./command.js";
+
+const runStart = (argv: string[], io: CliIo) =>
+  runCommands("npm start --", { start: startCommand }, argv, io);
 
 /** The first `curl` line after `heading`, as [secret, url]. */
 function curlAfter(lines: string[], heading: RegExp): [string, string] {
@@ -11,10 +15,10 @@ function curlAfter(lines: string[], heading: RegExp): [string, string] {
 }
 
 // What a new user sees after `npm ci && npm start`: the local stack, its storm, a manual trigger.
-describe("cron-guard start", () => {
+describe("npm start", () => {
   it("runs each example job once in the storm, then serves manual triggers and backfills", async () => {
     const io = captureIo();
-    const result = await runCli(
+    const result = await runStart(
       ["start", "--port", "0", "--bridge-port", "0", "--deliveries", "30"],
       io,
     );
@@ -46,7 +50,7 @@ describe("cron-guard start", () => {
 
   it("with --exit prints the summary and exits 0 when nothing ran twice", async () => {
     const io = captureIo();
-    const result = await runCli(
+    const result = await runStart(
       ["start", "--port", "0", "--bridge-port", "0", "--deliveries", "10", "--exit"],
       io,
     );
@@ -56,7 +60,7 @@ describe("cron-guard start", () => {
 
   it("refuses a bad --deliveries with a clear error", async () => {
     const io = captureIo();
-    expect(await runCli(["start", "--deliveries", "0"], io)).toEqual({ exitCode: 1 });
+    expect(await runStart(["start", "--deliveries", "0"], io)).toEqual({ exitCode: 2 });
     expect(io.errLines.join("\n")).toMatch(/--deliveries must be a whole number from 1 to 10000/);
   });
 });

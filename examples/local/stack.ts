@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { serve } from "@hono/node-server";
 import { Redis } from "@upstash/redis";
-import { startBridge } from "../bridge/index.js";
-import { createCronApp } from "../hono/app.js";
-import { exampleJobs, type HeartbeatRecord } from "../jobs/index.js";
+import { startBridge } from "../../src/bridge/index.js";
+import { createCronApp } from "../../src/hono/app.js";
+import { exampleJobs, type HeartbeatRecord } from "../jobs.js";
 import { fireStorm, type StormSummary } from "./storm.js";
 
 export interface LocalStackOptions {
