@@ -65,7 +65,7 @@ export async function measureStorm(
     ],
     redis,
     cronSecret: () => SECRET,
-    guard: { prefix: "bench" },
+    guardOptions: { prefix: "bench" },
   });
   const server =
     mode === "http"

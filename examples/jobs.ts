@@ -1,5 +1,5 @@
 import type { Redis } from "@upstash/redis";
-import type { CronJob } from "../src/hono/app.js";
+import type { CronJob } from "../src/hono/index.js";
 
 export interface ExampleJobsOptions {
   /** Where the example jobs keep their own data. Default `"cron-guard:example"`. */

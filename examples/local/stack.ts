@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { serve } from "@hono/node-server";
 import { Redis } from "@upstash/redis";
 import { startBridge } from "../../src/bridge/index.js";
-import { createCronApp } from "../../src/hono/app.js";
+import { createCronApp } from "../../src/hono/index.js";
 import { exampleJobs, type HeartbeatRecord } from "../jobs.js";
 import { fireStorm, type StormSummary } from "./storm.js";
 
@@ -50,7 +50,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const keyPrefix = "cron-guard:example";
   const jobs = exampleJobs({ keyPrefix });
   const redis = new Redis({ url: bridge.url, token: bridge.token });
-  const app = createCronApp({ jobs, redis, cronSecret: () => secret, guard: { region: "local" } });
+  const app = createCronApp({
+    jobs,
+    redis,
+    cronSecret: () => secret,
+    guardOptions: { region: "local" },
+  });
   let server: ReturnType<typeof serve>;
   try {
     server = await listen(app, options.port ?? 8787);

@@ -1,8 +1,4 @@
-/** An argument `guarded()` cannot turn into a key faithfully; pass a `key()` function instead. */
-export class UnkeyableArgumentError extends TypeError {
-  override readonly name = "UnkeyableArgumentError";
-}
-
+import { UnkeyableArgumentError } from "./errors.js";
 /**
  * A canonical text for a list of arguments: equal values give equal text, different values give
  * different text. Object keys are sorted, so `{a, b}` and `{b, a}` agree; every value carries its

@@ -1,3 +1,10 @@
+/*
+ * Every error of the platform-free core. The rule: a setup mistake (options, job declarations)
+ * throws ConfigError when the guard or app is created; bad input to one call throws
+ * InvalidKeyPartError, SlotError or UnkeyableArgumentError; the store's trouble is
+ * StoreUnavailableError; a lost lease is LockLostError. Contention is a result, never an error.
+ */
+
 /** An option given to cron-guard is invalid. Thrown once, when the options are validated. */
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
@@ -59,4 +66,34 @@ export class LockLostError extends Error {
     super(message, options);
     this.key = key;
   }
+}
+
+/** The caller gave a slot that is not valid: not a timestamp, or not a fire time of the schedule. */
+export class SlotError extends Error {
+  override readonly name = "SlotError";
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** A job name or slot id that cannot become part of a Redis key. The HTTP layer answers 400. */
+export class InvalidKeyPartError extends Error {
+  override readonly name = "InvalidKeyPartError";
+  readonly part: "job" | "slot" | "prefix";
+
+  constructor(part: "job" | "slot" | "prefix", message: string) {
+    super(message);
+    this.part = part;
+  }
+}
+
+/** An argument `guarded()` cannot turn into a key faithfully; pass a `key()` function instead. */
+export class UnkeyableArgumentError extends TypeError {
+  override readonly name = "UnkeyableArgumentError";
+}
+
+/** An error's message, for logs and answers (without a stack or the error's name). */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

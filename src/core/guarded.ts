@@ -8,7 +8,7 @@ export interface GuardedOptions<A extends unknown[]> extends GuardOptions {
   /** Job name: the first part of every key (`[A-Za-z0-9._-]{1,128}`). */
   job: string;
   /**
-   * Turns the call's arguments into the part of the slot that tells calls apart, like the seeds'
+   * Turns the call's arguments into the part of the slot that tells calls apart, like a Redlock
    * `distributed_lock:{function}:{key}:{args}`. Must return 1-128 characters of
    * `A-Z a-z 0-9 . _ : + -`. Default: a SHA-256 digest of a canonical encoding of the arguments
    * (object keys sorted, types kept apart, Map/Set/Date by content); arguments it cannot encode

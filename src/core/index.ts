@@ -1,10 +1,12 @@
-export { UnkeyableArgumentError } from "./canonical.js";
 export type { DistributeOptions, DistributeResult, Task } from "./distribute.js";
 export {
   ConfigError,
+  InvalidKeyPartError,
   LockLostError,
+  SlotError,
   type StoreFailureKind,
   StoreUnavailableError,
+  UnkeyableArgumentError,
 } from "./errors.js";
 export {
   createGuard,
@@ -16,7 +18,7 @@ export {
   type RunRecord,
 } from "./guard.js";
 export { type GuardedOptions, guarded } from "./guarded.js";
-export { InvalidKeyPartError, isValidJobName } from "./keys.js";
+export { isValidJobName } from "./keys.js";
 export type { Lease } from "./lease.js";
 export type {
   FailurePolicy,
@@ -55,7 +57,6 @@ export {
   parseExplicitSlot,
   parseSchedule,
   periodMsOf,
-  SlotError,
   slotFromCron,
   slotFromScheduledTime,
   slotId,

@@ -1,17 +1,8 @@
+import { InvalidKeyPartError } from "./errors.js";
+
 const JOB_NAME = /^[A-Za-z0-9._-]{1,128}$/;
 const PREFIX = /^[A-Za-z0-9._:-]{1,64}$/;
 const SLOT_ID = /^[A-Za-z0-9._:+-]{1,256}$/;
-
-/** A job name or slot id that cannot become part of a Redis key. The HTTP layer answers 400. */
-export class InvalidKeyPartError extends Error {
-  override readonly name = "InvalidKeyPartError";
-  readonly part: "job" | "slot" | "prefix";
-
-  constructor(part: "job" | "slot" | "prefix", message: string) {
-    super(message);
-    this.part = part;
-  }
-}
 
 export function isValidJobName(job: string): boolean {
   return JOB_NAME.test(job);

@@ -1,5 +1,5 @@
-import { ConfigError } from "./errors.js";
-import { assertPrefix, type InvalidKeyPartError } from "./keys.js";
+import { ConfigError, type InvalidKeyPartError } from "./errors.js";
+import { assertPrefix } from "./keys.js";
 import type { GuardStore } from "./store.js";
 
 export type FailurePolicy = "release" | "keep";

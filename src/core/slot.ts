@@ -1,14 +1,5 @@
 import { Cron, CronPattern } from "croner";
-import { ConfigError } from "./errors.js";
-
-/** The caller gave a slot that is not valid: not a timestamp, or not a fire time of the schedule. */
-export class SlotError extends Error {
-  override readonly name = "SlotError";
-
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
-}
+import { ConfigError, messageOf, SlotError } from "./errors.js";
 
 /**
  * A validated cron schedule, made by {@link parseSchedule}. Immutable; holds no timer and no
@@ -407,8 +398,4 @@ function isoSecond(ms: number): string {
 
 function isoOf(ms: number): string {
   return new Date(ms).toISOString();
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

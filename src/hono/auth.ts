@@ -1,3 +1,8 @@
+import type { MiddlewareHandler } from "hono";
+import { processEnv } from "../core/env.js";
+import { jsonError } from "./http.js";
+import type { Bindings } from "./types.js";
+
 const encoder = new TextEncoder();
 
 async function sha256(text: string): Promise<Uint8Array> {
@@ -26,4 +31,43 @@ export async function secretsEqual(given: string, expected: string): Promise<boo
 export function bearerToken(header: string | undefined | null): string | undefined {
   const match = /^Bearer[ \t]+(\S(?:.*\S)?)\s*$/i.exec(header ?? "");
   return match?.[1];
+}
+
+/** `env.CRON_SECRET` (Cloudflare bindings), else `process.env.CRON_SECRET` (Node, Vercel). */
+export function defaultCronSecret(env: Bindings): string | undefined {
+  const fromEnv = env?.CRON_SECRET;
+  if (typeof fromEnv === "string") return fromEnv;
+  return processEnv()?.CRON_SECRET;
+}
+
+/**
+ * Refuses every request without `Authorization: Bearer <secret>` (401), and every request at all
+ * when no secret is configured (500): the app never runs open.
+ */
+export function requireSecret(
+  cronSecret: (env: Bindings) => string | undefined,
+): MiddlewareHandler {
+  return async function requireSecret(c, next) {
+    // Surrounding whitespace is trimmed: a secret written from a file often ends in "\n", and no
+    // caller can send it back, because HTTP strips leading and trailing whitespace from header
+    // values (Vercel's `Authorization: Bearer <CRON_SECRET>` arrives without it). Comparing it
+    // verbatim would answer 401 to every call, Vercel's included; whitespace inside is kept.
+    const configured = cronSecret(c.env ?? {});
+    const expected = typeof configured === "string" ? configured.trim() : "";
+    if (!expected) {
+      const why =
+        typeof configured === "string" && configured !== "" ? "is only whitespace" : "is not set";
+      console.error(`cron-guard: CRON_SECRET ${why}; refusing every /cron request`);
+      return jsonError(
+        c,
+        500,
+        `CRON_SECRET is not configured on this deployment (it ${why}); refusing to run`,
+      );
+    }
+    const given = bearerToken(c.req.header("authorization"));
+    if (given === undefined || !(await secretsEqual(given, expected))) {
+      return jsonError(c, 401, "Unauthorized: send Authorization: Bearer <CRON_SECRET>");
+    }
+    await next();
+  };
 }

@@ -1,20 +1,21 @@
-export {
-  type CronApp,
-  type CronAppOptions,
-  type CronJob,
-  type CronJobContext,
-  createCronApp,
-  type JobGuardOptions,
-  type JobScheduledRun,
-  type ScheduledEvent,
-  type ScheduledRun,
-  type UnmatchedScheduledRun,
-} from "./app.js";
+export { createCronApp } from "./app.js";
 export {
   type CronGuardContext,
-  type CronGuardEnv,
   type CronGuardOptions,
+  type CronGuardVariables,
   cronGuard,
   HandlerFailedError,
 } from "./cron-guard/index.js";
 export type { Trigger } from "./slot-source.js";
+export type {
+  Bindings,
+  CronApp,
+  CronAppOptions,
+  CronJob,
+  CronJobContext,
+  JobGuardOptions,
+  JobScheduledRun,
+  ScheduledEvent,
+  ScheduledRun,
+  UnmatchedScheduledRun,
+} from "./types.js";

@@ -1,7 +1,7 @@
+import { SlotError } from "../core/errors.js";
 import {
   type CronSchedule,
   parseExplicitSlot,
-  SlotError,
   scheduleSignature,
   slotFromCron,
 } from "../core/slot.js";

@@ -1,7 +1,8 @@
 import { Redis } from "@upstash/redis/cloudflare";
 import type { ExecutionContext } from "hono";
-import type { CronApp, CronAppOptions, CronJob } from "../hono/app.js";
 import { createCronApp } from "../hono/app.js";
+import type { CronApp, CronAppOptions, CronJob } from "../hono/types.js";
+import { restCredentials } from "./credentials.js";
 
 interface ScheduledControllerLike {
   readonly cron: string;
@@ -59,5 +60,12 @@ export function createWorker(
   jobs: readonly CronJob<Redis>[],
   options: Omit<CronAppOptions<Redis>, "jobs" | "redis"> = {},
 ) {
-  return toWorker(createCronApp({ ...options, jobs, redis: (env) => Redis.fromEnv(env as never) }));
+  return toWorker(
+    createCronApp({
+      ...options,
+      jobs,
+      redis: (env) =>
+        new Redis(restCredentials(env, "add it with `wrangler secret put` (or .dev.vars locally)")),
+    }),
+  );
 }

@@ -37,7 +37,7 @@ function world(prefix: string, handlerOverrides: Record<string, ScheduleHandler>
       redis: upstash(),
       prefix,
       handlers,
-      guard: { clock, leaseMs: 2_000 },
+      guardOptions: { clock, leaseMs: 2_000 },
       maxCalls: 100_000,
       budgetMs: 60_000,
       retryBackoffMs: 0,

@@ -1,12 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../../src/core/errors.js";
+import { ConfigError, SlotError } from "../../src/core/errors.js";
 import {
   type CronSchedule,
   nextFireTimes,
   parseExplicitSlot,
   parseSchedule,
   periodMsOf,
-  SlotError,
   sameSchedule,
   slotFromCron,
   slotFromScheduledTime,

@@ -45,7 +45,7 @@ describe("createCronApp", () => {
       jobs,
       redis: options.redis ?? upstash(),
       cronSecret: () => ("secret" in options ? options.secret : SECRET),
-      guard: { prefix: prefix(), clock: options.clock ?? (() => NOW) },
+      guardOptions: { prefix: prefix(), clock: options.clock ?? (() => NOW) },
     });
     return { app, runs };
   }
@@ -67,7 +67,7 @@ describe("createCronApp", () => {
           redis: upstash(),
           cronSecret: () => SECRET,
           ...options,
-          guard: { prefix: prefix(), clock: () => NOW, ...options.guard },
+          guardOptions: { prefix: prefix(), clock: () => NOW, ...options.guardOptions },
         });
       } catch (error) {
         caught = error;
@@ -102,7 +102,7 @@ describe("createCronApp", () => {
       [{ region: "x".repeat(65) }, "region"],
       [{ historyLength: 0 }, "historyLength"],
     ])("shared guard options %o: ConfigError naming %s", async (guard, option) => {
-      const error = creationError({ guard: guard as CronAppOptions<Redis>["guard"] });
+      const error = creationError({ guardOptions: guard as CronAppOptions<Redis>["guardOptions"] });
       expect(error.option).toBe(option);
       expect(error.message).toContain(option);
       expect(error.message).toMatch(/job "heartbeat"|guard options/);
@@ -135,7 +135,7 @@ describe("createCronApp", () => {
         jobs: [job({ skewToleranceMs: 29_999 }), { ...job({ leaseMs: 1_000 }), name: "other" }],
         redis: upstash(),
         cronSecret: () => SECRET,
-        guard: { prefix: prefix(), clock: () => NOW, leaseMs: 50_000, onFailure: "keep" },
+        guardOptions: { prefix: prefix(), clock: () => NOW, leaseMs: 50_000, onFailure: "keep" },
       });
       const response = await app.request("/cron/heartbeat", { headers: auth });
       expect(response.status).toBe(200);
@@ -308,7 +308,7 @@ describe("createCronApp", () => {
       const app = createCronApp({
         jobs: [{ name: "tick", cron: "*/5 * * * *", handler: ({ slot }) => runs.push(slot) }],
         redis: upstash(),
-        guard: { prefix: prefix(), clock: () => NOW },
+        guardOptions: { prefix: prefix(), clock: () => NOW },
       });
       const env = { CRON_SECRET: raw };
       const vercel = await app.request(
@@ -536,7 +536,7 @@ describe("createCronApp", () => {
       jobs: [job("minutely", "* * * * *"), job("daily", "0 8 * * *"), job("monday", "0 8 * * 1")],
       redis: upstash(),
       cronSecret: () => SECRET,
-      guard: { prefix: prefix(), clock: () => NOW },
+      guardOptions: { prefix: prefix(), clock: () => NOW },
     });
     const monday8 = Date.UTC(2026, 10, 23, 8, 0);
     const runs = [

@@ -22,7 +22,7 @@ describe("the Cloudflare entry's scheduled()", () => {
       ],
       redis: upstash(),
       cronSecret: () => "s3cret",
-      guard: { prefix: prefix() },
+      guardOptions: { prefix: prefix() },
     });
     return toWorker(app);
   }

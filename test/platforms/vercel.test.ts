@@ -15,7 +15,7 @@ describe("the Vercel entry", () => {
   function app() {
     return createVercelApp(
       [{ name: "ping", cron: "* * * * *", handler: ({ slot }) => ({ slot }) }],
-      { guard: { prefix: prefix() } },
+      { guardOptions: { prefix: prefix() } },
     );
   }
 

@@ -34,7 +34,7 @@ export interface DispatcherOptions {
    * Guard settings for every run (leaseMs, region, clock, ...). `onFailure` is always `"keep"`:
    * a failed attempt is retried by the dispatcher as a new attempt, never by a racing duplicate.
    */
-  guard?: Omit<GuardSettings, "onFailure" | "overlap" | "prefix">;
+  guardOptions?: Omit<GuardSettings, "onFailure" | "overlap" | "prefix">;
   /** Stop starting runs after this long, in ms. Default 20 000. */
   budgetMs?: number;
   /**
@@ -124,7 +124,7 @@ export function createDispatcher(options: DispatcherOptions) {
   const retryBackoffMs = integerOption("retryBackoffMs", options.retryBackoffMs, 60_000, 0);
   const missedAfterMs = integerOption("missedAfterMs", options.missedAfterMs, 120_000, 0);
   const random = options.random ?? Math.random;
-  const clock = options.guard?.clock ?? Date.now;
+  const clock = options.guardOptions?.clock ?? Date.now;
   const parsed = new Map<string, CronSchedule>();
   const cronOf = (schedule: Schedule) => {
     const cacheKey = `${schedule.timezone} ${schedule.cron}`;
@@ -140,7 +140,7 @@ export function createDispatcher(options: DispatcherOptions) {
     const startedAt = Date.now();
     const store = counting(options.redis);
     const guard = createGuard({
-      ...options.guard,
+      ...options.guardOptions,
       redis: store,
       prefix,
       onFailure: "keep",

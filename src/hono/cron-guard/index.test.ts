@@ -2,16 +2,16 @@ import { type Context, type Handler, Hono } from "hono";
 import { describe, expect, it } from "vitest";
 import { directRedis, upstash, useKeyPrefix } from "../../../test/support/harness.js";
 import { ConfigError, createGuard } from "../../core/index.js";
-import { type CronGuardEnv, cronGuard } from "./index.js";
+import { cronGuard } from "./index.js";
 
 const NOW = Date.UTC(2026, 10, 23, 10, 0, 2);
 
 describe("cronGuard middleware", () => {
   const prefix = useKeyPrefix("mw");
 
-  function appWith(handler: Handler<CronGuardEnv>) {
+  function appWith(handler: Handler) {
     const guard = createGuard({ redis: upstash(), prefix: prefix(), clock: () => NOW });
-    const app = new Hono<CronGuardEnv>();
+    const app = new Hono();
     app.get("/hourly", cronGuard({ guard, job: "hourly", cron: "0 * * * *" }), handler);
     return app;
   }
@@ -82,7 +82,7 @@ describe("cronGuard middleware", () => {
       clock: () => NOW,
       skewToleranceMs: 40_000,
     });
-    const app = new Hono<CronGuardEnv>();
+    const app = new Hono();
     let runs = 0;
     app.get(
       "/minutely",
@@ -102,9 +102,9 @@ describe("cronGuard middleware", () => {
 
   it("never claims on HEAD or another method, even mounted with app.all: 405 JSON, nothing written", async () => {
     const guard = createGuard({ redis: upstash(), prefix: prefix(), clock: () => NOW });
-    const app = new Hono<CronGuardEnv>();
+    const app = new Hono();
     let runs = 0;
-    const handler = (c: Context<CronGuardEnv>) => {
+    const handler = (c: Context) => {
       runs += 1;
       return c.text("ran");
     };

@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from "hono";
-import { ConfigError, StoreUnavailableError } from "../../core/errors.js";
+import { ConfigError, messageOf, SlotError, StoreUnavailableError } from "../../core/errors.js";
 import type { Guard, JobContext } from "../../core/guard.js";
 import { assertJobName } from "../../core/keys.js";
 import { configErrorIn } from "../../core/options.js";
@@ -8,21 +8,22 @@ import {
   type CronSchedule,
   parseSchedule,
   periodMsOf,
-  SlotError,
   slotId,
   validateSkewTolerance,
 } from "../../core/slot.js";
 import { slotForRequest, type Trigger } from "../slot-source.js";
 
-/** What the guarded handler finds in `c.get("cronGuard")`. */
+/** What the guarded handler finds in `c.get("cronGuard")`: the guard's context and the trigger. */
 export interface CronGuardContext extends JobContext {
   trigger: Trigger;
 }
 
-export type CronGuardEnv = {
-  Bindings: Record<string, unknown>;
-  Variables: { cronGuard: CronGuardContext };
-};
+/** The variables the middleware sets, for apps that spell out their own `Variables` type. */
+export type CronGuardVariables = { cronGuard: CronGuardContext };
+
+declare module "hono" {
+  interface ContextVariableMap extends CronGuardVariables {}
+}
 
 export interface CronGuardOptions {
   /**
@@ -57,10 +58,6 @@ function waitUntilOf(c: Context): ((promise: Promise<unknown>) => void) | undefi
   } catch {
     return undefined;
   }
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 const isoOf = (ms: number) => new Date(ms).toISOString();
@@ -119,14 +116,9 @@ const CLAIMING_METHODS = new Set(["GET", "POST"]);
  * Only GET and POST claim a slot: HEAD (which Hono routes to GET handlers) and every other method
  * get 405 JSON with `Allow: GET, POST`, and nothing is written.
  */
-export const cronGuard = ({
-  guard,
-  job,
-  cron,
-  timezone,
-}: CronGuardOptions): MiddlewareHandler<CronGuardEnv> => {
-  assertJobName(job);
+export const cronGuard = ({ guard, job, cron, timezone }: CronGuardOptions): MiddlewareHandler => {
   const where = `job "${job}"`;
+  configErrorIn("job", () => assertJobName(job));
   const schedule: CronSchedule = configErrorIn(where, () => parseSchedule(cron, { timezone }));
   const checked = new WeakSet<Guard>();
   const checkGuard = (candidate: Guard): void => {
@@ -214,7 +206,7 @@ export const cronGuard = ({
         c,
         jsonResponse(
           {
-            error: `job ${job} failed: ${errorMessage(result.error)}`,
+            error: `job ${job} failed: ${messageOf(result.error)}`,
             job,
             slot: slotHeader,
             lockLost: result.lockLost,

@@ -1,0 +1,115 @@
+import { ConfigError } from "../core/errors.js";
+import { createGuard, type Guard } from "../core/guard.js";
+import { assertJobName, isValidJobName } from "../core/keys.js";
+import {
+  configErrorIn,
+  type GuardSettings,
+  resolveGuardOptions,
+  resolveGuardSettings,
+} from "../core/options.js";
+import {
+  type CronSchedule,
+  parseSchedule,
+  scheduleSignature,
+  validateSkewTolerance,
+} from "../core/slot.js";
+import type { GuardStore } from "../core/store.js";
+import type { Bindings, CronAppOptions, CronJob } from "./types.js";
+
+/** A validated job with its parsed schedule. */
+export interface PreparedJob<TRedis extends GuardStore> {
+  job: CronJob<TRedis>;
+  schedule: CronSchedule;
+  /** The cron's canonical form: scheduled events match jobs by meaning. */
+  signature: string | undefined;
+}
+
+/** What every route of one app shares: its jobs, and one store and guard per job per environment. */
+export interface Deployment<TRedis extends GuardStore> {
+  readonly jobs: ReadonlyMap<string, PreparedJob<TRedis>>;
+  readonly guardOptions: GuardSettings;
+  /** The job named `name`, or undefined (also for names that could never be jobs). */
+  job(name: string): PreparedJob<TRedis> | undefined;
+  redis(env: Bindings | undefined): TRedis;
+  guard(env: Bindings | undefined, entry: PreparedJob<TRedis>): Guard;
+}
+
+/** A job's own guard options: everything but what describes the job itself. */
+function ownGuardOptions(job: CronJob<never>): GuardSettings {
+  const { name: _name, cron: _cron, timezone: _tz, handler: _handler, ...own } = job;
+  return own;
+}
+
+/**
+ * Validates the app's options once, at creation: a typo fails the deployment, not the first
+ * delivery. Guards are built per environment (the store may come from the request's bindings).
+ */
+export function createDeployment<TRedis extends GuardStore>(
+  options: CronAppOptions<TRedis>,
+): Deployment<TRedis> {
+  const { jobs, redis: redisOption, guardOptions = {} } = options;
+  if (
+    typeof redisOption !== "function" &&
+    (typeof redisOption !== "object" || redisOption === null)
+  ) {
+    throw new ConfigError("redis", "must be a Redis client or a function (env) => Redis");
+  }
+  if (!Array.isArray(jobs)) throw new ConfigError("jobs", "must be an array of jobs");
+  configErrorIn("guard options", () =>
+    typeof redisOption === "function"
+      ? resolveGuardSettings(guardOptions)
+      : resolveGuardOptions({ ...guardOptions, redis: redisOption }),
+  );
+  const prepared = new Map<string, PreparedJob<TRedis>>();
+  for (const job of jobs) {
+    if (typeof job !== "object" || job === null) {
+      throw new ConfigError("jobs", `every job must be an object, got ${String(job)}`);
+    }
+    try {
+      assertJobName(job.name);
+    } catch (error) {
+      throw new ConfigError("jobs", (error as Error).message, { cause: error });
+    }
+    if (prepared.has(job.name)) {
+      throw new ConfigError("jobs", `job "${job.name}" is declared twice`);
+    }
+    if (typeof job.handler !== "function") {
+      throw new ConfigError("jobs", `job "${job.name}" needs a handler function`);
+    }
+    const schedule = configErrorIn(`job "${job.name}"`, () => {
+      const parsed = parseSchedule(job.cron, { timezone: job.timezone });
+      const settings = resolveGuardSettings({ ...guardOptions, ...ownGuardOptions(job) });
+      validateSkewTolerance(parsed, settings.skewToleranceMs, settings.clock());
+      return parsed;
+    });
+    prepared.set(job.name, { job, schedule, signature: scheduleSignature(job.cron) });
+  }
+
+  // One store and one guard per job for as long as the platform hands us the same environment
+  // (an isolate on Cloudflare; the process on Node and Vercel, where env is absent).
+  let current: { env: Bindings | undefined; redis: TRedis; guards: Map<string, Guard> } | undefined;
+  const resources = (env: Bindings | undefined) => {
+    if (typeof redisOption !== "function") {
+      current ??= { env, redis: redisOption, guards: new Map() };
+    } else if (!current || current.env !== env) {
+      current = { env, redis: redisOption(env ?? {}), guards: new Map() };
+    }
+    return current;
+  };
+
+  return {
+    jobs: prepared,
+    guardOptions,
+    job: (name) => (isValidJobName(name) ? prepared.get(name) : undefined),
+    redis: (env) => resources(env).redis,
+    guard(env, entry) {
+      const { guards, redis } = resources(env);
+      let guard = guards.get(entry.job.name);
+      if (!guard) {
+        guard = createGuard({ ...guardOptions, ...ownGuardOptions(entry.job), redis });
+        guards.set(entry.job.name, guard);
+      }
+      return guard;
+    },
+  };
+}

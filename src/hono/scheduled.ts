@@ -1,0 +1,68 @@
+import {
+  periodMsOf,
+  scheduleSignature,
+  slotFromCron,
+  slotFromScheduledTime,
+  slotId,
+} from "../core/slot.js";
+import type { GuardStore } from "../core/store.js";
+import type { Deployment } from "./deployment.js";
+import type { Bindings, ScheduledEvent, ScheduledRun } from "./types.js";
+
+/**
+ * Cloudflare's scheduled() event: runs every job whose cron means `event.cron` for the slot
+ * `event.scheduledTime`. A cron that means no job's schedule runs nothing and is reported loudly.
+ */
+export async function runScheduled<TRedis extends GuardStore>(
+  deployment: Deployment<TRedis>,
+  event: ScheduledEvent,
+  env: Bindings,
+  waitUntil?: (promise: Promise<unknown>) => void,
+): Promise<ScheduledRun[]> {
+  const fired = scheduleSignature(event.cron);
+  const entries = [...deployment.jobs.values()];
+  const due = entries.filter(({ signature }) => fired !== undefined && signature === fired);
+  const scheduledMs = slotFromScheduledTime(event.scheduledTime);
+  if (due.length === 0) {
+    const known = entries.map(({ job }) => ({ name: job.name, cron: job.cron }));
+    const error = `scheduled cron ${JSON.stringify(event.cron)} matches no job${fired === undefined ? " (it is not a valid 5-field cron expression)" : ""}; nothing ran. Jobs: ${known.map(({ name, cron }) => `${name}: ${cron}`).join(", ") || "none"}. Align the platform's crons (wrangler.toml) with the jobs.`;
+    console.error(`cron-guard: ${error}`);
+    return [
+      {
+        job: null,
+        slot: slotId(scheduledMs),
+        result: { status: "unmatched", cron: event.cron, jobs: known, error },
+      },
+    ];
+  }
+  return Promise.all(
+    due.map(async (entry): Promise<ScheduledRun> => {
+      let slot = slotId(scheduledMs);
+      try {
+        const guard = deployment.guard(env, entry);
+        // Cloudflare's scheduledTime is the planned fire time, so this keeps it as it is; only an
+        // unaligned time (wrangler dev's /__scheduled uses "now") is snapped to the schedule, so a
+        // manual trigger of the same minute still finds the slot taken.
+        const slotMs = slotFromCron(entry.schedule, scheduledMs, {
+          skewToleranceMs: guard.options.skewToleranceMs,
+        });
+        slot = slotId(slotMs);
+        const result = await guard.run(
+          entry.job.name,
+          slotMs,
+          (context) =>
+            entry.job.handler({
+              ...context,
+              redis: deployment.redis(env),
+              env,
+              trigger: "scheduled",
+            }),
+          { waitUntil, periodMs: periodMsOf(entry.schedule, slotMs) },
+        );
+        return { job: entry.job.name, slot, result };
+      } catch (error) {
+        return { job: entry.job.name, slot, result: { status: "error", error } };
+      }
+    }),
+  );
+}

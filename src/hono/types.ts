@@ -1,0 +1,101 @@
+import type { Hono } from "hono";
+import type { JobContext } from "../core/guard.js";
+import type { GuardOptions, GuardSettings } from "../core/options.js";
+import type { GuardResult } from "../core/result.js";
+import type { GuardStore } from "../core/store.js";
+import type { Trigger } from "./slot-source.js";
+
+/** Platform bindings (Cloudflare) or nothing (Node, Vercel): what `c.env` holds. */
+export type Bindings = Record<string, unknown>;
+
+/** What a job handler of the app receives: the guard's context plus the deployment's store and env. */
+export interface CronJobContext<TRedis> extends JobContext {
+  /** The store the deployment was configured with; jobs may use it for their own data. */
+  redis: TRedis;
+  /** Platform bindings / environment of this invocation. */
+  env: Bindings;
+  trigger: Trigger;
+}
+
+/** Guard options a job may set for itself (the rest are per deployment). */
+export type JobGuardOptions = Pick<
+  GuardOptions,
+  "leaseMs" | "retentionMs" | "heartbeatMs" | "skewToleranceMs" | "onFailure" | "overlap"
+>;
+
+/** A job declared in code: a name, its platform cron and the handler. */
+export interface CronJob<TRedis extends GuardStore = GuardStore> extends JobGuardOptions {
+  /** `[A-Za-z0-9._-]{1,128}`; the route is `/cron/<name>`. */
+  name: string;
+  /** 5-field cron expression; must match the platform's (wrangler.toml `crons`, vercel.json). */
+  cron: string;
+  /** IANA time zone of `cron`. Default UTC. Cloudflare and Vercel fire in UTC. */
+  timezone?: string;
+  /**
+   * The work. Its return value (JSON) is the `value` of the 200 body
+   * (`{ status: "ran", job, slot, fence, value }`); a throw is a recorded failure.
+   */
+  handler(context: CronJobContext<TRedis>): unknown;
+}
+
+export interface CronAppOptions<TRedis extends GuardStore> {
+  jobs: readonly CronJob<TRedis>[];
+  /**
+   * The store, or a function that builds it from the platform environment once per isolate, e.g.
+   * `(env) => Redis.fromEnv(env)` on Cloudflare where bindings arrive with the request.
+   */
+  redis: TRedis | ((env: Bindings) => TRedis);
+  /**
+   * The bearer secret every HTTP trigger must present. Default: `env.CRON_SECRET`, then
+   * `process.env.CRON_SECRET`. Leading and trailing whitespace is ignored (HTTP cannot carry it
+   * in a header). Without one, or with only whitespace, every /cron route answers 500: never open.
+   */
+  cronSecret?: (env: Bindings) => string | undefined;
+  /** Deployment-wide guard options (prefix, region, clock, ...); each job may override its own. */
+  guardOptions?: GuardSettings;
+}
+
+export interface ScheduledEvent {
+  cron: string;
+  scheduledTime: number;
+}
+
+/** What one job did for a scheduled event. */
+export interface JobScheduledRun {
+  job: string;
+  slot: string;
+  result: GuardResult<unknown> | { status: "error"; error: unknown };
+}
+
+/**
+ * A scheduled event whose cron means no job's schedule (wrangler.toml and the jobs disagree):
+ * nothing ran, and it is logged with console.error.
+ */
+export interface UnmatchedScheduledRun {
+  job: null;
+  slot: string;
+  result: {
+    status: "unmatched";
+    /** The cron that fired. */
+    cron: string;
+    /** Every job's name and cron, to compare with. */
+    jobs: { name: string; cron: string }[];
+    error: string;
+  };
+}
+
+export type ScheduledRun = JobScheduledRun | UnmatchedScheduledRun;
+
+export interface CronApp extends Hono {
+  /**
+   * Runs every job whose cron means `event.cron` (spelling aside: `*\/1` is `*`, `MON` is `1`) for
+   * the slot `event.scheduledTime`. A cron that means no job's schedule runs nothing, is logged with
+   * console.error and comes back as one `unmatched` entry.
+   */
+  runScheduled(
+    event: ScheduledEvent,
+    env: Bindings,
+    waitUntil?: (promise: Promise<unknown>) => void,
+  ): Promise<ScheduledRun[]>;
+  readonly jobs: readonly CronJob<GuardStore>[];
+}
