@@ -16,7 +16,8 @@ const bridgeCommand: CliCommand = {
   summary:
     "Upstash-REST-compatible server in front of redis-server (spawns one unless --redis-url)",
   usage: [
-    "cron-guard bridge [--port 8079] [--host 127.0.0.1] [--token T] [--redis-url redis://...]",
+    "cron-guard bridge [--port 8079] [--host 127.0.0.1] [--token T] [--readonly-token T]",
+    "                  [--redis-url redis://...]",
     "                  [--max-body-bytes 1048576] [--max-response-bytes 10485760]",
     "                  [--command-timeout-ms 5000]",
   ].join("\n"),
@@ -29,6 +30,7 @@ const bridgeCommand: CliCommand = {
         port: { type: "string", default: "8079" },
         host: { type: "string", default: "127.0.0.1" },
         token: { type: "string" },
+        "readonly-token": { type: "string" },
         "redis-url": { type: "string" },
         "max-body-bytes": { type: "string" },
         "max-response-bytes": { type: "string" },
@@ -39,6 +41,7 @@ const bridgeCommand: CliCommand = {
       port: portOption("--port", values.port),
       host: values.host,
       token: values.token,
+      readonlyToken: values["readonly-token"],
       redisUrl: values["redis-url"],
       maxBodyBytes: integerOption("--max-body-bytes", values["max-body-bytes"]),
       maxResponseBytes: integerOption("--max-response-bytes", values["max-response-bytes"]),

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import { Hono } from "hono";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { assertReadOnly, type CommandTable } from "./command-table.js";
 import {
   type CommandRunner,
   type Outcome,
@@ -25,16 +25,26 @@ export type BridgeRoute = "/" | "/pipeline" | "/multi-exec" | "path";
 export interface BridgeRequestInfo {
   path: BridgeRoute;
   commands: string[][];
+  /** True when the request came with the read-only token. */
+  readOnly?: boolean;
 }
 
 export interface BridgeAppOptions {
-  /** Bearer token every command request must carry. */
+  /** Token every command request must carry (`Authorization: Bearer <token>` or `?_token=`). */
   token: string;
+  /**
+   * A second token that may only run commands Redis flags read-only; writes answer 400
+   * `NOPERM this user has no permissions to run the '<command>' command or its subcommand`
+   * (Upstash's read-only token). Needs `commandTable`.
+   */
+  readonlyToken?: string;
+  /** Which commands count as read-only; from the runner's `commandTable()`. */
+  commandTable?: CommandTable;
   /** Executes commands; normally a {@link RedisConnections}. */
   redis: CommandRunner;
   /**
-   * Largest accepted request body, in bytes, checked before parsing. Default: 1 MiB (1 048 576).
-   * Larger bodies get 400, not 413, so every refusal looks the same to clients.
+   * Largest accepted request body, in bytes, checked before parsing; larger bodies get 413.
+   * Default: 1 MiB (1 048 576).
    */
   maxBodyBytes?: number;
   /**
@@ -44,15 +54,20 @@ export interface BridgeAppOptions {
   maxValueBytes?: number;
   /** Called once per authorized, well-formed request before it runs; for counting round trips. */
   onRequest?: (info: BridgeRequestInfo) => void;
+  /** Where sync tokens come from; one per process (see {@link SyncTokens}). */
+  syncTokens?: SyncTokens;
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 export const HEALTH_TEXT = "cron-guard bridge ok";
 
+/** A request handler for `node:http`'s `createServer`. */
+export type BridgeHandler = (request: IncomingMessage, response: ServerResponse) => void;
+
 class HttpError extends Error {
   override readonly name = "HttpError";
   constructor(
-    readonly status: ContentfulStatusCode,
+    readonly status: number,
     message: string,
     options?: ErrorOptions,
   ) {
@@ -61,101 +76,253 @@ class HttpError extends Error {
 }
 
 /**
- * An Upstash-REST-compatible Hono app. `GET /` is an unauthenticated health line that runs
- * nothing; every other route needs `Authorization: Bearer <token>`.
+ * `upstash-sync-token` values: strictly increasing within a process, seeded from the clock in
+ * microseconds so that a restarted bridge (or another worker) continues above earlier tokens.
+ * @upstash/redis stores the last token it saw and sends it back; the answer is never below it,
+ * so a client's tokens never go backwards even across workers. With one primary behind the
+ * bridge every answer already reflects every acknowledged write, so there is nothing to wait for.
  */
-export function createBridgeApp({
+export class SyncTokens {
+  #last = 0;
+
+  next(received: string | string[] | undefined): string {
+    const now = Date.now() * 1000;
+    this.#last = Math.max(this.#last + 1, now);
+    const theirs = typeof received === "string" && /^\d{1,16}$/.test(received) ? +received : 0;
+    return String(Math.max(theirs, this.#last));
+  }
+}
+
+/**
+ * The Upstash-REST-compatible request handler, on plain `node:http` (no WHATWG Request, stream
+ * or AbortSignal per request). `GET /` is an unauthenticated health line that runs nothing;
+ * every other route needs the token.
+ */
+export function createBridgeHandler({
   token,
+  readonlyToken,
+  commandTable,
   redis,
   maxBodyBytes = DEFAULT_MAX_BODY_BYTES,
   maxValueBytes = DEFAULT_MAX_VALUE_BYTES,
-  onRequest = () => {},
-}: BridgeAppOptions): Hono {
-  if (token.length === 0) throw new TypeError("createBridgeApp: token must be a non-empty string");
-  const expectedDigest = sha256(token);
-  const limits: CommandLimits = { maxValueBytes };
-  const app = new Hono();
-
-  app.onError((error, c) => {
-    if (error instanceof HttpError) return c.json({ error: error.message }, error.status);
-    if (
-      error instanceof BadRequestError ||
-      error instanceof RedisCommandError ||
-      error instanceof ResponseTooLargeError
-    ) {
-      return c.json({ error: error.message }, 400);
-    }
-    if (error instanceof RedisUnavailableError) {
-      return c.json({ error: `Redis unavailable: ${error.message}` }, 503);
-    }
-    return c.json({ error: `internal bridge error: ${String(error)}` }, 500);
-  });
-  app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
-
-  app.get("/", (c) => c.json({ result: HEALTH_TEXT }));
-
-  app.use("*", async (c, next) => {
-    if (!isAuthorized(c.req.header("authorization"), expectedDigest)) {
-      return c.json({ error: "Unauthorized" }, 401);
-    }
-    await next();
-  });
-
-  app.post("/", async (c) => {
-    const command = parseCommand(await readJsonBody(c.req.raw, maxBodyBytes), "command", limits);
-    onRequest({ path: "/", commands: [command] });
-    const reply = await redis.run(command);
-    return c.json({ result: encodeReply(reply, { base64: wantsBase64(c.req.raw) }) });
-  });
-
-  for (const route of ["/pipeline", "/multi-exec"] as const) {
-    app.post(route, async (c) => {
-      const commands = parseCommandList(await readJsonBody(c.req.raw, maxBodyBytes), limits);
-      onRequest({ path: route, commands });
-      const outcomes =
-        route === "/pipeline" ? await redis.pipeline(commands) : await redis.transaction(commands);
-      const base64 = wantsBase64(c.req.raw);
-      return c.json(outcomes.map((outcome) => encodeOutcome(outcome, base64)));
-    });
+  onRequest,
+  syncTokens = new SyncTokens(),
+}: BridgeAppOptions): BridgeHandler {
+  if (token.length === 0) {
+    throw new TypeError("createBridgeHandler: token must be a non-empty string");
   }
+  if (readonlyToken !== undefined && (readonlyToken.length === 0 || readonlyToken === token)) {
+    throw new TypeError(
+      "createBridgeHandler: readonlyToken must be non-empty and differ from token",
+    );
+  }
+  if (readonlyToken !== undefined && !commandTable) {
+    throw new TypeError("createBridgeHandler: readonlyToken needs a commandTable");
+  }
+  const fullDigest = sha256(token);
+  // Without a read-only token, compare against a digest nothing hashes to, so every request
+  // costs the same two comparisons either way.
+  const readonlyDigest = readonlyToken === undefined ? Buffer.alloc(32) : sha256(readonlyToken);
+  const limits: CommandLimits = { maxValueBytes };
 
-  app.on(["GET", "POST"], "/*", async (c) => {
-    const command = parseCommand(await pathCommand(c.req.raw, maxBodyBytes), "command", limits);
-    onRequest({ path: "path", commands: [command] });
-    const reply = await redis.run(command);
-    return c.json({ result: encodeReply(reply, { base64: wantsBase64(c.req.raw) }) });
-  });
+  const send = (
+    request: IncomingMessage,
+    response: ServerResponse,
+    status: number,
+    body: string,
+  ) => {
+    response.writeHead(status, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(body),
+      "upstash-sync-token": syncTokens.next(request.headers["upstash-sync-token"]),
+    });
+    response.end(body);
+  };
 
-  return app;
+  const fail = (request: IncomingMessage, response: ServerResponse, error: unknown) => {
+    if (response.headersSent) {
+      response.destroy();
+      return;
+    }
+    const [status, message] = describeError(error);
+    if (status === 413) response.setHeader("connection", "close");
+    send(request, response, status, JSON.stringify({ error: message }));
+  };
+
+  const handle = async (request: IncomingMessage, response: ServerResponse) => {
+    const url = request.url ?? "/";
+    const query = url.indexOf("?");
+    const path = query < 0 ? url : url.slice(0, query);
+    const method = request.method;
+    if (path === "/" && method === "GET") {
+      send(request, response, 200, HEALTH_BODY);
+      return;
+    }
+    const role = authorize(
+      request,
+      query < 0 ? "" : url.slice(query + 1),
+      fullDigest,
+      readonlyDigest,
+    );
+    if (role === undefined) {
+      send(request, response, 401, UNAUTHORIZED_BODY);
+      return;
+    }
+    const readOnly = role === "readonly";
+    const check = (commands: Command[]) => {
+      if (readOnly && commandTable)
+        for (const command of commands) assertReadOnly(command, commandTable);
+    };
+    const base64 = wantsBase64(request);
+    if (method === "POST" && path === "/") {
+      const command = parseCommand(
+        parseJson(await readBody(request, maxBodyBytes)),
+        "command",
+        limits,
+      );
+      check([command]);
+      onRequest?.({ path: "/", commands: [command], readOnly });
+      const reply = await redis.run(command);
+      send(request, response, 200, `{"result":${JSON.stringify(encodeReply(reply, { base64 }))}}`);
+      return;
+    }
+    if (method === "POST" && (path === "/pipeline" || path === "/multi-exec")) {
+      const commands = parseCommandList(parseJson(await readBody(request, maxBodyBytes)), limits);
+      check(commands);
+      onRequest?.({ path, commands, readOnly });
+      const outcomes =
+        path === "/pipeline" ? await redis.pipeline(commands) : await redis.transaction(commands);
+      send(request, response, 200, encodeOutcomes(outcomes, base64));
+      return;
+    }
+    if (method === "GET" || method === "POST") {
+      const command = parseCommand(
+        await pathCommand(request, path, maxBodyBytes),
+        "command",
+        limits,
+      );
+      check([command]);
+      onRequest?.({ path: "path", commands: [command], readOnly });
+      const reply = await redis.run(command);
+      send(request, response, 200, `{"result":${JSON.stringify(encodeReply(reply, { base64 }))}}`);
+      return;
+    }
+    throw new HttpError(404, `no route for ${method} ${path}`);
+  };
+
+  return (request, response) => {
+    handle(request, response).catch((error: unknown) => fail(request, response, error));
+  };
 }
 
-function encodeOutcome(outcome: Outcome, base64: boolean): { result: Json } | { error: string } {
-  return outcome.ok ? { result: encodeReply(outcome.reply, { base64 }) } : { error: outcome.error };
+const HEALTH_BODY = JSON.stringify({ result: HEALTH_TEXT });
+const UNAUTHORIZED_BODY = JSON.stringify({ error: "Unauthorized" });
+
+function describeError(error: unknown): [number, string] {
+  if (error instanceof HttpError) return [error.status, error.message];
+  if (
+    error instanceof BadRequestError ||
+    error instanceof RedisCommandError ||
+    error instanceof ResponseTooLargeError
+  ) {
+    return [400, error.message];
+  }
+  if (error instanceof RedisUnavailableError) return [503, `Redis unavailable: ${error.message}`];
+  return [500, `internal bridge error: ${String(error)}`];
 }
 
-function wantsBase64(request: Request): boolean {
-  return request.headers.get("upstash-encoding")?.toLowerCase() === "base64";
+function encodeOutcomes(outcomes: Outcome[], base64: boolean): string {
+  let body = "[";
+  for (let i = 0; i < outcomes.length; i += 1) {
+    const outcome = outcomes[i] as Outcome;
+    if (i > 0) body += ",";
+    body += outcome.ok
+      ? `{"result":${JSON.stringify(encodeReply(outcome.reply, { base64 }) satisfies Json)}}`
+      : `{"error":${JSON.stringify(outcome.error)}}`;
+  }
+  return `${body}]`;
+}
+
+function wantsBase64(request: IncomingMessage): boolean {
+  const value = request.headers["upstash-encoding"];
+  return typeof value === "string" && value.toLowerCase() === "base64";
 }
 
 function sha256(text: string): Buffer {
   return createHash("sha256").update(text, "utf8").digest();
 }
 
-function isAuthorized(header: string | undefined, expectedDigest: Buffer): boolean {
-  const match = /^Bearer\s+(.+)$/i.exec(header ?? "");
-  const presented = match?.[1]?.trim() ?? "";
-  return timingSafeEqual(sha256(presented), expectedDigest) && presented.length > 0;
+/**
+ * The role the presented token grants, or undefined. The token comes from `Authorization:
+ * Bearer <token>` or, failing that, the `_token` query parameter (Upstash's documented
+ * alternative). Both digests are always compared, in constant time.
+ */
+function authorize(
+  request: IncomingMessage,
+  query: string,
+  fullDigest: Buffer,
+  readonlyDigest: Buffer,
+): "full" | "readonly" | undefined {
+  const header = request.headers.authorization;
+  let presented = "";
+  if (header !== undefined) {
+    const match = /^Bearer\s+(.+)$/i.exec(header);
+    presented = match?.[1]?.trim() ?? "";
+  } else if (query.length > 0) {
+    presented = new URLSearchParams(query).get("_token") ?? "";
+  }
+  const digest = sha256(presented);
+  const full = timingSafeEqual(digest, fullDigest);
+  const readonly = timingSafeEqual(digest, readonlyDigest);
+  if (presented.length === 0) return undefined;
+  if (full) return "full";
+  return readonly ? "readonly" : undefined;
 }
 
-async function readJsonBody(request: Request, maxBodyBytes: number): Promise<unknown> {
-  const contentType = request.headers.get("content-type") ?? "";
-  if (contentType.split(";")[0]?.trim().toLowerCase() !== "application/json") {
-    throw new HttpError(
-      400,
-      `Content-Type must be application/json, got ${contentType ? `"${contentType}"` : "none"}`,
-    );
+function tooLarge(maxBodyBytes: number): HttpError {
+  return new HttpError(413, `request body exceeds the limit of ${maxBodyBytes} bytes`);
+}
+
+/**
+ * The request body as text, whatever its content type (Upstash's own `curl -d` examples send
+ * `application/x-www-form-urlencoded`). A declared or actual size over the limit is a 413.
+ */
+function readBody(request: IncomingMessage, maxBodyBytes: number): Promise<string> {
+  const declared = request.headers["content-length"];
+  if (declared !== undefined && Number(declared) > maxBodyBytes) {
+    return Promise.reject(tooLarge(maxBodyBytes));
   }
-  const text = await readBodyText(request, maxBodyBytes);
+  return new Promise((resolve, reject) => {
+    let first: Buffer | undefined;
+    let chunks: Buffer[] | undefined;
+    let total = 0;
+    const onData = (chunk: Buffer) => {
+      total += chunk.byteLength;
+      if (total > maxBodyBytes) {
+        request.off("data", onData);
+        request.off("end", onEnd);
+        request.resume();
+        reject(tooLarge(maxBodyBytes));
+        return;
+      }
+      if (first === undefined) {
+        first = chunk;
+      } else {
+        chunks ??= [first];
+        chunks.push(chunk);
+      }
+    };
+    const onEnd = () => {
+      if (chunks) resolve(Buffer.concat(chunks, total).toString("utf8"));
+      else resolve(first ? first.toString("utf8") : "");
+    };
+    request.on("data", onData);
+    request.on("end", onEnd);
+    request.on("error", reject);
+  });
+}
+
+function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {
@@ -163,31 +330,13 @@ async function readJsonBody(request: Request, maxBodyBytes: number): Promise<unk
   }
 }
 
-async function readBodyText(request: Request, maxBodyBytes: number): Promise<string> {
-  const tooLarge = () =>
-    new HttpError(400, `request body exceeds the limit of ${maxBodyBytes} bytes`);
-  const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > maxBodyBytes) throw tooLarge();
-  if (!request.body) return "";
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = request.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBodyBytes) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
-
 /** `/set/k/v` -> ["set","k","v"]; a POST body, if any, is the last argument (Upstash style). */
-async function pathCommand(request: Request, maxBodyBytes: number): Promise<Command> {
-  const segments = new URL(request.url).pathname.split("/").slice(1);
+async function pathCommand(
+  request: IncomingMessage,
+  path: string,
+  maxBodyBytes: number,
+): Promise<Command> {
+  const segments = path.split("/").slice(1);
   if (segments.at(-1) === "") segments.pop();
   let command: Command;
   try {
@@ -196,7 +345,7 @@ async function pathCommand(request: Request, maxBodyBytes: number): Promise<Comm
     throw new HttpError(400, "malformed percent-encoding in the URL path", { cause: error });
   }
   if (request.method === "POST") {
-    const body = await readBodyText(request, maxBodyBytes);
+    const body = await readBody(request, maxBodyBytes);
     if (body.length > 0) command.push(body);
   }
   return command;

@@ -1,18 +1,27 @@
 import { randomBytes } from "node:crypto";
-import type { Server } from "node:http";
-import { serve } from "@hono/node-server";
-import { type BridgeAppOptions, createBridgeApp } from "./app.js";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { type BridgeAppOptions, type BridgeHandler, createBridgeHandler } from "./app.js";
 import { DEFAULT_MAX_RESPONSE_BYTES, RedisConnections } from "./connections.js";
 import { type RedisServerHandle, spawnRedisServer } from "./redis-server.js";
 
 export {
   type BridgeAppOptions,
+  type BridgeHandler,
   type BridgeRequestInfo,
   type BridgeRoute,
-  createBridgeApp,
+  createBridgeHandler,
   DEFAULT_MAX_BODY_BYTES,
   HEALTH_TEXT,
+  SyncTokens,
 } from "./app.js";
+export {
+  assertReadOnly,
+  type CommandTable,
+  firstKey,
+  noPermission,
+  parseCommandTable,
+} from "./command-table.js";
 export {
   type CommandRunner,
   DEFAULT_MAX_RESPONSE_BYTES,
@@ -45,6 +54,12 @@ export interface StartBridgeOptions {
   host?: string;
   /** Bearer token clients must send. Default: 32 random bytes, base64url. */
   token?: string;
+  /**
+   * A second token that may only run read-only commands (Upstash's read-only token): writes
+   * answer 400 `NOPERM this user has no permissions to run the '<command>' command or its
+   * subcommand`. Default: none.
+   */
+  readonlyToken?: string;
   /** Redis to forward to. Default: spawn a private redis-server, stopped again by `close()`. */
   redisUrl?: string;
   /** Largest accepted request body, in bytes. Default: 1 MiB. */
@@ -70,6 +85,8 @@ export interface RunningBridge {
   url: string;
   /** Use as UPSTASH_REDIS_REST_TOKEN. */
   token: string;
+  /** The read-only token, if one was configured. */
+  readonlyToken?: string;
   redisUrl: string;
   /** Stops the HTTP server, drops Redis connections and stops a redis-server it spawned. */
   close(): Promise<void>;
@@ -96,14 +113,17 @@ export async function startBridge(options: StartBridgeOptions = {}): Promise<Run
   let server: Server | undefined;
   try {
     await connections.connect();
-    const app = createBridgeApp({
+    const handler = createBridgeHandler({
       token,
+      readonlyToken: options.readonlyToken,
+      commandTable:
+        options.readonlyToken === undefined ? undefined : await connections.commandTable(),
       redis: connections,
       maxBodyBytes: options.maxBodyBytes,
       maxValueBytes: maxResponseBytes,
       onRequest: options.onRequest,
     });
-    const { server: listening, port: boundPort } = await listen(app.fetch, port, host);
+    const { server: listening, port: boundPort } = await listen(handler, port, host);
     server = listening;
     const url = `http://${host.includes(":") ? `[${host}]` : host}:${boundPort}`;
     let closing: Promise<void> | undefined;
@@ -111,7 +131,7 @@ export async function startBridge(options: StartBridgeOptions = {}): Promise<Run
       closing ??= shutdown(listening, connections, spawned);
       return closing;
     };
-    return { url, token, redisUrl, close };
+    return { url, token, readonlyToken: options.readonlyToken, redisUrl, close };
   } catch (error) {
     await shutdown(server, connections, spawned);
     throw error;
@@ -124,6 +144,14 @@ function validate(options: StartBridgeOptions, port: number, host: string, token
   }
   if (host.trim() === "") throw new BridgeOptionsError("host must not be empty");
   if (token.trim() === "") throw new BridgeOptionsError("token must not be empty");
+  if (options.readonlyToken !== undefined) {
+    if (options.readonlyToken.trim() === "") {
+      throw new BridgeOptionsError("readonlyToken must not be empty");
+    }
+    if (options.readonlyToken === token) {
+      throw new BridgeOptionsError("readonlyToken must differ from token");
+    }
+  }
   for (const key of [
     "maxBodyBytes",
     "commandTimeoutMs",
@@ -138,15 +166,17 @@ function validate(options: StartBridgeOptions, port: number, host: string, token
 }
 
 function listen(
-  fetch: (request: Request) => Response | Promise<Response>,
+  handler: BridgeHandler,
   port: number,
   hostname: string,
 ): Promise<{ server: Server; port: number }> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch, port, hostname }, (info) =>
-      resolve({ server, port: info.port }),
-    ) as Server;
+    const server = createServer({ keepAliveTimeout: 65_000 }, handler);
     server.once("error", reject);
+    server.listen(port, hostname, () => {
+      server.off("error", reject);
+      resolve({ server, port: (server.address() as AddressInfo).port });
+    });
   });
 }
 

@@ -181,13 +181,20 @@ export function assertSupported(command: Command): void {
   if (reason) throw refusal(name, reason);
   const subReason = REFUSED_SUBCOMMANDS.get(subcommand);
   if (subReason) throw refusal(subcommand, subReason);
-  const options = command.slice(1).map((arg) => arg.toUpperCase());
-  if (BLOCK_WHEN_ARGUMENT.has(name) && options.includes("BLOCK")) {
+  if (BLOCK_WHEN_ARGUMENT.has(name) && hasOption(command, 1, "BLOCK")) {
     throw refusal(`${name} BLOCK`, "blocks the connection every request shares");
   }
-  if (name === "COPY" && options.slice(2).includes("DB")) {
+  if (name === "COPY" && hasOption(command, 3, "DB")) {
     throw refusal("COPY ... DB", "reaches outside the database this bridge serves");
   }
+}
+
+/** Whether any argument from index `from` on is `option`, case-insensitively. */
+function hasOption(command: Command, from: number, option: string): boolean {
+  for (let i = from; i < command.length; i += 1) {
+    if ((command[i] as string).toUpperCase() === option) return true;
+  }
+  return false;
 }
 
 /**

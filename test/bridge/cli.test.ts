@@ -29,6 +29,27 @@ describe("cron-guard CLI", () => {
     }
   });
 
+  it("bridge --readonly-token serves reads with that token and refuses its writes", async () => {
+    const io = captureIo();
+    const result = await runCli(
+      ["bridge", "--port", "0", "--redis-url", bridgeEnv().redisUrl, "--readonly-token", "ro"],
+      io,
+    );
+    if (!("running" in result)) throw new Error(`exited: ${io.errLines.join("\n")}`);
+    try {
+      const url = io.outLines[0]?.split("=")[1] ?? "";
+      const get = await fetch(`${url}/get/cli-readonly?_token=ro`);
+      expect(await get.json()).toEqual({ result: null });
+      const set = await fetch(`${url}/set/cli-readonly/1?_token=ro`);
+      expect(set.status).toBe(400);
+      expect(await set.json()).toEqual({
+        error: "NOPERM this user has no permissions to run the 'set' command or its subcommand",
+      });
+    } finally {
+      await result.running.stop();
+    }
+  });
+
   it("bridge without --redis-url spawns redis-server and stops it again", async () => {
     const io = captureIo();
     const result = await runCli(["bridge", "--port", "0"], io);
