@@ -27,6 +27,7 @@ export type {
   ResolvedGuardOptions,
   StoreErrorPolicy,
 } from "./options.js";
+export { createQuorumStore, type QuorumOptions, quorumFromEnv } from "./quorum.js";
 export type {
   FailedResult,
   GuardResult,
