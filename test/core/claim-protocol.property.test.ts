@@ -37,10 +37,14 @@ import {
 import { type CallRecord, type Fault, FaultyStore } from "../support/faulty-store.js";
 import { uniquePrefix } from "../support/harness.js";
 
-const RUNS = Number(process.env.PROPERTY_RUNS ?? 25);
+const RUNS = Number(process.env.PROPERTY_RUNS ?? 40);
 const TIME_LIMIT_MS = Number(process.env.PROPERTY_TIME_LIMIT_MS ?? 150_000);
-const MAX_DELIVERIES = 10;
+const MAX_DELIVERIES = 12;
 const MAX_SLOTS = 3;
+/** Faults per instance: enough to cover a claim, a lease's heartbeats and the completion retries. */
+const PLAN_LENGTH = 8;
+/** A delivery still unsettled this many leases into a case is reported as hung. */
+const HANG_LEASES = 40;
 const JOB = "prop";
 const BASE_SLOT = Date.UTC(2026, 10, 25, 12, 0);
 /** Timer and event-loop slack when comparing two local timestamps (ms). */
@@ -81,9 +85,10 @@ interface Scenario {
   deliveries: Delivery[];
 }
 
-const faultArb = (leaseMs: number): fc.Arbitrary<Fault> =>
+/** One call's fault; `okWeight` (0..6, out of okWeight + 5) sets how flaky this instance's link is. */
+const faultArb = (leaseMs: number, okWeight: number): fc.Arbitrary<Fault> =>
   fc.oneof(
-    { arbitrary: fc.constant<Fault>({ kind: "ok" }), weight: 5 },
+    { arbitrary: fc.constant<Fault>({ kind: "ok" }), weight: okWeight },
     { arbitrary: fc.constant<Fault>({ kind: "failBefore" }), weight: 1 },
     { arbitrary: fc.constant<Fault>({ kind: "loseAnswer" }), weight: 2 },
     {
@@ -98,6 +103,7 @@ const faultArb = (leaseMs: number): fc.Arbitrary<Fault> =>
         .map((ms): Fault => ({ kind: "delayAnswer", ms })),
       weight: 1,
     },
+    { arbitrary: fc.constant<Fault>({ kind: "die" }), weight: 1 },
   );
 
 const scenarioArb: fc.Arbitrary<Scenario> = fc
@@ -119,7 +125,9 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc
           respectsSignal: fc.boolean(),
           crashPct: fc.option(fc.integer({ min: 0, max: 150 }), { nil: null, freq: 6 }),
           retries: fc.integer({ min: 0, max: 2 }),
-          plan: fc.array(faultArb(leaseMs), { maxLength: 6 }),
+          plan: fc
+            .integer({ min: 0, max: 6 })
+            .chain((okWeight) => fc.array(faultArb(leaseMs, okWeight), { maxLength: PLAN_LENGTH })),
         }),
         { minLength: 1, maxLength: MAX_DELIVERIES },
       )
@@ -176,7 +184,9 @@ interface Ledger {
 
 let redis: ReturnType<typeof createClient>;
 const names = new Map<string, string>();
-const totals = { cases: 0, deliveries: 0, attempts: 0, calls: 0, faults: 0, ms: 0 };
+/** Cases each property ran (an interrupted property ran fewer than PROPERTY_RUNS). */
+const casesOf = new Map<string, number>();
+const totals = { cases: 0, deliveries: 0, attempts: 0, calls: 0, faults: 0, ms: 0, slowestMs: 0 };
 
 beforeAll(async () => {
   redis = createClient({ url: inject("redisUrl"), RESP: 2 });
@@ -193,7 +203,8 @@ beforeAll(async () => {
 afterAll(async () => {
   console.log(
     `claim protocol: ${totals.cases} cases, ${totals.deliveries} deliveries, ${totals.attempts} run calls, ` +
-      `${totals.calls} store calls (${totals.faults} faulted), ${(totals.ms / 1000).toFixed(1)} s of cases`,
+      `${totals.calls} store calls (${totals.faults} faulted), ${(totals.ms / 1000).toFixed(1)} s of cases, slowest ${(totals.slowestMs / 1000).toFixed(1)} s; ` +
+      `cases per property: ${[...casesOf].map(([name, count]) => `${name} ${count}`).join(", ")}`,
   );
   redis?.destroy();
 });
@@ -214,6 +225,8 @@ async function simulate(scenario: Scenario): Promise<Ledger> {
   const bodies: Body[] = [];
   const attempts: Attempt[] = [];
   const stores: FaultyStore[] = [];
+  const deaths = new Map<string, () => void>();
+  const onDeath = (label: string) => deaths.get(label)?.();
   let endCase: () => void = () => {};
   const caseOver = new Promise<void>((resolve) => {
     endCase = resolve;
@@ -247,12 +260,24 @@ async function simulate(scenario: Scenario): Promise<Ledger> {
     const crash = new Promise<void>((resolve) => {
       crashed = resolve;
     });
+    let running: Body | undefined;
+    /** The process dies (a `die` fault, or the job's planned crash): nothing it does counts any more. */
+    const die = () => {
+      if (attempt.crashed) return;
+      attempt.crashed = true;
+      if (running && running.end === undefined) running.crashedAt = now();
+      store.kill();
+      crashed();
+    };
+    deaths.set(id, die);
     const durationMs = Math.round((delivery.durationPct * leaseMs) / 100);
     const crashAfterMs =
       delivery.crashPct === null ? null : Math.round((delivery.crashPct * leaseMs) / 100);
     const run = guard
       .run(JOB, slotTime(slot), async ({ signal, fence }) => {
         const body: Body = { attempt: id, slot, fence, start: now() };
+        if (attempt.crashed) return new Promise<string>(() => {});
+        running = body;
         bodies.push(body);
         if (signal.aborted) body.abortedAt = body.start;
         signal.addEventListener("abort", () => {
@@ -268,16 +293,13 @@ async function simulate(scenario: Scenario): Promise<Ledger> {
             });
           }
         });
-        if (delivery.respectsSignal && signal.aborted) {
+        if (delivery.respectsSignal && signal.aborted && !attempt.crashed) {
           body.end = now();
           body.threw = signal.reason;
           throw signal.reason;
         }
-        if (crashes) {
-          body.crashedAt = now();
-          attempt.crashed = true;
-          store.kill();
-          crashed();
+        if (crashes) die();
+        if (attempt.crashed) {
           await caseOver;
           throw new Error("the process crashed");
         }
@@ -309,7 +331,7 @@ async function simulate(scenario: Scenario): Promise<Ledger> {
   };
 
   try {
-    await Promise.all(
+    const everyDelivery = Promise.all(
       scenario.deliveries.map(async (delivery, index) => {
         const store = new FaultyStore({
           redis,
@@ -317,6 +339,7 @@ async function simulate(scenario: Scenario): Promise<Ledger> {
           log: calls,
           timeoutMs: scenario.timeoutMs,
           names,
+          onDeath,
         });
         stores.push(store);
         const guard = makeGuard(store, delivery.skewMs);
@@ -335,6 +358,15 @@ async function simulate(scenario: Scenario): Promise<Ledger> {
         }
       }),
     );
+    // A run that never settles is reported (P4 "never settled") rather than hanging the case.
+    let watchdog: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      everyDelivery,
+      new Promise((resolve) => {
+        watchdog = setTimeout(resolve, HANG_LEASES * leaseMs);
+      }),
+    ]);
+    clearTimeout(watchdog);
     // Every command that was sent or is still travelling lands; then one more lease lets any
     // claim whose holder is gone (crashed, gave up) run out in Redis.
     await Promise.all(stores.map((store) => store.drain()));
@@ -359,6 +391,7 @@ async function simulate(scenario: Scenario): Promise<Ledger> {
     totals.calls += calls.length;
     totals.faults += calls.filter((call) => call.fault.kind !== "ok").length;
     totals.ms += now() - caseStart;
+    totals.slowestMs = Math.max(totals.slowestMs, now() - caseStart);
     return { scenario, bodies, attempts, calls, faultsOverAt };
   } finally {
     endCase();
@@ -652,9 +685,10 @@ function checkTruthfulResults(ledger: Ledger): string[] {
 // Properties
 // ---------------------------------------------------------------------------------------------
 
-function holds(check: (ledger: Ledger) => string[]) {
+function holds(name: string, check: (ledger: Ledger) => string[]) {
   return fc.asyncProperty(scenarioArb, async (scenario) => {
     const ledger = await simulate(scenario);
+    casesOf.set(name, (casesOf.get(name) ?? 0) + 1);
     const violations = check(ledger);
     if (process.env.PROPERTY_DEBUG) {
       console.log(
@@ -675,9 +709,79 @@ function holds(check: (ledger: Ledger) => string[]) {
   });
 }
 
+const quiet: Omit<Delivery, "slot" | "atPct" | "plan"> = {
+  skewMs: 0,
+  durationPct: 0,
+  throws: false,
+  respectsSignal: false,
+  crashPct: null,
+  retries: 0,
+};
+
+/**
+ * Shapes that broke the protocol once, run before the random cases of every property (fast-check
+ * shrinks from them too if they fail again). Each would also be found by the random search, just
+ * less often.
+ */
+const KNOWN_SCENARIOS: Scenario[] = [
+  // A claim runs but its answer is lost; the instance gives up and the platform retries it.
+  {
+    leaseMs: 150,
+    slots: 1,
+    onFailure: "release",
+    timeoutMs: null,
+    deliveries: [{ ...quiet, slot: 0, atPct: 0, retries: 1, plan: [{ kind: "loseAnswer" }] }],
+  },
+  // A claim answered after its lease ran out, while another delivery claimed the slot meanwhile.
+  {
+    leaseMs: 150,
+    slots: 1,
+    onFailure: "release",
+    timeoutMs: null,
+    deliveries: [
+      {
+        ...quiet,
+        slot: 0,
+        atPct: 0,
+        durationPct: 20,
+        plan: [{ kind: "delayAnswer", ms: 200 }],
+      },
+      { ...quiet, slot: 0, atPct: 110, durationPct: 100, plan: [] },
+    ],
+  },
+  // Under "release" a failure is recorded but its answer lost; another delivery re-claims the slot
+  // before the completion is retried.
+  {
+    leaseMs: 150,
+    slots: 1,
+    onFailure: "release",
+    timeoutMs: null,
+    deliveries: [
+      { ...quiet, slot: 0, atPct: 0, throws: true, plan: [{ kind: "ok" }, { kind: "loseAnswer" }] },
+      { ...quiet, slot: 0, atPct: 20, plan: [] },
+    ],
+  },
+  // The holder loses the store for longer than its lease and finishes a job that outlives it.
+  {
+    leaseMs: 150,
+    slots: 1,
+    onFailure: "release",
+    timeoutMs: null,
+    deliveries: [
+      {
+        ...quiet,
+        slot: 0,
+        atPct: 0,
+        durationPct: 200,
+        plan: [{ kind: "ok" }, ...Array.from({ length: 6 }, (): Fault => ({ kind: "failBefore" }))],
+      },
+    ],
+  },
+];
+
 const EXAMPLES: [Scenario][] = process.env.PROPERTY_EXAMPLE
   ? [[JSON.parse(process.env.PROPERTY_EXAMPLE) as Scenario]]
-  : [];
+  : KNOWN_SCENARIOS.map((scenario): [Scenario] => [scenario]);
 
 const assertOptions = {
   numRuns: RUNS,
@@ -687,13 +791,13 @@ const assertOptions = {
   ...(process.env.PROPERTY_PATH ? { path: process.env.PROPERTY_PATH } : {}),
 };
 
-describe(`claim protocol under injected faults (${RUNS} cases × up to ${MAX_DELIVERIES} deliveries, ${MAX_SLOTS} slots, 6 faults each)`, () => {
+describe(`claim protocol under injected faults (${RUNS} cases × up to ${MAX_DELIVERIES} deliveries, ${MAX_SLOTS} slots, ${PLAN_LENGTH} faults each)`, () => {
   const timeout = TIME_LIMIT_MS + 60_000;
 
   it.concurrent(
     "1. at most one successful run per slot unless the earlier runs admit a lost lease",
     async () => {
-      await fc.assert(holds(checkOneSuccessfulRun), assertOptions);
+      await fc.assert(holds("P1", checkOneSuccessfulRun), assertOptions);
     },
     timeout,
   );
@@ -701,7 +805,7 @@ describe(`claim protocol under injected faults (${RUNS} cases × up to ${MAX_DEL
   it.concurrent(
     "2. no two job bodies of a slot run while both hold the lease; none starts on an expired claim",
     async () => {
-      await fc.assert(holds(checkMutualExclusion), assertOptions);
+      await fc.assert(holds("P2", checkMutualExclusion), assertOptions);
     },
     timeout,
   );
@@ -709,7 +813,7 @@ describe(`claim protocol under injected faults (${RUNS} cases × up to ${MAX_DEL
   it.concurrent(
     "3. no slot is stranded once the faults are over",
     async () => {
-      await fc.assert(holds(checkNoStrandedSlot), assertOptions);
+      await fc.assert(holds("P3", checkNoStrandedSlot), assertOptions);
     },
     timeout,
   );
@@ -717,7 +821,7 @@ describe(`claim protocol under injected faults (${RUNS} cases × up to ${MAX_DEL
   it.concurrent(
     "4. results tell the truth: ran, failed, skipped and thrown match what the job did",
     async () => {
-      await fc.assert(holds(checkTruthfulResults), assertOptions);
+      await fc.assert(holds("P4", checkTruthfulResults), assertOptions);
     },
     timeout,
   );

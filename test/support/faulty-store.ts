@@ -15,7 +15,9 @@ export type Fault =
   /** The command travels `ms` before it reaches Redis (lands late, maybe after the caller gave up). */
   | { kind: "delaySend"; ms: number }
   /** Redis answers at once, the answer travels `ms` back. */
-  | { kind: "delayAnswer"; ms: number };
+  | { kind: "delayAnswer"; ms: number }
+  /** The command is sent, then the process dies: it lands, nobody hears the answer (see `kill`). */
+  | { kind: "die" };
 
 export type CallOutcome = "answered" | "error" | "timeout" | "dead";
 
@@ -59,6 +61,8 @@ export interface FaultyStoreOptions {
   names?: ReadonlyMap<string, string>;
   /** Clock for the log; default performance.now(). */
   now?: () => number;
+  /** Called when a `die` fault kills the store, with its label at that moment. */
+  onDeath?: (label: string) => void;
 }
 
 export class InjectedFault extends Error {
@@ -187,6 +191,12 @@ export class FaultyStore implements GuardStore {
     })();
     this.#inFlight.add(execution);
     void execution.finally(() => this.#inFlight.delete(execution));
+    if (fault.kind === "die") {
+      this.kill();
+      this.#options.onDeath?.(this.label);
+      settle("dead");
+      return this.#hang();
+    }
 
     const answer = (async () => {
       const result = await execution;
