@@ -1,5 +1,6 @@
 import type { Redis } from "@upstash/redis";
-import type { CronJob } from "../src/hono/index.js";
+import type { ScheduleInput } from "../src/core/index.js";
+import type { AppScheduleHandler, CronJob } from "../src/hono/index.js";
 
 export interface ExampleJobsOptions {
   /** Where the example jobs keep their own data. Default `"cron-guard:example"`. */
@@ -51,6 +52,40 @@ export function exampleJobs({
         await redis.set(`${keyPrefix}:digest:${slot}`, digest, { ex: 7 * 86_400 });
         return digest;
       },
+    },
+  ];
+}
+
+/**
+ * Handlers that dynamic schedules (data in Redis, `PUT /schedules/:id`) name. `record` counts its
+ * runs per slot in `<payload.key>:<slot>`, with the deployment's client, so anyone can check from
+ * outside that each (schedule, fire) ran once, without reading cron-guard's own bookkeeping.
+ */
+export function exampleHandlers(): Record<string, AppScheduleHandler<Redis>> {
+  return {
+    async record({ redis, slot, payload }) {
+      const key = (payload as { key?: unknown } | null)?.key;
+      if (typeof key !== "string" || key === "") {
+        throw new Error('record needs a payload { "key": "<redis key prefix>" }');
+      }
+      const runs = await redis.incr(`${key}:${slot}`);
+      await redis.expire(`${key}:${slot}`, 7 * 86_400);
+      return { key: `${key}:${slot}`, runs };
+    },
+  };
+}
+
+/** One schedule declared in code, upserted idempotently at start: a redeploy changes nothing. */
+export function exampleSchedules({
+  keyPrefix = "cron-guard:example",
+}: ExampleJobsOptions = {}): ScheduleInput[] {
+  return [
+    {
+      id: "record-every-minute",
+      cron: "* * * * *",
+      handler: "record",
+      payload: { key: `${keyPrefix}:record` },
+      catchUp: "latest",
     },
   ];
 }

@@ -1,5 +1,11 @@
 import { createVercelApp } from "../src/platforms/vercel.js";
-import { exampleJobs } from "./jobs.js";
+import { exampleHandlers, exampleJobs, exampleSchedules } from "./jobs.js";
 
-/** The example deployment on Vercel: api/index.ts serves it, vercel.json's crons call its routes. */
-export default createVercelApp(exampleJobs());
+/**
+ * The example deployment on Vercel: api/index.ts serves it; vercel.json's crons call the jobs'
+ * routes and `/dispatch` every minute.
+ */
+export default createVercelApp(exampleJobs(), {
+  handlers: exampleHandlers(),
+  schedules: exampleSchedules(),
+});

@@ -1,5 +1,11 @@
 import { createWorker } from "../src/platforms/cloudflare.js";
-import { exampleJobs } from "./jobs.js";
+import { exampleHandlers, exampleJobs, exampleSchedules } from "./jobs.js";
 
-/** The example deployment on Cloudflare Workers: wrangler.toml's `main`. */
-export default createWorker(exampleJobs());
+/**
+ * The example deployment on Cloudflare Workers (wrangler.toml's `main`): two jobs on their own
+ * crons, and dynamic schedules dispatched by the every-minute cron.
+ */
+export default createWorker(exampleJobs(), {
+  handlers: exampleHandlers(),
+  schedules: exampleSchedules(),
+});

@@ -3,7 +3,7 @@ import { serve } from "@hono/node-server";
 import { Redis } from "@upstash/redis";
 import { startBridge } from "../../src/bridge/index.js";
 import { createCronApp } from "../../src/hono/index.js";
-import { exampleJobs, type HeartbeatRecord } from "../jobs.js";
+import { exampleHandlers, exampleJobs, exampleSchedules, type HeartbeatRecord } from "../jobs.js";
 import { fireStorm, type StormSummary } from "./storm.js";
 
 export interface LocalStackOptions {
@@ -52,6 +52,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const redis = new Redis({ url: bridge.url, token: bridge.token });
   const app = createCronApp({
     jobs,
+    handlers: exampleHandlers(),
+    schedules: exampleSchedules({ keyPrefix }),
     redis,
     cronSecret: () => secret,
     guardOptions: { region: "local" },

@@ -5,11 +5,13 @@ import { defaultCronSecret, requireSecret } from "./auth.js";
 import { createDeployment } from "./deployment.js";
 import { jsonError } from "./http.js";
 import { cronRoutes } from "./routes/cron.js";
+import { dispatchRoutes, scheduleRoutes } from "./routes/schedules.js";
 import { runScheduled } from "./scheduled.js";
 import type { CronApp, CronAppOptions } from "./types.js";
 
 /**
- * The deployable trigger app. `/cron` (see cronRoutes) sits behind
+ * The deployable trigger app. `/cron` (see cronRoutes) and, when the app registers schedule
+ * handlers, `/schedules` and `/dispatch` (see scheduleRoutes, dispatchRoutes) sit behind
  * `Authorization: Bearer <CRON_SECRET>`; `GET /` answers its name only. `runScheduled` serves
  * Cloudflare's scheduled() event. Every option is validated here: a mistake is a ConfigError now,
  * not a 500 when a job fires.
@@ -27,6 +29,13 @@ export function createCronApp<TRedis extends GuardStore>(options: CronAppOptions
   app.use("/cron", requireSecret(cronSecret));
   app.use("/cron/*", requireSecret(cronSecret));
   app.route("/cron", cronRoutes(deployment));
+  if (deployment.dynamic) {
+    for (const path of ["/schedules", "/schedules/*", "/dispatch", "/dispatch/*"]) {
+      app.use(path, requireSecret(cronSecret));
+    }
+    app.route("/schedules", scheduleRoutes(deployment, deployment.dynamic));
+    app.route("/dispatch", dispatchRoutes(deployment.dynamic));
+  }
 
   app.notFound((c) => jsonError(c, 404, `no route ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError((error, c) => {
@@ -37,6 +46,6 @@ export function createCronApp<TRedis extends GuardStore>(options: CronAppOptions
   });
 
   app.runScheduled = (event, env, waitUntil) => runScheduled(deployment, event, env, waitUntil);
-  Object.defineProperty(app, "jobs", { value: Object.freeze([...options.jobs]) });
+  Object.defineProperty(app, "jobs", { value: Object.freeze([...(options.jobs ?? [])]) });
   return app;
 }

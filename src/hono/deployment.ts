@@ -14,6 +14,7 @@ import {
   validateSkewTolerance,
 } from "../core/slot.js";
 import type { GuardStore } from "../core/store.js";
+import { createDynamicSchedules, type DynamicSchedules } from "./dynamic.js";
 import type { Bindings, CronAppOptions, CronJob } from "./types.js";
 
 /** A validated job with its parsed schedule. */
@@ -28,6 +29,8 @@ export interface PreparedJob<TRedis extends GuardStore> {
 export interface Deployment<TRedis extends GuardStore> {
   readonly jobs: ReadonlyMap<string, PreparedJob<TRedis>>;
   readonly guardOptions: GuardSettings;
+  /** Set when the app registers schedule handlers: the registry and dispatcher routes use it. */
+  readonly dynamic: DynamicSchedules<TRedis> | undefined;
   /** The job named `name`, or undefined (also for names that could never be jobs). */
   job(name: string): PreparedJob<TRedis> | undefined;
   redis(env: Bindings | undefined): TRedis;
@@ -47,7 +50,7 @@ function ownGuardOptions(job: CronJob<never>): GuardSettings {
 export function createDeployment<TRedis extends GuardStore>(
   options: CronAppOptions<TRedis>,
 ): Deployment<TRedis> {
-  const { jobs, redis: redisOption, guardOptions = {} } = options;
+  const { jobs = [], redis: redisOption, guardOptions = {} } = options;
   if (
     typeof redisOption !== "function" &&
     (typeof redisOption !== "object" || redisOption === null)
@@ -97,9 +100,11 @@ export function createDeployment<TRedis extends GuardStore>(
     return current;
   };
 
+  const redisFor = (env: Bindings | undefined) => resources(env).redis;
   return {
     jobs: prepared,
     guardOptions,
+    dynamic: createDynamicSchedules(options, redisFor),
     job: (name) => (isValidJobName(name) ? prepared.get(name) : undefined),
     redis: (env) => resources(env).redis,
     guard(env, entry) {

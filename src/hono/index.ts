@@ -8,14 +8,17 @@ export {
 } from "./cron-guard/index.js";
 export type { Trigger } from "./slot-source.js";
 export type {
+  AppScheduleHandler,
   Bindings,
   CronApp,
   CronAppOptions,
   CronJob,
   CronJobContext,
+  DispatchScheduledRun,
   JobGuardOptions,
   JobScheduledRun,
   ScheduledEvent,
   ScheduledRun,
+  ScheduleHandlerContext,
   UnmatchedScheduledRun,
 } from "./types.js";

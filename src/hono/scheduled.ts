@@ -11,7 +11,8 @@ import type { Bindings, ScheduledEvent, ScheduledRun } from "./types.js";
 
 /**
  * Cloudflare's scheduled() event: runs every job whose cron means `event.cron` for the slot
- * `event.scheduledTime`. A cron that means no job's schedule runs nothing and is reported loudly.
+ * `event.scheduledTime`, and a dispatch tick when it means the app's `dispatchCron`. A cron that
+ * means neither runs nothing and is reported loudly.
  */
 export async function runScheduled<TRedis extends GuardStore>(
   deployment: Deployment<TRedis>,
@@ -23,7 +24,10 @@ export async function runScheduled<TRedis extends GuardStore>(
   const entries = [...deployment.jobs.values()];
   const due = entries.filter(({ signature }) => fired !== undefined && signature === fired);
   const scheduledMs = slotFromScheduledTime(event.scheduledTime);
-  if (due.length === 0) {
+  const { dynamic } = deployment;
+  const dispatches =
+    dynamic !== undefined && fired !== undefined && fired === dynamic.dispatchSignature;
+  if (due.length === 0 && !dispatches) {
     const known = entries.map(({ job }) => ({ name: job.name, cron: job.cron }));
     const error = `scheduled cron ${JSON.stringify(event.cron)} matches no job${fired === undefined ? " (it is not a valid 5-field cron expression)" : ""}; nothing ran. Jobs: ${known.map(({ name, cron }) => `${name}: ${cron}`).join(", ") || "none"}. Align the platform's crons (wrangler.toml) with the jobs.`;
     console.error(`cron-guard: ${error}`);
@@ -35,7 +39,16 @@ export async function runScheduled<TRedis extends GuardStore>(
       },
     ];
   }
-  return Promise.all(
+  const tick = async (): Promise<ScheduledRun> => {
+    const slot = slotId(scheduledMs);
+    try {
+      const result = await (dynamic as NonNullable<typeof dynamic>).tick(env, waitUntil);
+      return { job: null, slot, result: { status: "dispatched", tick: result } };
+    } catch (error) {
+      return { job: null, slot, result: { status: "error", error } };
+    }
+  };
+  const jobRuns = Promise.all(
     due.map(async (entry): Promise<ScheduledRun> => {
       let slot = slotId(scheduledMs);
       try {
@@ -65,4 +78,6 @@ export async function runScheduled<TRedis extends GuardStore>(
       }
     }),
   );
+  const [runs, dispatched] = await Promise.all([jobRuns, dispatches ? tick() : undefined]);
+  return dispatched ? [...runs, dispatched] : runs;
 }

@@ -2,6 +2,12 @@ import type { Hono } from "hono";
 import type { JobContext } from "../core/guard.js";
 import type { GuardOptions, GuardSettings } from "../core/options.js";
 import type { GuardResult } from "../core/result.js";
+import type {
+  DispatcherOptions,
+  ScheduleRunContext,
+  TickResult,
+} from "../core/schedules/dispatch.js";
+import type { ScheduleInput } from "../core/schedules/schedule.js";
 import type { GuardStore } from "../core/store.js";
 import type { Trigger } from "./slot-source.js";
 
@@ -38,8 +44,40 @@ export interface CronJob<TRedis extends GuardStore = GuardStore> extends JobGuar
   handler(context: CronJobContext<TRedis>): unknown;
 }
 
+/** What a schedule's handler receives in the app: the dispatcher's context plus the store and env. */
+export interface ScheduleHandlerContext<TRedis> extends ScheduleRunContext {
+  redis: TRedis;
+  env: Bindings;
+  trigger: "dispatch";
+}
+
+/** Code that schedules (data in Redis) name in their `handler` field. */
+export type AppScheduleHandler<TRedis> = (context: ScheduleHandlerContext<TRedis>) => unknown;
+
 export interface CronAppOptions<TRedis extends GuardStore> {
-  jobs: readonly CronJob<TRedis>[];
+  /** Jobs declared in code, each on its own platform cron. Default none. */
+  jobs?: readonly CronJob<TRedis>[];
+  /**
+   * Handlers that dynamic schedules name (`PUT /schedules/:id { handler }`). Registering any turns
+   * on `/schedules` and `/dispatch`. Schedules are data; handlers are code.
+   */
+  handlers?: Readonly<Record<string, AppScheduleHandler<TRedis>>>;
+  /**
+   * Schedules declared in code, upserted idempotently before the first dispatch or schedule
+   * request of each isolate: a redeploy with the same definitions writes nothing, a changed one
+   * updates it and keeps its pause state and history.
+   */
+  schedules?: readonly ScheduleInput[];
+  /**
+   * The platform cron that drives dispatch on Cloudflare (`scheduled()`); list it in wrangler.toml.
+   * On Vercel, vercel.json calls `/dispatch` on it instead. Default `"* * * * *"`.
+   */
+  dispatchCron?: string;
+  /** Budgets of one dispatch tick (time, store calls, concurrency, retry backoff). */
+  dispatch?: Pick<
+    DispatcherOptions,
+    "budgetMs" | "maxCalls" | "concurrency" | "retryBackoffMs" | "missedAfterMs"
+  >;
   /**
    * The store, or a function that builds it from the platform environment once per isolate, e.g.
    * `(env) => Redis.fromEnv(env)` on Cloudflare where bindings arrive with the request.
@@ -84,7 +122,14 @@ export interface UnmatchedScheduledRun {
   };
 }
 
-export type ScheduledRun = JobScheduledRun | UnmatchedScheduledRun;
+/** The dispatch tick a scheduled event ran (its cron is the app's `dispatchCron`). */
+export interface DispatchScheduledRun {
+  job: null;
+  slot: string;
+  result: { status: "dispatched"; tick: TickResult } | { status: "error"; error: unknown };
+}
+
+export type ScheduledRun = JobScheduledRun | UnmatchedScheduledRun | DispatchScheduledRun;
 
 export interface CronApp extends Hono {
   /**

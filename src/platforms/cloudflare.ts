@@ -40,7 +40,10 @@ export function toWorker(app: CronApp) {
 function summarize(run: Awaited<ReturnType<CronApp["runScheduled"]>>[number]) {
   if (run.job === null) {
     const { result } = run;
-    return { job: null, slot: run.slot, status: result.status, error: result.error };
+    if (result.status === "dispatched") {
+      return { job: null, slot: run.slot, status: "dispatched", tick: result.tick };
+    }
+    return { job: null, slot: run.slot, status: result.status, error: String(result.error) };
   }
   const { result } = run;
   if (result.status === "skipped")
@@ -57,7 +60,7 @@ function summarize(run: Awaited<ReturnType<CronApp["runScheduled"]>>[number]) {
  * `cron`.
  */
 export function createWorker(
-  jobs: readonly CronJob<Redis>[],
+  jobs: readonly CronJob<Redis>[] = [],
   options: Omit<CronAppOptions<Redis>, "jobs" | "redis"> = {},
 ) {
   return toWorker(

@@ -159,8 +159,11 @@ export function createDispatcher(options: DispatcherOptions) {
     };
     const seen = new Set<string>();
     let settled = 0;
+    let inFlight = 0;
+    // Every run in flight may still make its three calls: count them as spent.
     const canStart = () =>
-      Date.now() - startedAt < budgetMs && store.calls + CALLS_PER_RUN <= maxCalls;
+      Date.now() - startedAt < budgetMs &&
+      store.calls + (inFlight + 1) * CALLS_PER_RUN <= maxCalls;
 
     /** Moves the schedule's pending fire on, if no other instance did first. */
     const setPending = (
@@ -305,10 +308,13 @@ export function createDispatcher(options: DispatcherOptions) {
       const worker = async () => {
         for (let item = queue.shift(); item; item = queue.shift()) {
           if (!canStart()) return;
+          inFlight += 1;
           try {
             await settle(item);
           } catch {
             result.errors += 1;
+          } finally {
+            inFlight -= 1;
           }
         }
       };

@@ -1,0 +1,139 @@
+import { type Context, Hono } from "hono";
+import { ConfigError } from "../../core/errors.js";
+import { createGuard } from "../../core/guard.js";
+import { isValidJobName } from "../../core/keys.js";
+import type { GuardStore } from "../../core/store.js";
+import type { Deployment } from "../deployment.js";
+import type { DynamicSchedules } from "../dynamic.js";
+import { jsonError, methodNotAllowed } from "../http.js";
+import type { Bindings } from "../types.js";
+
+/** Largest schedule body accepted, in bytes (the payload alone may be 16 KiB). */
+const MAX_BODY_BYTES = 64 * 1024;
+
+const badId = (c: Context, id: string) =>
+  c.json(
+    {
+      error: `id: ${JSON.stringify(id)} is not a schedule id (1-128 of A-Z a-z 0-9 . _ -)`,
+      field: "id",
+    },
+    400,
+  );
+
+/**
+ * `/schedules`: `PUT /:id` upserts (201 created, 200 updated or unchanged) and answers the stored
+ * schedule with its next fire; `GET /` pages through them (`?cursor=&limit=`); `GET /:id` shows one
+ * with its latest runs; `DELETE /:id`; `POST /:id/pause` and `/:id/resume`. Bad input is a 400
+ * naming the field and writes nothing. The caller mounts it behind the bearer secret.
+ */
+export function scheduleRoutes<TRedis extends GuardStore>(
+  deployment: Deployment<TRedis>,
+  dynamic: DynamicSchedules<TRedis>,
+): Hono<{ Bindings: Bindings }> {
+  const routes = new Hono<{ Bindings: Bindings }>();
+  routes.get("/", async (c) => {
+    const cursor = c.req.query("cursor") ?? "0";
+    const limitText = c.req.query("limit") ?? "100";
+    if (!/^\d{1,20}$/.test(cursor)) {
+      return c.json(
+        { error: "cursor: use the cursor a previous page returned", field: "cursor" },
+        400,
+      );
+    }
+    if (!/^\d{1,4}$/.test(limitText) || Number(limitText) < 1 || Number(limitText) > 500) {
+      return c.json({ error: "limit: a whole number from 1 to 500", field: "limit" }, 400);
+    }
+    const registry = await dynamic.registry(c.env);
+    return c.json(await registry.list({ cursor, limit: Number(limitText) }));
+  });
+
+  routes.put("/:id", async (c) => {
+    const id = c.req.param("id");
+    if (!isValidJobName(id)) return badId(c, id);
+    const text = await c.req.text();
+    if (new TextEncoder().encode(text).length > MAX_BODY_BYTES) {
+      return jsonError(c, 400, `body: at most ${MAX_BODY_BYTES} bytes`);
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      return c.json({ error: "body: not JSON", field: "body" }, 400);
+    }
+    if (typeof body !== "object" || body === null || Array.isArray(body)) {
+      return c.json({ error: "body: must be a JSON object", field: "body" }, 400);
+    }
+    const input = body as Record<string, unknown>;
+    if (input.id !== undefined && input.id !== id) {
+      return c.json(
+        { error: `id: the body says ${JSON.stringify(input.id)}, the path ${id}`, field: "id" },
+        400,
+      );
+    }
+    const registry = await dynamic.registry(c.env);
+    try {
+      const { outcome, schedule } = await registry.upsert({ ...input, id } as never);
+      return c.json({ outcome, schedule }, outcome === "created" ? 201 : 200);
+    } catch (error) {
+      if (error instanceof ConfigError) {
+        return c.json({ error: error.message, field: error.option }, 400);
+      }
+      throw error;
+    }
+  });
+
+  routes.get("/:id", async (c) => {
+    const id = c.req.param("id");
+    if (!isValidJobName(id)) return badId(c, id);
+    const schedule = await (await dynamic.registry(c.env)).get(id);
+    if (!schedule) return jsonError(c, 404, `no schedule ${JSON.stringify(id)}`);
+    const guard = createGuard({ ...deployment.guardOptions, redis: deployment.redis(c.env) });
+    const { slots, runs, running } = await guard.status(id);
+    return c.json({ schedule, running, slots, runs });
+  });
+
+  routes.delete("/:id", async (c) => {
+    const id = c.req.param("id");
+    if (!isValidJobName(id)) return badId(c, id);
+    const deleted = await (await dynamic.registry(c.env)).remove(id);
+    return deleted
+      ? c.json({ deleted: id })
+      : jsonError(c, 404, `no schedule ${JSON.stringify(id)}`);
+  });
+
+  for (const action of ["pause", "resume"] as const) {
+    routes.post(`/:id/${action}`, async (c) => {
+      const id = c.req.param("id");
+      if (!isValidJobName(id)) return badId(c, id);
+      const registry = await dynamic.registry(c.env);
+      const schedule = await registry[action](id);
+      return schedule
+        ? c.json({ schedule })
+        : jsonError(c, 404, `no schedule ${JSON.stringify(id)}`);
+    });
+    routes.all(`/:id/${action}`, (c) => methodNotAllowed(c, "POST"));
+  }
+  routes.all("/", (c) => methodNotAllowed(c, "GET"));
+  routes.all("/:id", (c) => methodNotAllowed(c, "GET, PUT, DELETE"));
+  return routes;
+}
+
+/** `/dispatch`: one tick (GET for Vercel cron, POST by hand); answers the tick's counts. */
+export function dispatchRoutes<TRedis extends GuardStore>(
+  dynamic: DynamicSchedules<TRedis>,
+): Hono<{ Bindings: Bindings }> {
+  const routes = new Hono<{ Bindings: Bindings }>();
+  routes.on(["GET", "POST"], "/", async (c) => {
+    // Hono answers HEAD with the GET handler; a HEAD must not run a tick.
+    if (c.req.method === "HEAD") return methodNotAllowed(c, "GET, POST");
+    let waitUntil: ((promise: Promise<unknown>) => void) | undefined;
+    try {
+      waitUntil = c.executionCtx.waitUntil.bind(c.executionCtx);
+    } catch {
+      waitUntil = undefined;
+    }
+    return c.json(await dynamic.tick(c.env, waitUntil));
+  });
+  routes.all("/", (c) => methodNotAllowed(c, "GET, POST"));
+  return routes;
+}
