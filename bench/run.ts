@@ -10,6 +10,7 @@ import {
   measureRoundTrips,
   measureStorm,
 } from "./measure.js";
+import { measureQuorumClaims } from "./quorum.js";
 import { formatTable, median, round, startBenchStack } from "./support.js";
 
 const STORM_DELIVERIES = 1_000;
@@ -20,6 +21,7 @@ const OVERHEAD_CONCURRENCY = 32;
 const LATE_SLOTS = 1_000;
 const LATE_MAX_GAP_MS = 2_000;
 const LATE_CONCURRENCY = 200;
+const QUORUM_CLAIMS = 200;
 
 const startedAt = Date.now();
 const machine = {
@@ -104,6 +106,17 @@ try {
     ),
   );
 
+  const quorum = await measureQuorumClaims(stack, QUORUM_CLAIMS);
+  console.log(
+    `\n7. Quorum mode: ${QUORUM_CLAIMS} sequential claims, one database vs a majority of three (each its own redis-server and bridge)`,
+  );
+  console.log(
+    formatTable(
+      ["store", "claim p50 ms", "claim p99 ms"],
+      quorum.map((row) => [row.store, round(row.p50Ms, 2), round(row.p99Ms, 2)]),
+    ),
+  );
+
   console.log("\n5. Dispatch scale: skipped (needs the schedule registry, not built yet)");
 
   const seconds = (Date.now() - startedAt) / 1000;
@@ -115,6 +128,7 @@ try {
     roundTrips: trips,
     bridgeOverhead: overhead,
     lateDuplicates: late,
+    quorumClaims: quorum,
     dispatchScale: { skipped: "needs the schedule registry (not built yet)" },
   };
   await writeFile(
