@@ -4,6 +4,7 @@
  */
 import { writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
+import { measureHttpThroughput, type ThroughputRow } from "./load.js";
 import {
   measureBridgeOverhead,
   measureLateDuplicates,
@@ -22,6 +23,9 @@ const LATE_SLOTS = 1_000;
 const LATE_MAX_GAP_MS = 2_000;
 const LATE_CONCURRENCY = 200;
 const QUORUM_CLAIMS = 200;
+const LOAD_CONNECTIONS = 50;
+const LOAD_SECONDS = 5;
+const LOAD_PIPELINE = 10;
 
 const startedAt = Date.now();
 const machine = {
@@ -106,6 +110,17 @@ try {
     ),
   );
 
+  const throughput = await measureHttpThroughput({
+    redisUrl: stack.redis.url,
+    connections: LOAD_CONNECTIONS,
+    durationSeconds: LOAD_SECONDS,
+    pipelineSize: LOAD_PIPELINE,
+  });
+  console.log(
+    `\n6. Bridge throughput: autocannon (own process), ${LOAD_CONNECTIONS} connections, ${LOAD_SECONDS} s each; POST / is SET NX PX, /pipeline ${LOAD_PIPELINE} of them; node redis direct = same commands, ${LOAD_CONNECTIONS} in flight, no HTTP`,
+  );
+  console.log(formatThroughput(throughput));
+
   const quorum = await measureQuorumClaims(stack, QUORUM_CLAIMS);
   console.log(
     `\n7. Quorum mode: ${QUORUM_CLAIMS} sequential claims, one database vs a majority of three (each its own redis-server and bridge)`,
@@ -129,6 +144,7 @@ try {
     bridgeOverhead: overhead,
     lateDuplicates: late,
     quorumClaims: quorum,
+    bridgeThroughput: throughput,
     dispatchScale: { skipped: "needs the schedule registry (not built yet)" },
   };
   await writeFile(
@@ -142,6 +158,9 @@ try {
       ? ["round trips"]
       : []),
     ...(late.cronGuardDuplicateRuns !== 0 ? ["late duplicates"] : []),
+    ...throughput
+      .filter((row) => row.bridgeVsPassthrough < 1)
+      .map((row) => `bridge slower than the passthrough on ${row.route}`),
   ];
   if (failures.length > 0) {
     console.log(`CLAIMS NOT MET: ${failures.join(", ")}`);
@@ -149,4 +168,26 @@ try {
   }
 } finally {
   await stack.close();
+}
+
+function formatThroughput(rows: ThroughputRow[]): string {
+  return formatTable(
+    ["route", "server", "requests/s", "p50 ms", "p99 ms", "errors", "vs passthrough"],
+    rows.flatMap((row) => {
+      const line = (name: string, r: ThroughputRow["bridge"]) => [
+        row.route,
+        name,
+        round(r.requestsPerSecond, 0),
+        round(r.p50Ms, 2),
+        round(r.p99Ms, 2),
+        r.errors,
+        `${round(r.requestsPerSecond / row.passthrough.requestsPerSecond, 2)}x`,
+      ];
+      return [
+        line("cron-guard bridge", row.bridge),
+        line("naive passthrough", row.passthrough),
+        line("node redis direct", row.direct),
+      ];
+    }),
+  );
 }

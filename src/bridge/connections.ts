@@ -180,26 +180,61 @@ export class RedisConnections implements CommandRunner {
 
   pipeline(commands: Command[]): Promise<Outcome[]> {
     return this.#call("pipeline", async (call) => {
-      const outcomes: Outcome[] = [];
-      let total = 0;
+      const outcomes: Outcome[] = new Array(commands.length);
+      const size = { total: 0 };
       for (let start = 0; start < commands.length && !call.aborted; start += PIPELINE_CHUNK) {
-        const chunk = commands.slice(start, start + PIPELINE_CHUNK);
-        const settled = await Promise.allSettled(
-          chunk.map(async (command) => {
-            const reply = await this.#shared.sendCommand(command, AS_BUFFER);
-            total += replySize(reply);
-            return total > this.#maxResponseBytes ? null : reply; // keep nothing once over
-          }),
-        );
-        outcomes.push(...settled.map((result) => this.#toOutcome(result)));
-        if (total > this.#maxResponseBytes) {
-          const ran = start + chunk.length;
+        const end = Math.min(commands.length, start + PIPELINE_CHUNK);
+        await this.#sendChunk(commands, start, end, outcomes, size);
+        if (size.total > this.#maxResponseBytes) {
           throw new ResponseTooLargeError(
-            `ERR max response size exceeded: the replies add up to more than this bridge's limit of ${this.#maxResponseBytes} bytes (commands 0-${ran - 1} ran, the other ${commands.length - ran} were not sent)`,
+            `ERR max response size exceeded: the replies add up to more than this bridge's limit of ${this.#maxResponseBytes} bytes (commands 0-${end - 1} ran, the other ${commands.length - end} were not sent)`,
           );
         }
       }
       return outcomes;
+    });
+  }
+
+  /**
+   * Sends commands[start..end) at once and fills their outcomes; rejects (after all answered)
+   * with RedisUnavailableError if any failed for a reason other than Redis's error reply.
+   * Plain callbacks, not async closures and Promise.allSettled: this runs for every command.
+   */
+  #sendChunk(
+    commands: Command[],
+    start: number,
+    end: number,
+    outcomes: Outcome[],
+    size: { total: number },
+  ): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let remaining = end - start;
+      let failure: Error | undefined;
+      const done = () => {
+        remaining -= 1;
+        if (remaining > 0) return;
+        if (failure) reject(failure);
+        else resolve();
+      };
+      for (let i = start; i < end; i += 1) {
+        this.#shared.sendCommand(commands[i] as Command, AS_BUFFER).then(
+          (reply: unknown) => {
+            size.total += replySize(reply);
+            // keep nothing once over the limit: the request fails anyway
+            outcomes[i] = { ok: true, reply: size.total > this.#maxResponseBytes ? null : reply };
+            done();
+          },
+          (error: unknown) => {
+            const classified = this.#classify(error);
+            if (classified instanceof RedisCommandError) {
+              outcomes[i] = { ok: false, error: classified.message };
+            } else {
+              failure ??= classified;
+            }
+            done();
+          },
+        );
+      }
     });
   }
 
@@ -251,13 +286,6 @@ export class RedisConnections implements CommandRunner {
       this.#killer.check();
     }
     return classified;
-  }
-
-  #toOutcome(result: PromiseSettledResult<unknown>): Outcome {
-    if (result.status === "fulfilled") return { ok: true, reply: result.value };
-    const error = this.#classify(result.reason);
-    if (error instanceof RedisCommandError) return { ok: false, error: error.message };
-    throw error;
   }
 
   /** The server's `COMMAND` table, read on first use and kept. */

@@ -114,6 +114,14 @@ const REFUSED_SUBCOMMANDS = new Map<string, string>([
   ["FUNCTION RESTORE", "server administration (functions are global and persistent)"],
 ]);
 
+const HAS_REFUSED_SUBCOMMANDS = new Set(
+  [...REFUSED_SUBCOMMANDS.keys()].map((key) => key.split(" ")[0] as string),
+);
+
+function refusal(what: string, reason: string): BadRequestError {
+  return new BadRequestError(`ERR command not supported by this bridge: ${what} (${reason})`);
+}
+
 const BLOCK_WHEN_ARGUMENT = new Set(["XREAD", "XREADGROUP"]);
 
 /** What {@link parseCommand} checks besides the shape of a command. */
@@ -147,13 +155,19 @@ export function parseCommand(
   if (typeof name !== "string" || name.length === 0) {
     throw new BadRequestError(`${where}: the command name (argument 0) must be a non-empty string`);
   }
-  const command = value.map((argument: unknown, index) => {
-    if (typeof argument === "string") return argument;
-    if (typeof argument === "number" || typeof argument === "boolean") return String(argument);
-    throw new BadRequestError(
-      `${where}: argument ${index} must be a string, number or boolean, got ${describe(argument)}`,
-    );
-  });
+  // A plain loop: this runs for every command of every request.
+  const command: Command = new Array(value.length);
+  for (let index = 0; index < value.length; index += 1) {
+    const argument: unknown = value[index];
+    if (typeof argument === "string") command[index] = argument;
+    else if (typeof argument === "number" || typeof argument === "boolean") {
+      command[index] = String(argument);
+    } else {
+      throw new BadRequestError(
+        `${where}: argument ${index} must be a string, number or boolean, got ${describe(argument)}`,
+      );
+    }
+  }
   assertSupported(command);
   assertWithinLimits(command, limits.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES);
   return command;
@@ -165,7 +179,11 @@ export function parseCommandList(value: unknown, limits: CommandLimits = {}): Co
     throw new BadRequestError('body must be a JSON array of commands like [["SET","k","v"]]');
   }
   if (value.length === 0) throw new BadRequestError("body must contain at least one command");
-  return value.map((command: unknown, index) => parseCommand(command, `command ${index}`, limits));
+  const commands: Command[] = new Array(value.length);
+  for (let index = 0; index < value.length; index += 1) {
+    commands[index] = parseCommand(value[index], `command ${index}`, limits);
+  }
+  return commands;
 }
 
 /**
@@ -174,13 +192,13 @@ export function parseCommandList(value: unknown, limits: CommandLimits = {}): Co
  */
 export function assertSupported(command: Command): void {
   const name = (command[0] ?? "").toUpperCase();
-  const subcommand = `${name} ${(command[1] ?? "").toUpperCase()}`;
-  const refusal = (what: string, reason: string) =>
-    new BadRequestError(`ERR command not supported by this bridge: ${what} (${reason})`);
   const reason = REFUSED.get(name);
   if (reason) throw refusal(name, reason);
-  const subReason = REFUSED_SUBCOMMANDS.get(subcommand);
-  if (subReason) throw refusal(subcommand, subReason);
+  if (command.length > 1 && HAS_REFUSED_SUBCOMMANDS.has(name)) {
+    const subcommand = `${name} ${(command[1] as string).toUpperCase()}`;
+    const subReason = REFUSED_SUBCOMMANDS.get(subcommand);
+    if (subReason) throw refusal(subcommand, subReason);
+  }
   if (BLOCK_WHEN_ARGUMENT.has(name) && hasOption(command, 1, "BLOCK")) {
     throw refusal(`${name} BLOCK`, "blocks the connection every request shares");
   }
