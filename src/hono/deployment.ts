@@ -104,7 +104,7 @@ export function createDeployment<TRedis extends GuardStore>(
   return {
     jobs: prepared,
     guardOptions,
-    dynamic: createDynamicSchedules(options, redisFor),
+    dynamic: createDynamicSchedules(options, redisFor, new Set(prepared.keys())),
     job: (name) => (isValidJobName(name) ? prepared.get(name) : undefined),
     redis: (env) => resources(env).redis,
     guard(env, entry) {

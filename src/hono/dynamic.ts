@@ -30,6 +30,7 @@ export interface DynamicSchedules<TRedis extends GuardStore> {
 export function createDynamicSchedules<TRedis extends GuardStore>(
   options: CronAppOptions<TRedis>,
   redisFor: (env: Bindings | undefined) => TRedis,
+  jobNames: ReadonlySet<string> = new Set(),
 ): DynamicSchedules<TRedis> | undefined {
   const { handlers, schedules = [], dispatchCron = "* * * * *", dispatch = {} } = options;
   const guardOptions = options.guardOptions ?? {};
@@ -50,6 +51,9 @@ export function createDynamicSchedules<TRedis extends GuardStore>(
   for (const schedule of schedules) {
     if (!isValidJobName(schedule?.id)) {
       throw new ConfigError("schedules", `invalid schedule id ${JSON.stringify(schedule?.id)}`);
+    }
+    if (jobNames.has(schedule.id)) {
+      throw new ConfigError("schedules", `schedule "${schedule.id}" has the name of a job`);
     }
     if (!Object.hasOwn(handlers, schedule.handler)) {
       throw new ConfigError("schedules", `schedule "${schedule.id}" names an unknown handler`);

@@ -15,6 +15,7 @@ const T0 = Date.UTC(2026, 10, 25, 12, 0, 30);
 function makeApp(prefix: string, clock: { now: number }) {
   return createCronApp<Redis>({
     redis: upstash(),
+    jobs: [{ name: "nightly", cron: "0 3 * * *", handler: () => "job" }],
     handlers: {
       ...exampleHandlers(),
       fails: () => {
@@ -113,6 +114,12 @@ describe("/schedules and /dispatch", () => {
       );
       expect((await app.request(path, { headers: auth })).status).toBe(400);
     }
+    const job = await app.request(
+      "/schedules/nightly",
+      put({ cron: "* * * * *", handler: "record" }),
+    );
+    expect(job.status).toBe(400);
+    expect(await job.json()).toMatchObject({ field: "id", error: expect.stringMatching(/job/) });
     expect((await app.request("/schedules?cursor=abc", { headers: auth })).status).toBe(400);
     expect((await app.request("/schedules?limit=0", { headers: auth })).status).toBe(400);
     expect((await app.request("/schedules?limit=100000", { headers: auth })).status).toBe(400);

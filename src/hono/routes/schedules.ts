@@ -64,6 +64,14 @@ export function scheduleRoutes<TRedis extends GuardStore>(
       return c.json({ error: "body: must be a JSON object", field: "body" }, 400);
     }
     const input = body as Record<string, unknown>;
+    if (deployment.jobs.has(id)) {
+      // A schedule's runs are guarded under its id, like a job's under its name: sharing one
+      // would make the two skip each other's slots.
+      return c.json(
+        { error: `id: "${id}" is the name of a job declared in code`, field: "id" },
+        400,
+      );
+    }
     if (input.id !== undefined && input.id !== id) {
       return c.json(
         { error: `id: the body says ${JSON.stringify(input.id)}, the path ${id}`, field: "id" },
