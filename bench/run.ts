@@ -4,6 +4,7 @@
  */
 import { writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
+import { type DispatchScaleRow, measureDispatchDrain, measureDispatchScale } from "./dispatch.js";
 import { measureHttpThroughput, type ThroughputRow } from "./load.js";
 import {
   measureBridgeOverhead,
@@ -15,6 +16,9 @@ import { measureQuorumClaims } from "./quorum.js";
 import { formatTable, median, round, startBenchStack } from "./support.js";
 
 const STORM_DELIVERIES = 1_000;
+const DISPATCH_DUE = 100;
+const DRAIN_DUE = 1_000;
+const DRAIN_TICKS = 10;
 const STORM_REPETITIONS = 3;
 const ROUND_TRIP_SAMPLES = 20;
 const OVERHEAD_OPERATIONS = 2_000;
@@ -132,7 +136,32 @@ try {
     ),
   );
 
-  console.log("\n5. Dispatch scale: skipped (needs the schedule registry, not built yet)");
+  const dispatchScale = [
+    await measureDispatchScale(stack, 1_000, DISPATCH_DUE),
+    await measureDispatchScale(stack, 100_000, DISPATCH_DUE),
+  ];
+  const [fewStored, manyStored] = dispatchScale as [DispatchScaleRow, DispatchScaleRow];
+  const dispatchRatio = manyStored.tickMs / fewStored.tickMs;
+  console.log(
+    `\n8. Dispatch scale: one tick over ${DISPATCH_DUE} due schedules, median of 3 (each instance its own client)`,
+  );
+  console.log(
+    formatTable(
+      ["stored", "due", "tick ms", "bridge requests", "ran"],
+      dispatchScale.map((row) => [
+        row.stored,
+        row.due,
+        round(row.tickMs, 0),
+        row.requests,
+        row.ran,
+      ]),
+    ),
+  );
+  console.log(`   100,000 stored vs 1,000 stored: ${round(dispatchRatio, 2)}x the tick time`);
+  const drain = await measureDispatchDrain(stack, DRAIN_DUE, DRAIN_TICKS);
+  console.log(
+    `   ${DRAIN_DUE} due over ${DRAIN_TICKS} concurrent ticks: drained in ${round(drain.drainMs, 0)} ms, ran per tick ${drain.ranPerTick.join("/")}, duplicates ${drain.duplicates}`,
+  );
 
   const seconds = (Date.now() - startedAt) / 1000;
   const results = {
@@ -145,7 +174,7 @@ try {
     lateDuplicates: late,
     quorumClaims: quorum,
     bridgeThroughput: throughput,
-    dispatchScale: { skipped: "needs the schedule registry (not built yet)" },
+    dispatchScale: { rows: dispatchScale, ratio: dispatchRatio, drain },
   };
   await writeFile(
     new URL("./results.json", import.meta.url),
@@ -158,6 +187,10 @@ try {
       ? ["round trips"]
       : []),
     ...(late.cronGuardDuplicateRuns !== 0 ? ["late duplicates"] : []),
+    ...(dispatchRatio > 1.5 ? ["dispatch tick grows with the stored schedules"] : []),
+    ...(drain.duplicates !== 0 || drain.ranPerTick.reduce((a, b) => a + b, 0) !== DRAIN_DUE
+      ? ["dispatch drain"]
+      : []),
     ...throughput
       .filter((row) => row.bridgeVsPassthrough < 1)
       .map((row) => `bridge slower than the passthrough on ${row.route}`),
