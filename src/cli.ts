@@ -17,7 +17,7 @@ const bridgeCommand: CliCommand = {
     "Upstash-REST-compatible server in front of redis-server (spawns one unless --redis-url)",
   usage: [
     "cron-guard bridge [--port 8079] [--host 127.0.0.1] [--token T] [--readonly-token T]",
-    "                  [--redis-url redis://...]",
+    "                  [--redis-url redis://... | --cluster redis://h1:p1,redis://h2:p2,...]",
     "                  [--max-body-bytes 1048576] [--max-response-bytes 10485760]",
     "                  [--command-timeout-ms 5000]",
   ].join("\n"),
@@ -32,6 +32,7 @@ const bridgeCommand: CliCommand = {
         token: { type: "string" },
         "readonly-token": { type: "string" },
         "redis-url": { type: "string" },
+        cluster: { type: "string" },
         "max-body-bytes": { type: "string" },
         "max-response-bytes": { type: "string" },
         "command-timeout-ms": { type: "string" },
@@ -43,11 +44,16 @@ const bridgeCommand: CliCommand = {
       token: values.token,
       readonlyToken: values["readonly-token"],
       redisUrl: values["redis-url"],
+      cluster: values.cluster?.split(",").map((url) => url.trim()),
       maxBodyBytes: integerOption("--max-body-bytes", values["max-body-bytes"]),
       maxResponseBytes: integerOption("--max-response-bytes", values["max-response-bytes"]),
       commandTimeoutMs: integerOption("--command-timeout-ms", values["command-timeout-ms"]),
     });
-    const source = values["redis-url"] ? "" : " (spawned redis-server, stopped on exit)";
+    const source = values.cluster
+      ? " (Redis Cluster)"
+      : values["redis-url"]
+        ? ""
+        : " (spawned redis-server, stopped on exit)";
     io.err(`cron-guard bridge: forwarding to ${bridge.redisUrl}${source}`);
     io.out(`UPSTASH_REDIS_REST_URL=${bridge.url}`);
     io.out(`UPSTASH_REDIS_REST_TOKEN=${bridge.token}`);

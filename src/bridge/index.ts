@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type BridgeAppOptions, type BridgeHandler, createBridgeHandler } from "./app.js";
+import { ClusterConnections } from "./cluster.js";
 import { DEFAULT_MAX_RESPONSE_BYTES, RedisConnections } from "./connections.js";
 import { type RedisServerHandle, spawnRedisServer } from "./redis-server.js";
 
@@ -15,6 +16,7 @@ export {
   HEALTH_TEXT,
   SyncTokens,
 } from "./app.js";
+export { ClusterConnections, type ClusterConnectionsOptions } from "./cluster.js";
 export {
   assertReadOnly,
   type CommandTable,
@@ -62,6 +64,13 @@ export interface StartBridgeOptions {
   readonlyToken?: string;
   /** Redis to forward to. Default: spawn a private redis-server, stopped again by `close()`. */
   redisUrl?: string;
+  /**
+   * Front a Redis Cluster instead: some of its nodes, `redis://host:port` (the rest is
+   * discovered). Commands go to their key's slot; a pipeline is split per slot and answered in
+   * order; a transaction or script must keep to one slot (else Redis's CROSSSLOT error, 400).
+   * Not with `redisUrl`.
+   */
+  cluster?: string[];
   /** Largest accepted request body, in bytes. Default: 1 MiB. */
   maxBodyBytes?: number;
   /** Bound for every Redis call; slower calls answer 503. In ms. Default: 5000. */
@@ -101,15 +110,24 @@ export async function startBridge(options: StartBridgeOptions = {}): Promise<Run
 
   const maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
   const maxStringBytes = Math.max(maxResponseBytes, options.maxBodyBytes ?? 0);
+  const cluster = options.cluster;
   const spawned: RedisServerHandle | undefined =
-    options.redisUrl === undefined ? await spawnRedisServer({ maxStringBytes }) : undefined;
-  const redisUrl = options.redisUrl ?? spawned?.url ?? "";
-  const connections = new RedisConnections({
-    redisUrl,
-    commandTimeoutMs: options.commandTimeoutMs,
-    maxTransactionConnections: options.maxTransactionConnections,
-    maxResponseBytes,
-  });
+    options.redisUrl === undefined && cluster === undefined
+      ? await spawnRedisServer({ maxStringBytes })
+      : undefined;
+  const redisUrl = cluster?.join(",") ?? options.redisUrl ?? spawned?.url ?? "";
+  const connections: RedisConnections | ClusterConnections = cluster
+    ? new ClusterConnections({
+        rootUrls: cluster,
+        commandTimeoutMs: options.commandTimeoutMs,
+        maxResponseBytes,
+      })
+    : new RedisConnections({
+        redisUrl,
+        commandTimeoutMs: options.commandTimeoutMs,
+        maxTransactionConnections: options.maxTransactionConnections,
+        maxResponseBytes,
+      });
   let server: Server | undefined;
   try {
     await connections.connect();
@@ -144,6 +162,19 @@ function validate(options: StartBridgeOptions, port: number, host: string, token
   }
   if (host.trim() === "") throw new BridgeOptionsError("host must not be empty");
   if (token.trim() === "") throw new BridgeOptionsError("token must not be empty");
+  if (options.cluster !== undefined) {
+    if (options.redisUrl !== undefined) {
+      throw new BridgeOptionsError("give either redisUrl or cluster, not both");
+    }
+    if (
+      options.cluster.length === 0 ||
+      options.cluster.some((url) => !/^rediss?:\/\/./.test(url))
+    ) {
+      throw new BridgeOptionsError(
+        `cluster must be a non-empty list of redis://host:port URLs, got ${JSON.stringify(options.cluster)}`,
+      );
+    }
+  }
   if (options.readonlyToken !== undefined) {
     if (options.readonlyToken.trim() === "") {
       throw new BridgeOptionsError("readonlyToken must not be empty");
@@ -182,7 +213,7 @@ function listen(
 
 async function shutdown(
   server: Server | undefined,
-  connections: RedisConnections,
+  connections: RedisConnections | ClusterConnections,
   spawned: RedisServerHandle | undefined,
 ): Promise<void> {
   if (server?.listening) {

@@ -43,6 +43,8 @@ export interface SpawnRedisServerOptions {
    * or SETBIT (also from scripts) grow a value to. At least 1 MiB. Default: 10 MiB (Redis: 512 MiB).
    */
   maxStringBytes?: number;
+  /** More `redis-server` arguments, e.g. `["--cluster-enabled", "yes"]`. */
+  extraArgs?: string[];
 }
 
 export interface RedisServerHandle {
@@ -96,6 +98,7 @@ export async function spawnRedisServer(
       String(Math.max(options.maxStringBytes ?? 10 * 1024 * 1024, MIN_PROTO_MAX_BULK_LEN)),
       "--client-output-buffer-limit",
       ...NORMAL_CLIENT_OUTPUT_LIMIT,
+      ...(options.extraArgs ?? []),
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
