@@ -11,11 +11,9 @@ export {
 export {
   createGuard,
   type Guard,
-  type Job,
   type JobContext,
-  type JobStatus,
+  type JobFunction,
   type RunOptions,
-  type RunRecord,
 } from "./guard.js";
 export { type GuardedOptions, guarded } from "./guarded.js";
 export { isValidJobName } from "./keys.js";
@@ -62,4 +60,5 @@ export {
   slotFromScheduledTime,
   slotId,
 } from "./slot.js";
+export type { JobStatus, RunRecord } from "./status.js";
 export type { GuardStore } from "./store.js";

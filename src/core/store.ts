@@ -82,6 +82,15 @@ function storeError(script: LuaScript, error: unknown): StoreUnavailableError {
   });
 }
 
+/** `error` as a StoreUnavailableError (unchanged if it is one), its message prefixed with `what`. */
+export function asStoreError(error: unknown, what: string): StoreUnavailableError {
+  if (error instanceof StoreUnavailableError) return error;
+  return new StoreUnavailableError(`${what} failed: ${messageOf(error)}`, {
+    cause: error,
+    kind: failureKind(error),
+  });
+}
+
 /** Redis error replies that mean "not now" rather than "no": the store is busy, loading or failing over. */
 const TRANSIENT_REPLY = /^(BUSY|LOADING|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|NOREPLICAS)\b/;
 /** A Redis error reply (`ERR ...`, `OOM ...`, `WRONGTYPE ...`) or a refusal of our credentials. */
