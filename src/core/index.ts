@@ -18,6 +18,15 @@ export {
 export { type GuardedOptions, guarded } from "./guarded.js";
 export { isValidJobName } from "./keys.js";
 export type { Lease } from "./lease.js";
+export {
+  type ClaimSighting,
+  claimsFromStatus,
+  detectMissedAndLate,
+  type LateRun,
+  type MonitorOptions,
+  type MonitorReport,
+  monitorJob,
+} from "./monitor.js";
 export type {
   FailurePolicy,
   GuardOptions,
