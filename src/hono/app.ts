@@ -2,9 +2,11 @@ import { Hono } from "hono";
 import { ConfigError } from "../core/errors.js";
 import type { GuardStore } from "../core/store.js";
 import { defaultCronSecret, requireSecret } from "./auth.js";
-import { createDeployment } from "./deployment.js";
+import { createDeployment, type Deployment } from "./deployment.js";
 import { jsonError } from "./http.js";
+import { alertingHandlers, attachMonitoring, monitoringOf } from "./monitoring.js";
 import { cronRoutes } from "./routes/cron.js";
+import { dashboardRoutes } from "./routes/dashboard.js";
 import { dispatchRoutes, scheduleRoutes } from "./routes/schedules.js";
 import { runScheduled } from "./scheduled.js";
 import type { CronApp, CronAppOptions } from "./types.js";
@@ -21,7 +23,10 @@ export function createCronApp<TRedis extends GuardStore>(options: CronAppOptions
   if (typeof cronSecret !== "function") {
     throw new ConfigError("cronSecret", "must be a function (env) => string | undefined");
   }
-  const deployment = createDeployment(options);
+  const deployment: Deployment<TRedis> = createDeployment(
+    alertingHandlers(options, () => monitoringOf(deployment)),
+  );
+  attachMonitoring(deployment, options);
   const app = new Hono() as CronApp;
 
   // Unauthenticated: says what answers here and nothing about the jobs (GET /cron lists them).
@@ -29,12 +34,14 @@ export function createCronApp<TRedis extends GuardStore>(options: CronAppOptions
   app.use("/cron", requireSecret(cronSecret));
   app.use("/cron/*", requireSecret(cronSecret));
   app.route("/cron", cronRoutes(deployment));
+  // The page holds no data (no secret needed to load it); its data and actions need the bearer.
+  app.route("/dashboard", dashboardRoutes(deployment, options, requireSecret(cronSecret)));
   if (deployment.dynamic) {
     for (const path of ["/schedules", "/schedules/*", "/dispatch", "/dispatch/*"]) {
       app.use(path, requireSecret(cronSecret));
     }
     app.route("/schedules", scheduleRoutes(deployment, deployment.dynamic));
-    app.route("/dispatch", dispatchRoutes(deployment.dynamic));
+    app.route("/dispatch", dispatchRoutes(deployment.dynamic, deployment));
   }
 
   app.notFound((c) => jsonError(c, 404, `no route ${c.req.method} ${new URL(c.req.url).pathname}`));

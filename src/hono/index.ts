@@ -8,6 +8,7 @@ export {
 } from "./cron-guard/index.js";
 export type { Trigger } from "./slot-source.js";
 export type {
+  AlertOptions,
   AppScheduleHandler,
   Bindings,
   CronApp,

@@ -7,6 +7,7 @@ import {
 } from "../core/slot.js";
 import type { GuardStore } from "../core/store.js";
 import type { Deployment } from "./deployment.js";
+import { monitoringOf } from "./monitoring.js";
 import type { Bindings, ScheduledEvent, ScheduledRun } from "./types.js";
 
 /**
@@ -79,5 +80,17 @@ export async function runScheduled<TRedis extends GuardStore>(
     }),
   );
   const [runs, dispatched] = await Promise.all([jobRuns, dispatches ? tick() : undefined]);
+  const monitoring = monitoringOf(deployment);
+  await Promise.all([
+    ...runs.map(({ result }) =>
+      result.status === "failed"
+        ? monitoring.runFinished(env, "job", result, waitUntil)
+        : undefined,
+    ),
+    dispatched?.result.status === "dispatched"
+      ? monitoring.tickFinished(env, dispatched.result.tick, waitUntil)
+      : undefined,
+    monitoring.check(env, waitUntil),
+  ]);
   return dispatched ? [...runs, dispatched] : runs;
 }

@@ -1,5 +1,6 @@
 import type { Hono } from "hono";
 import type { JobContext } from "../core/guard.js";
+import type { MonitorOptions } from "../core/monitor.js";
 import type { GuardOptions, GuardSettings } from "../core/options.js";
 import type { GuardResult } from "../core/result.js";
 import type {
@@ -37,6 +38,12 @@ export interface CronJob<TRedis extends GuardStore = GuardStore> extends JobGuar
   cron: string;
   /** IANA time zone of `cron`. Default UTC. Cloudflare and Vercel fire in UTC. */
   timezone?: string;
+  /**
+   * How long after a fire time this job may start before the fire counts as missed (no claim) or
+   * its run as late, in ms. Default: the app's `monitor.graceMs` (60 000). Give a Vercel Hobby job,
+   * which fires anywhere inside its hour, an hour.
+   */
+  graceMs?: number;
   /**
    * The work. Its return value (JSON) is the `value` of the 200 body
    * (`{ status: "ran", job, slot, fence, value }`); a throw is a recorded failure.
@@ -91,6 +98,29 @@ export interface CronAppOptions<TRedis extends GuardStore> {
   cronSecret?: (env: Bindings) => string | undefined;
   /** Deployment-wide guard options (prefix, region, clock, ...); each job may override its own. */
   guardOptions?: GuardSettings;
+  /**
+   * Missed and late runs: how long a fire may go unclaimed (`graceMs`, default 60 000) and how far
+   * back status reports look (`windowMs`, default one hour).
+   */
+  monitor?: MonitorOptions;
+  /** The alert webhook (failed, lost, dead, missed). See AlertOptions. */
+  alerts?: AlertOptions;
+}
+
+/**
+ * One POST of JSON (see AlertBody in cron-guard's core) per event, exactly once across every
+ * instance: each event is claimed in Redis like a slot before it is sent.
+ */
+export interface AlertOptions {
+  /**
+   * The webhook URL. Default `env.CRON_GUARD_ALERT_URL`, then `process.env.CRON_GUARD_ALERT_URL`.
+   * Unset or empty: no alerts.
+   */
+  url?: string | ((env: Bindings) => string | undefined);
+  /** Default `globalThis.fetch`. */
+  fetch?: typeof fetch;
+  /** Give up on the webhook after this long, in ms. Default 5 000. */
+  timeoutMs?: number;
 }
 
 export interface ScheduledEvent {

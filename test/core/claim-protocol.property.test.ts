@@ -439,8 +439,12 @@ function describeBody(body: Body): string {
   }${body.crashedAt !== undefined ? " crashed" : ""}]`;
 }
 
-/** A result that says another instance may have run the slot too. */
+/**
+ * A result that says another instance may have run the slot too. A process that died before its
+ * run was recorded says nothing; its lease running out is how the slot gets run again.
+ */
 function admitsLostLease(attempt: Attempt | undefined): boolean {
+  if (attempt?.crashed) return true;
   const result = attempt?.result;
   if (!result) return false;
   if (result.status === "failed") return result.lockLost;
@@ -756,9 +760,9 @@ const KNOWN_SCENARIOS: Scenario[] = [
         slot: 0,
         atPct: 0,
         durationPct: 20,
-        plan: [{ kind: "delayAnswer", ms: 200 }],
+        plan: [{ kind: "delayAnswer", ms: 320 }],
       },
-      { ...quiet, slot: 0, atPct: 110, durationPct: 100, plan: [] },
+      { ...quiet, slot: 0, atPct: 140, durationPct: 150, plan: [] },
     ],
   },
   // Under "release" a failure is recorded but its answer lost; another delivery re-claims the slot

@@ -38,6 +38,11 @@ export interface CronGuardOptions {
   cron: string;
   /** IANA time zone of `cron`. Default UTC. */
   timezone?: string;
+  /**
+   * Called with every result (ran, skipped, failed) before the response is sent, e.g. to alert on
+   * a failure. Not called when the store could not be reached (503).
+   */
+  onResult?: (result: GuardResult<unknown>, c: Context) => void | Promise<void>;
 }
 
 /** The handler answered 5xx without throwing: recorded as a failure like a throw would be. */
@@ -116,7 +121,13 @@ const CLAIMING_METHODS = new Set(["GET", "POST"]);
  * Only GET and POST claim a slot: HEAD (which Hono routes to GET handlers) and every other method
  * get 405 JSON with `Allow: GET, POST`, and nothing is written.
  */
-export const cronGuard = ({ guard, job, cron, timezone }: CronGuardOptions): MiddlewareHandler => {
+export const cronGuard = ({
+  guard,
+  job,
+  cron,
+  timezone,
+  onResult,
+}: CronGuardOptions): MiddlewareHandler => {
   const where = `job "${job}"`;
   configErrorIn("job", () => assertJobName(job));
   const schedule: CronSchedule = configErrorIn(where, () => parseSchedule(cron, { timezone }));
@@ -186,6 +197,7 @@ export const cronGuard = ({ guard, job, cron, timezone }: CronGuardOptions): Mid
       );
       return;
     }
+    await onResult?.(result, c);
 
     if (result.status === "skipped") {
       replaceResponse(

@@ -1,10 +1,23 @@
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { nextFireTimes, slotId } from "../../core/slot.js";
 import type { GuardStore } from "../../core/store.js";
 import { cronGuard } from "../cron-guard/index.js";
 import type { Deployment, PreparedJob } from "../deployment.js";
 import { jsonError, methodNotAllowed } from "../http.js";
+import { monitoringOf } from "../monitoring.js";
 import type { Bindings } from "../types.js";
+
+function waitUntilOf(c: Context): ((promise: Promise<unknown>) => void) | undefined {
+  try {
+    return c.executionCtx.waitUntil.bind(c.executionCtx);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Shown in full by `GET /:job/status`; the monitor reads deeper to cover its window. */
+const STATUS_SLOTS = 5;
+const STATUS_RUNS = 20;
 
 /**
  * `/cron`: `GET /` lists the jobs with their next fire times, `GET|POST /:job` runs a job once per
@@ -15,6 +28,7 @@ export function cronRoutes<TRedis extends GuardStore>(
   deployment: Deployment<TRedis>,
 ): Hono<{ Bindings: Bindings }> {
   const routes = new Hono<{ Bindings: Bindings }>();
+  const monitoring = monitoringOf(deployment);
   const middlewares = new Map(
     [...deployment.jobs.values()].map((entry) => [
       entry.job.name,
@@ -23,6 +37,13 @@ export function cronRoutes<TRedis extends GuardStore>(
         cron: entry.job.cron,
         timezone: entry.job.timezone,
         guard: (c) => deployment.guard(c.env, entry),
+        onResult: async (result, c) => {
+          const waitUntil = waitUntilOf(c);
+          await Promise.all([
+            monitoring.runFinished(c.env, "job", result, waitUntil),
+            monitoring.check(c.env, waitUntil),
+          ]);
+        },
       }),
     ]),
   );
@@ -43,7 +64,12 @@ export function cronRoutes<TRedis extends GuardStore>(
   routes.get("/:job/status", async (c) => {
     const entry = deployment.job(c.req.param("job"));
     if (!entry) return jsonError(c, 404, unknownJob(c.req.param("job")));
-    return c.json(await deployment.guard(c.env, entry).status(entry.job.name));
+    const status = await monitoring.jobStatus(c.env, entry.job.name, waitUntilOf(c));
+    return c.json({
+      ...status,
+      slots: status.slots.slice(0, STATUS_SLOTS),
+      runs: status.runs.slice(0, STATUS_RUNS),
+    });
   });
 
   routes.on(

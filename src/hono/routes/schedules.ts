@@ -6,7 +6,20 @@ import type { GuardStore } from "../../core/store.js";
 import type { Deployment } from "../deployment.js";
 import type { DynamicSchedules } from "../dynamic.js";
 import { jsonError, methodNotAllowed } from "../http.js";
+import { monitoringOf } from "../monitoring.js";
 import type { Bindings } from "../types.js";
+
+/** Shown by `GET /:id`; the monitor reads deeper to cover its window. */
+const STATUS_SLOTS = 5;
+const STATUS_RUNS = 20;
+
+function waitUntilOf(c: Context): ((promise: Promise<unknown>) => void) | undefined {
+  try {
+    return c.executionCtx.waitUntil.bind(c.executionCtx);
+  } catch {
+    return undefined;
+  }
+}
 
 /** Largest schedule body accepted, in bytes (the payload alone may be 16 KiB). */
 const MAX_BODY_BYTES = 64 * 1024;
@@ -96,8 +109,19 @@ export function scheduleRoutes<TRedis extends GuardStore>(
     const schedule = await (await dynamic.registry(c.env)).get(id);
     if (!schedule) return jsonError(c, 404, `no schedule ${JSON.stringify(id)}`);
     const guard = createGuard({ ...deployment.guardOptions, redis: deployment.redis(c.env) });
-    const { slots, runs, running } = await guard.status(id);
-    return c.json({ schedule, running, slots, runs });
+    const { slots, runs, running, monitor } = await monitoringOf(deployment).scheduleStatus(
+      c.env,
+      schedule,
+      waitUntilOf(c),
+      guard,
+    );
+    return c.json({
+      schedule,
+      running,
+      slots: slots.slice(0, STATUS_SLOTS),
+      runs: runs.slice(0, STATUS_RUNS),
+      monitor,
+    });
   });
 
   routes.delete("/:id", async (c) => {
@@ -129,18 +153,22 @@ export function scheduleRoutes<TRedis extends GuardStore>(
 /** `/dispatch`: one tick (GET for Vercel cron, POST by hand); answers the tick's counts. */
 export function dispatchRoutes<TRedis extends GuardStore>(
   dynamic: DynamicSchedules<TRedis>,
+  deployment?: Deployment<TRedis>,
 ): Hono<{ Bindings: Bindings }> {
   const routes = new Hono<{ Bindings: Bindings }>();
   routes.on(["GET", "POST"], "/", async (c) => {
     // Hono answers HEAD with the GET handler; a HEAD must not run a tick.
     if (c.req.method === "HEAD") return methodNotAllowed(c, "GET, POST");
-    let waitUntil: ((promise: Promise<unknown>) => void) | undefined;
-    try {
-      waitUntil = c.executionCtx.waitUntil.bind(c.executionCtx);
-    } catch {
-      waitUntil = undefined;
+    const waitUntil = waitUntilOf(c);
+    const tick = await dynamic.tick(c.env, waitUntil);
+    if (deployment) {
+      const monitoring = monitoringOf(deployment);
+      await Promise.all([
+        monitoring.tickFinished(c.env, tick, waitUntil),
+        monitoring.check(c.env, waitUntil),
+      ]);
     }
-    return c.json(await dynamic.tick(c.env, waitUntil));
+    return c.json(tick);
   });
   routes.all("/", (c) => methodNotAllowed(c, "GET, POST"));
   return routes;

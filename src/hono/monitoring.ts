@@ -1,0 +1,335 @@
+import {
+  ALERT_CLAIM_SCRIPT,
+  type AlertEvent,
+  type AlertSender,
+  createAlertSender,
+} from "../core/alerts.js";
+import { processEnv } from "../core/env.js";
+import { ConfigError, messageOf } from "../core/errors.js";
+import { createGuard, type Guard, type GuardResult, type JobStatus } from "../core/index.js";
+import {
+  type MonitorReport,
+  monitorJob,
+  type ResolvedMonitorOptions,
+  resolveMonitorOptions,
+} from "../core/monitor.js";
+import type { TickResult } from "../core/schedules/dispatch.js";
+import type { ScheduleView } from "../core/schedules/registry.js";
+import { type CronSchedule, parseSchedule, slotId } from "../core/slot.js";
+import { type GuardStore, runScript } from "../core/store.js";
+import type { Deployment, PreparedJob } from "./deployment.js";
+import type { AppScheduleHandler, Bindings, CronAppOptions } from "./types.js";
+
+type WaitUntil = ((promise: Promise<unknown>) => void) | undefined;
+
+/** A status read with its missed and late fires. */
+export type MonitoredStatus = JobStatus & { monitor: MonitorReport };
+
+/** Missed/late reports and alerts of one app. */
+export interface Monitoring {
+  readonly options: ResolvedMonitorOptions;
+  graceMsOf(entry: PreparedJob<never>): number;
+  /** Status of a job declared in code, with its missed and late fires; alerts new missed fires. */
+  jobStatus(
+    env: Bindings | undefined,
+    job: string,
+    waitUntil?: WaitUntil,
+  ): Promise<MonitoredStatus>;
+  /** Status of a schedule; fires before its creation or last resume, or while paused, are never missed. */
+  scheduleStatus(
+    env: Bindings | undefined,
+    schedule: ScheduleView,
+    waitUntil?: WaitUntil,
+    guard?: Guard,
+  ): Promise<MonitoredStatus>;
+  /** Alerts a failed run or a lost lease (once per job, kind and slot across every instance). */
+  runFinished(
+    env: Bindings | undefined,
+    source: "job" | "schedule",
+    result: GuardResult<unknown>,
+    waitUntil?: WaitUntil,
+  ): Promise<void>;
+  /** Alerts the dead (and catch-up-skipped) fires a dispatch tick recorded. */
+  tickFinished(env: Bindings | undefined, tick: TickResult, waitUntil?: WaitUntil): Promise<void>;
+  /**
+   * Looks for missed fires of every job and schedule and alerts them, at most once a minute for the
+   * whole deployment (the minute is claimed like a slot) and once per 30 s per instance. Does
+   * nothing without an alert URL.
+   */
+  check(env: Bindings | undefined, waitUntil?: WaitUntil): Promise<void>;
+  alertsEnabled(env: Bindings | undefined): boolean;
+}
+
+const CHECK_EVERY_MS = 30_000;
+const CHECK_CLAIM_MS = 120_000;
+const MAX_CHECKED_SCHEDULES = 100;
+
+/** The alert URL: the option, else `env.CRON_GUARD_ALERT_URL`, else `process.env.CRON_GUARD_ALERT_URL`. */
+function alertUrlOf(options: CronAppOptions<never>["alerts"], env: Bindings): string | undefined {
+  const option = options?.url;
+  const url =
+    typeof option === "function"
+      ? option(env)
+      : (option ??
+        (typeof env.CRON_GUARD_ALERT_URL === "string"
+          ? env.CRON_GUARD_ALERT_URL
+          : processEnv()?.CRON_GUARD_ALERT_URL));
+  return typeof url === "string" && url.trim() !== "" ? url.trim() : undefined;
+}
+
+/** Hands the promise to the platform when it can keep the isolate alive, else lets the caller wait. */
+function deliver(promise: Promise<unknown>, waitUntil: WaitUntil): Promise<void> {
+  const settled = promise.then(
+    () => undefined,
+    (error: unknown) => console.error(`cron-guard: monitoring: ${messageOf(error)}`),
+  );
+  if (waitUntil) {
+    waitUntil(settled);
+    return Promise.resolve();
+  }
+  return settled;
+}
+
+const attached = new WeakMap<object, Monitoring>();
+
+/** The app's monitoring, made once per deployment from the app's `monitor` and `alerts` options. */
+export function attachMonitoring<TRedis extends GuardStore>(
+  deployment: Deployment<TRedis>,
+  appOptions: Pick<CronAppOptions<TRedis>, "monitor" | "alerts">,
+): Monitoring {
+  const monitoring = createMonitoring(appOptions, deployment);
+  attached.set(deployment, monitoring);
+  return monitoring;
+}
+
+/** The deployment's monitoring (defaults when the app attached none). */
+export function monitoringOf<TRedis extends GuardStore>(
+  deployment: Deployment<TRedis>,
+): Monitoring {
+  return attached.get(deployment) ?? attachMonitoring(deployment, {});
+}
+
+function createMonitoring<TRedis extends GuardStore>(
+  appOptions: Pick<CronAppOptions<TRedis>, "monitor" | "alerts">,
+  deployment: Deployment<TRedis>,
+): Monitoring {
+  const options = (() => {
+    try {
+      return resolveMonitorOptions(appOptions.monitor);
+    } catch (error) {
+      if (error instanceof ConfigError) {
+        throw new ConfigError(error.option, `monitor: ${error.message}`, { cause: error });
+      }
+      throw error;
+    }
+  })();
+  const alertOptions = appOptions.alerts;
+  if (alertOptions !== undefined && (typeof alertOptions !== "object" || alertOptions === null)) {
+    throw new ConfigError("alerts", "must be an object { url, fetch, timeoutMs }");
+  }
+  for (const { job } of deployment.jobs.values()) {
+    const { graceMs } = job;
+    if (
+      graceMs !== undefined &&
+      (typeof graceMs !== "number" || !Number.isInteger(graceMs) || graceMs < 0)
+    ) {
+      throw new ConfigError("graceMs", `job "${job.name}": must be an integer of at least 0 ms`);
+    }
+  }
+  const settings = deployment.guardOptions;
+  // The store the guard claims in (a quorum when the app has one), else the app's Redis.
+  const storeOf = (env: Bindings | undefined): GuardStore =>
+    (deployment as { store?: (env: Bindings | undefined) => GuardStore }).store?.(env) ??
+    deployment.redis(env);
+  const prefix = settings.prefix ?? "cron-guard";
+  const region = settings.region ?? "";
+  const clock = settings.clock ?? Date.now;
+  const noEnv = {};
+  const senders = new WeakMap<object, AlertSender>();
+  const senderFor = (env: Bindings | undefined): AlertSender => {
+    const key = env ?? noEnv;
+    let sender = senders.get(key);
+    if (!sender) {
+      sender = createAlertSender({
+        redis: storeOf(env),
+        url: alertUrlOf(alertOptions, env ?? {}),
+        prefix,
+        fetch: alertOptions?.fetch,
+        timeoutMs: alertOptions?.timeoutMs,
+        claimTtlMs: Math.max(86_400_000, options.windowMs + options.graceMs),
+        clock,
+      });
+      senders.set(key, sender);
+    }
+    return sender;
+  };
+  const parsed = new Map<string, CronSchedule>();
+  const cronOf = (cron: string, timezone: string) => {
+    const key = `${timezone} ${cron}`;
+    let schedule = parsed.get(key);
+    if (!schedule) {
+      schedule = parseSchedule(cron, { timezone });
+      parsed.set(key, schedule);
+    }
+    return schedule;
+  };
+  const graceMsOf = (entry: PreparedJob<never>) => entry.job.graceMs ?? options.graceMs;
+
+  const alertMissed = (
+    env: Bindings | undefined,
+    source: "job" | "schedule",
+    job: string,
+    report: MonitorReport,
+    waitUntil: WaitUntil,
+  ) => {
+    const sender = senderFor(env);
+    if (!sender.enabled || report.missed.length === 0) return Promise.resolve();
+    const event: AlertEvent = {
+      kind: "missed",
+      job,
+      source,
+      slot: report.missed[0] as string,
+      slots: report.missed,
+      region,
+    };
+    return deliver(sender.send([event]), waitUntil);
+  };
+
+  async function jobStatus(env: Bindings | undefined, job: string, waitUntil?: WaitUntil) {
+    const entry = deployment.job(job);
+    if (!entry) throw new ConfigError("job", `unknown job ${JSON.stringify(job)}`);
+    const status = await monitorJob(deployment.guard(env, entry), job, entry.schedule, {
+      graceMs: graceMsOf(entry as PreparedJob<never>),
+      windowMs: options.windowMs,
+    });
+    await alertMissed(env, "job", job, status.monitor, waitUntil);
+    return status;
+  }
+
+  async function scheduleStatus(
+    env: Bindings | undefined,
+    schedule: ScheduleView,
+    waitUntil?: WaitUntil,
+    given?: Guard,
+  ) {
+    const guard = given ?? createGuard({ ...settings, redis: storeOf(env) });
+    const status = await monitorJob(guard, schedule.id, cronOf(schedule.cron, schedule.timezone), {
+      ...options,
+      sinceMs: Math.max(schedule.createdAt, schedule.updatedAt),
+    });
+    if (!schedule.enabled) status.monitor.missed = [];
+    await alertMissed(env, "schedule", schedule.id, status.monitor, waitUntil);
+    return status;
+  }
+
+  let lastCheckMs = Number.NEGATIVE_INFINITY;
+
+  return Object.freeze({
+    options,
+    graceMsOf,
+    jobStatus,
+    scheduleStatus,
+    alertsEnabled: (env: Bindings | undefined) => senderFor(env).enabled,
+
+    runFinished(env, source, result, waitUntil) {
+      const sender = senderFor(env);
+      if (!sender.enabled || result.status !== "failed") return Promise.resolve();
+      const event: AlertEvent = {
+        kind: result.lockLost ? "lost" : "failed",
+        job: result.job,
+        source,
+        slot: result.slot,
+        fence: result.fence,
+        region,
+        error: messageOf(result.error),
+      };
+      return deliver(sender.send([event]), waitUntil);
+    },
+
+    tickFinished(env, tick, waitUntil) {
+      const sender = senderFor(env);
+      const dynamic = deployment.dynamic;
+      if (!sender.enabled || !dynamic || tick.dead + tick.missed === 0) return Promise.resolve();
+      const work = (async () => {
+        const registry = await dynamic.registry(env);
+        const oldestMs = clock() - options.windowMs;
+        const events: AlertEvent[] = [];
+        for (const { schedule, event } of await registry.events(50)) {
+          if (!(Date.parse(event.fire) >= oldestMs)) continue;
+          const base = { job: schedule, source: "schedule" as const, slot: event.fire, region };
+          if (event.kind === "dead") {
+            const attempts = (event as { attempts?: number }).attempts;
+            events.push({ ...base, kind: "dead", error: event.error, attempts });
+          } else events.push({ ...base, kind: "missed" });
+        }
+        await sender.send(events);
+      })();
+      return deliver(work, waitUntil);
+    },
+
+    check(env, waitUntil) {
+      const sender = senderFor(env);
+      const nowMs = clock();
+      if (!sender.enabled || nowMs - lastCheckMs < CHECK_EVERY_MS) return Promise.resolve();
+      lastCheckMs = nowMs;
+      const work = (async () => {
+        const minute = slotId(Math.floor(nowMs / 60_000) * 60_000);
+        const won = await runScript(
+          storeOf(env),
+          ALERT_CLAIM_SCRIPT,
+          [`${prefix}:{monitor}:check:${minute}`],
+          [crypto.randomUUID(), CHECK_CLAIM_MS],
+        );
+        const list = typeof won === "string" ? (JSON.parse(won) as unknown[]) : won;
+        if (!Array.isArray(list) || list.length === 0) return;
+        for (const entry of deployment.jobs.values()) await jobStatus(env, entry.job.name);
+        if (deployment.dynamic) {
+          const registry = await deployment.dynamic.registry(env);
+          const { schedules } = await registry.list({ limit: MAX_CHECKED_SCHEDULES });
+          for (const schedule of schedules) await scheduleStatus(env, schedule);
+        }
+      })();
+      return deliver(work, waitUntil);
+    },
+  } satisfies Monitoring);
+}
+
+/**
+ * The app's schedule handlers, each reporting its own failure (a throw, or a lease lost while it
+ * ran) to the deployment's monitoring: the dispatcher's tick only counts failures, it does not
+ * say whose.
+ */
+export function alertingHandlers<TRedis extends GuardStore>(
+  options: CronAppOptions<TRedis>,
+  monitoring: () => Monitoring,
+): CronAppOptions<TRedis> {
+  const { handlers } = options;
+  if (typeof handlers !== "object" || handlers === null) return options;
+  const wrapped: Record<string, AppScheduleHandler<TRedis>> = {};
+  for (const [name, handler] of Object.entries(handlers)) {
+    if (typeof handler !== "function") return options;
+    wrapped[name] = async (context) => {
+      const report = (error: unknown) =>
+        monitoring().runFinished(context.env, "schedule", {
+          status: "failed",
+          job: context.job,
+          slot: context.slot,
+          fence: context.fence,
+          durationMs: 0,
+          error,
+          lockLost: context.signal.aborted,
+          unguarded: context.lease === null,
+        });
+      let value: unknown;
+      try {
+        value = await handler(context);
+      } catch (error) {
+        await report(error);
+        throw error;
+      }
+      if (context.signal.aborted) await report(context.signal.reason);
+      return value;
+    };
+  }
+  return { ...options, handlers: wrapped };
+}
