@@ -72,6 +72,26 @@ export function exampleHandlers(): Record<string, AppScheduleHandler<Redis>> {
       await redis.expire(`${key}:${slot}`, 7 * 86_400);
       return { key: `${key}:${slot}`, runs };
     },
+    /** Always throws: what a failing run looks like on the dashboard and in alerts. */
+    fail({ payload }) {
+      const reason = (payload as { reason?: unknown } | null)?.reason;
+      throw new Error(typeof reason === "string" ? reason : "this handler always fails");
+    },
+  };
+}
+
+/**
+ * A schedule that always fails, for the local stack only (`npm start`): its failed and dead fires
+ * show on the dashboard and, with CRON_GUARD_ALERT_URL set, as alerts. Not part of the deployed
+ * examples.
+ */
+export function failingSchedule(): ScheduleInput {
+  return {
+    id: "always-fails",
+    cron: "*/5 * * * *",
+    handler: "fail",
+    payload: { reason: "demo: the upstream answered 502" },
+    maxAttempts: 2,
   };
 }
 

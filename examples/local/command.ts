@@ -7,7 +7,7 @@ import { formatStorm } from "./storm.js";
 export const startCommand: CliCommand = {
   summary: "local stack: redis-server + bridge + example cron app, with a simulated cron storm",
   usage:
-    "npm start -- [--port 8787] [--bridge-port 8079] [--deliveries 50] [--redis-url redis://...] [--exit]",
+    "npm start -- [--port 8787] [--bridge-port 8079] [--deliveries 50] [--regions 3] [--redis-url redis://...] [--exit]",
   async run(args, io) {
     const { values } = parseArgs({
       args,
@@ -17,18 +17,23 @@ export const startCommand: CliCommand = {
         port: { type: "string" },
         "bridge-port": { type: "string" },
         deliveries: { type: "string", default: "50" },
+        regions: { type: "string", default: "3" },
         "redis-url": { type: "string" },
         exit: { type: "boolean", default: false },
       },
     });
     const deliveries =
       integerOption("--deliveries", values.deliveries, { min: 1, max: 10_000 }) ?? 50;
+    const regions = integerOption("--regions", values.regions, { min: 1, max: 50 }) ?? 3;
     io.err("cron-guard: starting redis-server, the bridge and the example app ...");
     const stack = await startLocalStack({
       port: portOption("--port", values.port),
       bridgePort: portOption("--bridge-port", values["bridge-port"]),
       deliveries,
       redisUrl: values["redis-url"],
+      // --exit stops after the storm's summary: no scheduler.
+      regions: values.exit ? 0 : regions,
+      onFired: (_fired, line) => io.out(`  ${line}`),
     });
     io.out(
       `cron storm: ${deliveries} concurrent deliveries per job (half Vercel GET, half manual POST)`,
@@ -40,6 +45,7 @@ export const startCommand: CliCommand = {
     );
     io.out("");
     io.out(`app:    ${stack.appUrl}   (jobs: GET ${stack.appUrl}/cron)`);
+    io.out(`dashboard: ${stack.dashboardUrl}   (asks for the CRON_SECRET below)`);
     io.out(`bridge: UPSTASH_REDIS_REST_URL=${stack.bridgeUrl}`);
     io.out(`        UPSTASH_REDIS_REST_TOKEN=${stack.bridgeToken}`);
     io.out(`secret: CRON_SECRET=${stack.secret}`);
@@ -69,6 +75,10 @@ export const startCommand: CliCommand = {
         duplicates === 0;
       return { exitCode: ok ? 0 : 1 };
     }
+    io.out("");
+    io.out(
+      `local scheduler: every cron fires on time from ${regions} regions (each as Vercel GET and as a scheduled event); one line per fired slot:`,
+    );
     io.err("cron-guard: serving; Ctrl-C stops everything");
     return { running: { stop: stack.close } };
   },

@@ -3,7 +3,14 @@ import { serve } from "@hono/node-server";
 import { Redis } from "@upstash/redis";
 import { startBridge } from "../../src/bridge/index.js";
 import { createCronApp } from "../../src/hono/index.js";
-import { exampleHandlers, exampleJobs, exampleSchedules, type HeartbeatRecord } from "../jobs.js";
+import {
+  exampleHandlers,
+  exampleJobs,
+  exampleSchedules,
+  failingSchedule,
+  type HeartbeatRecord,
+} from "../jobs.js";
+import { createLocalScheduler, type FiredSlot } from "./scheduler.js";
 import { fireStorm, type StormSummary } from "./storm.js";
 
 export interface LocalStackOptions {
@@ -17,10 +24,19 @@ export interface LocalStackOptions {
   secret?: string;
   /** Redis to use instead of spawning a local redis-server. */
   redisUrl?: string;
+  /**
+   * After the storm, keep firing every cron on time from this many simulated regions (each as
+   * Vercel GET and as a scheduled event); 0 turns the scheduler off. Default 3.
+   */
+  regions?: number;
+  /** Each fired slot of the scheduler, with its line (`heartbeat 23:05Z: 1 ran, 5 skipped`). */
+  onFired?: (fired: FiredSlot, line: string) => void;
 }
 
 export interface LocalStack {
   appUrl: string;
+  /** The dashboard page: `${appUrl}/dashboard`. */
+  dashboardUrl: string;
   bridgeUrl: string;
   bridgeToken: string;
   secret: string;
@@ -53,7 +69,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const app = createCronApp({
     jobs,
     handlers: exampleHandlers(),
-    schedules: exampleSchedules({ keyPrefix }),
+    schedules: [...exampleSchedules({ keyPrefix }), failingSchedule()],
     redis,
     cronSecret: () => secret,
     guardOptions: { region: "local" },
@@ -75,7 +91,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const appUrl = `http://127.0.0.1:${port}`;
 
   const storms: StormSummary[] = [];
-  for (const job of jobs) {
+  for (const job of (options.deliveries ?? 50) > 0 ? jobs : []) {
     storms.push(
       await fireStorm({
         baseUrl: appUrl,
@@ -92,14 +108,27 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     heartbeatRecordsBySlot[record.slot] = (heartbeatRecordsBySlot[record.slot] ?? 0) + 1;
   }
 
+  const regions = options.regions ?? 3;
+  const scheduler =
+    regions > 0
+      ? createLocalScheduler({ app, baseUrl: appUrl, secret, regions, onFired: options.onFired })
+      : undefined;
+  const running = scheduler?.run().catch((error: unknown) => {
+    console.error(`cron-guard: local scheduler stopped: ${String(error)}`);
+    return [];
+  });
+
   return {
     appUrl,
+    dashboardUrl: `${appUrl}/dashboard`,
     bridgeUrl: bridge.url,
     bridgeToken: bridge.token,
     secret,
     storms,
     heartbeatRecordsBySlot,
     async close() {
+      scheduler?.stop();
+      await running;
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await bridge.close();
     },

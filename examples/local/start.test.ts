@@ -29,6 +29,8 @@ describe("npm start", () => {
       expect(out).toMatch(/daily-digest \d{4}-\d\d-\d\dT08:00Z: 1 ran, 29 skipped \(204: /);
       expect(out).toContain("heartbeat side effects: 1 slot(s) recorded, 0 with duplicates");
       expect(out).toMatch(/UPSTASH_REDIS_REST_TOKEN=\S+/);
+      expect(out).toMatch(/^dashboard: http:\/\/127\.0\.0\.1:\d+\/dashboard /m);
+      expect(out).toMatch(/local scheduler: every cron fires on time from 3 regions/);
 
       const [secret, triggerUrl] = curlAfter(io.outLines, /^Trigger a job by hand/);
       const unauthorized = await fetch(triggerUrl, { method: "POST" });
