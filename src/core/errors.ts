@@ -93,7 +93,18 @@ export class UnkeyableArgumentError extends TypeError {
   override readonly name = "UnkeyableArgumentError";
 }
 
-/** An error's message, for logs and answers (without a stack or the error's name). */
+const MAX_MESSAGE_CHARS = 300;
+
+/**
+ * An error's message for logs and answers: without the command @upstash/redis appends to it
+ * (", command was: [...]": a script's source or arguments such as lease tokens), cut to 300
+ * characters.
+ */
 export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  const full = error instanceof Error ? error.message : String(error);
+  const commandAt = full.indexOf(", command was:");
+  const message = commandAt >= 0 ? full.slice(0, commandAt) : full;
+  return message.length > MAX_MESSAGE_CHARS
+    ? `${message.slice(0, MAX_MESSAGE_CHARS - 1)}…`
+    : message;
 }

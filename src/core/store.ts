@@ -1,4 +1,4 @@
-import { StoreUnavailableError } from "./errors.js";
+import { messageOf, StoreUnavailableError } from "./errors.js";
 import type { LuaScript } from "./scripts.js";
 
 /**
@@ -73,8 +73,6 @@ export async function runScript(
   }
 }
 
-const MAX_MESSAGE_CHARS = 300;
-
 function storeError(script: LuaScript, error: unknown): StoreUnavailableError {
   return new StoreUnavailableError(`${script.name} failed: ${messageOf(error)}`, {
     cause: error,
@@ -124,16 +122,4 @@ export function decodeReply<T>(reply: unknown): T {
   return reply as T;
 }
 
-/**
- * An error's message without the command @upstash/redis appends to it (", command was: [...]": a
- * script's source or arguments such as lease tokens, which belong in neither an HTTP answer nor a
- * log line), cut to 300 characters.
- */
-export function messageOf(error: unknown): string {
-  const full = error instanceof Error ? error.message : String(error);
-  const commandAt = full.indexOf(", command was:");
-  const message = commandAt >= 0 ? full.slice(0, commandAt) : full;
-  return message.length > MAX_MESSAGE_CHARS
-    ? `${message.slice(0, MAX_MESSAGE_CHARS - 1)}…`
-    : message;
-}
+export { messageOf } from "./errors.js";

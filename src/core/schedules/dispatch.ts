@@ -162,8 +162,7 @@ export function createDispatcher(options: DispatcherOptions) {
     let inFlight = 0;
     // Every run in flight may still make its three calls: count them as spent.
     const canStart = () =>
-      Date.now() - startedAt < budgetMs &&
-      store.calls + (inFlight + 1) * CALLS_PER_RUN <= maxCalls;
+      Date.now() - startedAt < budgetMs && store.calls + (inFlight + 1) * CALLS_PER_RUN <= maxCalls;
 
     /** Moves the schedule's pending fire on, if no other instance did first. */
     const setPending = (
