@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
-import { startBridge } from "./bridge/index.js";
 import {
   type CliCommand,
   type CliIo,
@@ -11,6 +10,25 @@ import {
   runAsProcess,
   runCommands,
 } from "./cli/framework.js";
+
+/**
+ * The bridge needs the node `redis` client, an optional peer dependency (Worker and Vercel
+ * deployments never load it): without it, say what to install instead of a module stack trace.
+ */
+async function loadBridge(): Promise<typeof import("./bridge/index.js")> {
+  try {
+    return await import("./bridge/index.js");
+  } catch (error) {
+    const code = (error as { code?: unknown } | null)?.code;
+    if (code === "ERR_MODULE_NOT_FOUND" && /'redis'|"redis"/.test(String(error))) {
+      throw new Error(
+        "the bridge needs the `redis` package (an optional peer dependency of cron-guard): npm i -D redis",
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}
 
 const bridgeCommand: CliCommand = {
   summary:
@@ -38,6 +56,7 @@ const bridgeCommand: CliCommand = {
         "command-timeout-ms": { type: "string" },
       },
     });
+    const { startBridge } = await loadBridge();
     const bridge = await startBridge({
       port: portOption("--port", values.port),
       host: values.host,
