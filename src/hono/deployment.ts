@@ -35,6 +35,8 @@ export interface Deployment<TRedis extends GuardStore> {
   job(name: string): PreparedJob<TRedis> | undefined;
   redis(env: Bindings | undefined): TRedis;
   guard(env: Bindings | undefined, entry: PreparedJob<TRedis>): Guard;
+  /** Where the guard claims: `store` when the app has one, else `redis`. */
+  store(env: Bindings | undefined): GuardStore;
 }
 
 /** A job's own guard options: everything but what describes the job itself. */
@@ -90,12 +92,30 @@ export function createDeployment<TRedis extends GuardStore>(
 
   // One store and one guard per job for as long as the platform hands us the same environment
   // (an isolate on Cloudflare; the process on Node and Vercel, where env is absent).
-  let current: { env: Bindings | undefined; redis: TRedis; guards: Map<string, Guard> } | undefined;
+  const { store: storeOption } = options;
+  if (
+    storeOption !== undefined &&
+    typeof storeOption !== "function" &&
+    (typeof storeOption !== "object" || storeOption === null)
+  ) {
+    throw new ConfigError(
+      "store",
+      "must be a store with eval/evalsha or a function (env) => store",
+    );
+  }
+  let current:
+    | { env: Bindings | undefined; redis: TRedis; store: GuardStore; guards: Map<string, Guard> }
+    | undefined;
   const resources = (env: Bindings | undefined) => {
-    if (typeof redisOption !== "function") {
-      current ??= { env, redis: redisOption, guards: new Map() };
-    } else if (!current || current.env !== env) {
-      current = { env, redis: redisOption(env ?? {}), guards: new Map() };
+    if (
+      !current ||
+      (current.env !== env &&
+        (typeof redisOption === "function" || typeof storeOption === "function"))
+    ) {
+      const redis = typeof redisOption === "function" ? redisOption(env ?? {}) : redisOption;
+      const store =
+        (typeof storeOption === "function" ? storeOption(env ?? {}) : storeOption) ?? redis;
+      current = { env, redis, store, guards: new Map() };
     }
     return current;
   };
@@ -104,14 +124,20 @@ export function createDeployment<TRedis extends GuardStore>(
   return {
     jobs: prepared,
     guardOptions,
-    dynamic: createDynamicSchedules(options, redisFor, new Set(prepared.keys())),
+    dynamic: createDynamicSchedules(
+      options,
+      redisFor,
+      (env) => resources(env).store,
+      new Set(prepared.keys()),
+    ),
     job: (name) => (isValidJobName(name) ? prepared.get(name) : undefined),
     redis: (env) => resources(env).redis,
+    store: (env) => resources(env).store,
     guard(env, entry) {
-      const { guards, redis } = resources(env);
+      const { guards, store } = resources(env);
       let guard = guards.get(entry.job.name);
       if (!guard) {
-        guard = createGuard({ ...guardOptions, ...ownGuardOptions(entry.job), redis });
+        guard = createGuard({ ...guardOptions, ...ownGuardOptions(entry.job), redis: store });
         guards.set(entry.job.name, guard);
       }
       return guard;

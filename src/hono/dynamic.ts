@@ -30,6 +30,7 @@ export interface DynamicSchedules<TRedis extends GuardStore> {
 export function createDynamicSchedules<TRedis extends GuardStore>(
   options: CronAppOptions<TRedis>,
   redisFor: (env: Bindings | undefined) => TRedis,
+  storeFor: (env: Bindings | undefined) => GuardStore,
   jobNames: ReadonlySet<string> = new Set(),
 ): DynamicSchedules<TRedis> | undefined {
   const { handlers, schedules = [], dispatchCron = "* * * * *", dispatch = {} } = options;
@@ -73,7 +74,7 @@ export function createDynamicSchedules<TRedis extends GuardStore>(
     let entry = perEnv.get(key);
     if (!entry) {
       const registry = createScheduleRegistry({
-        redis: redisFor(env),
+        redis: storeFor(env),
         prefix,
         handlers: names,
         clock: settings.clock,
@@ -107,7 +108,7 @@ export function createDynamicSchedules<TRedis extends GuardStore>(
       }
       return createDispatcher({
         ...dispatch,
-        redis,
+        redis: storeFor(env),
         prefix,
         handlers: wrapped,
         guardOptions: {

@@ -91,6 +91,12 @@ export interface CronAppOptions<TRedis extends GuardStore> {
    */
   redis: TRedis | ((env: Bindings) => TRedis);
   /**
+   * Where the guard claims slots, when not in `redis`: e.g. a quorum of several databases
+   * (`createQuorumStore`, `quorumFromEnv`), while jobs keep `redis` for their own data. Built from
+   * the environment like `redis`. Default: `redis`.
+   */
+  store?: GuardStore | ((env: Bindings) => GuardStore | undefined);
+  /**
    * The bearer secret every HTTP trigger must present. Default: `env.CRON_SECRET`, then
    * `process.env.CRON_SECRET`. Leading and trailing whitespace is ignored (HTTP cannot carry it
    * in a header). Without one, or with only whitespace, every /cron route answers 500: never open.

@@ -2,7 +2,7 @@ import { Redis } from "@upstash/redis/cloudflare";
 import type { ExecutionContext } from "hono";
 import { createCronApp } from "../hono/app.js";
 import type { CronApp, CronAppOptions, CronJob } from "../hono/types.js";
-import { restCredentials } from "./credentials.js";
+import { quorumStore, restCredentials } from "./credentials.js";
 
 interface ScheduledControllerLike {
   readonly cron: string;
@@ -69,6 +69,7 @@ export function createWorker(
       jobs,
       redis: (env) =>
         new Redis(restCredentials(env, "add it with `wrangler secret put` (or .dev.vars locally)")),
+      store: options.store ?? ((env) => quorumStore(env)),
     }),
   );
 }

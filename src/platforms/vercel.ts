@@ -2,7 +2,7 @@ import { Redis } from "@upstash/redis";
 import { processEnv } from "../core/env.js";
 import { createCronApp } from "../hono/app.js";
 import type { CronApp, CronAppOptions, CronJob } from "../hono/types.js";
-import { restCredentials } from "./credentials.js";
+import { quorumStore, restCredentials } from "./credentials.js";
 
 export { handle } from "hono/vercel";
 
@@ -16,7 +16,12 @@ export function createVercelApp(
   jobs: readonly CronJob<Redis>[],
   options: Omit<CronAppOptions<Redis>, "jobs" | "redis"> = {},
 ): CronApp {
-  return createCronApp({ ...options, jobs, redis: redisFromProcessEnv });
+  return createCronApp({
+    ...options,
+    jobs,
+    redis: redisFromProcessEnv,
+    store: options.store ?? (() => quorumStore(processEnv() ?? {})),
+  });
 }
 
 function redisFromProcessEnv(): Redis {

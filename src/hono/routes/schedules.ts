@@ -108,7 +108,7 @@ export function scheduleRoutes<TRedis extends GuardStore>(
     if (!isValidJobName(id)) return badId(c, id);
     const schedule = await (await dynamic.registry(c.env)).get(id);
     if (!schedule) return jsonError(c, 404, `no schedule ${JSON.stringify(id)}`);
-    const guard = createGuard({ ...deployment.guardOptions, redis: deployment.redis(c.env) });
+    const guard = createGuard({ ...deployment.guardOptions, redis: deployment.store(c.env) });
     const { slots, runs, running, monitor } = await monitoringOf(deployment).scheduleStatus(
       c.env,
       schedule,
