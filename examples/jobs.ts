@@ -65,8 +65,9 @@ export function exampleHandlers(): Record<string, AppScheduleHandler<Redis>> {
   return {
     async record({ redis, slot, payload }) {
       const key = (payload as { key?: unknown } | null)?.key;
-      if (typeof key !== "string" || key === "") {
-        throw new Error('record needs a payload { "key": "<redis key prefix>" }');
+      // Any key but cron-guard's own (they carry a {hash tag}), so a schedule cannot bump a fence.
+      if (typeof key !== "string" || !/^[A-Za-z0-9:._-]{1,200}$/.test(key)) {
+        throw new Error('record needs a payload { "key": "<1-200 of A-Z a-z 0-9 : . _ ->" }');
       }
       const runs = await redis.incr(`${key}:${slot}`);
       await redis.expire(`${key}:${slot}`, 7 * 86_400);
