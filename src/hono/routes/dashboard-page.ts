@@ -69,7 +69,7 @@ function el(tag, attrs, ...children) {
   return node;
 }
 const short = (iso) => (iso ? iso.slice(5, 16).replace("T", " ") + "Z" : "");
-const ms = (n) => (n === undefined || n === null ? "" : n < 1000 ? n + " ms" : (n / 1000).toFixed(n < 10000 ? 1 : 0) + " s");
+const ms = (n) => (n === undefined || n === null ? "" : n < 1000 ? n + " ms" : n < 120000 ? (n / 1000).toFixed(n < 10000 ? 1 : 0) + " s" : n < 7200000 ? Math.round(n / 60000) + " min" : Math.round(n / 3600000) + " h");
 const badge = (kind, text) => el("span", { class: "badge " + kind }, text || kind);
 
 function lock(message) {
