@@ -185,7 +185,9 @@ function ask(
   } catch (error) {
     answer = Promise.resolve({ ok: false, error: asStoreError(error, name) });
   }
-  return Promise.race([answer, timeout]).finally(() => clearTimeout(timer));
+  return Promise.race([answer, timeout]).finally(() => {
+    if (timer !== undefined) clearTimeout(timer);
+  });
 }
 
 /**
