@@ -1,6 +1,7 @@
 import { createCluster } from "redis";
 import { type CommandTable, firstKey, parseCommandTable } from "./command-table.js";
 import {
+  assertReplyWithin,
   BULK_AS_BUFFER,
   type CommandRunner,
   classify,
@@ -98,13 +99,7 @@ export class ClusterConnections implements CommandRunner {
       } catch (error) {
         throw classify(error);
       }
-      const size = replySize(reply);
-      if (size > this.#maxResponseBytes) {
-        throw new ResponseTooLargeError(
-          `ERR max response size exceeded: the reply is ${size} bytes, more than this bridge's limit of ${this.#maxResponseBytes} (the command ran)`,
-        );
-      }
-      return reply;
+      return assertReplyWithin(reply, this.#maxResponseBytes);
     });
   }
 

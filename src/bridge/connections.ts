@@ -168,13 +168,7 @@ export class RedisConnections implements CommandRunner {
       } catch (error) {
         throw this.#classify(error);
       }
-      const size = replySize(reply);
-      if (size > this.#maxResponseBytes) {
-        throw new ResponseTooLargeError(
-          `ERR max response size exceeded: the reply is ${size} bytes, more than this bridge's limit of ${this.#maxResponseBytes} (the command ran)`,
-        );
-      }
-      return reply;
+      return assertReplyWithin(reply, this.#maxResponseBytes);
     });
   }
 
@@ -303,6 +297,17 @@ export class RedisConnections implements CommandRunner {
     this.#killer.close();
     destroyQuietly(this.#shared);
   }
+}
+
+/** The reply of one command, or a ResponseTooLargeError when it is larger than `maxBytes`. */
+export function assertReplyWithin<T>(reply: T, maxBytes: number): T {
+  const size = replySize(reply);
+  if (size > maxBytes) {
+    throw new ResponseTooLargeError(
+      `ERR max response size exceeded: the reply is ${size} bytes, more than this bridge's limit of ${maxBytes} (the command ran)`,
+    );
+  }
+  return reply;
 }
 
 export async function execOn(
