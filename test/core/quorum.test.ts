@@ -350,3 +350,60 @@ describe("createQuorumStore and quorumFromEnv configuration", () => {
     expect(() => quorumFromEnv(gap, factory)).toThrow(/without gaps/);
   });
 });
+
+describe("quorum through the app (createVercelApp with UPSTASH_REDIS_REST_URL_1..3)", () => {
+  it("runs a job once for 20 concurrent deliveries, claimed on every database, jobs on the first", async () => {
+    const { createVercelApp } = await import("../../src/platforms/vercel.js");
+    const names = [1, 2, 3].flatMap((i) => [
+      `UPSTASH_REDIS_REST_URL_${i}`,
+      `UPSTASH_REDIS_REST_TOKEN_${i}`,
+    ]);
+    const saved = Object.fromEntries(names.map((name) => [name, process.env[name]]));
+    const savedSecret = process.env.CRON_SECRET;
+    bridges.forEach((bridge, i) => {
+      process.env[`UPSTASH_REDIS_REST_URL_${i + 1}`] = bridge.url;
+      process.env[`UPSTASH_REDIS_REST_TOKEN_${i + 1}`] = bridge.token;
+    });
+    process.env.CRON_SECRET = "quorum-app-secret";
+    try {
+      let runs = 0;
+      const app = createVercelApp(
+        [
+          {
+            name: "quorum-app",
+            cron: "0 * * * *",
+            handler: async ({ redis, slot }) => {
+              runs += 1;
+              await redis.set(`quorum-app:${slot}`, "ran");
+              return runs;
+            },
+          },
+        ],
+        { guardOptions: { prefix: "qapp" } },
+      );
+      const responses = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          app.request("/cron/quorum-app?slot=2026-11-23T10:00:00Z", {
+            method: "POST",
+            headers: { authorization: "Bearer quorum-app-secret" },
+          }),
+        ),
+      );
+      const statuses = responses.map((response) => response.status).sort();
+      expect(statuses.filter((status) => status === 200)).toHaveLength(1);
+      expect(statuses.filter((status) => status === 204)).toHaveLength(19);
+      expect(runs).toBe(1);
+      const slotKey = "qapp:{quorum-app}:slot:2026-11-23T10:00:00Z";
+      for (const database of direct) expect(await database.exists(slotKey)).toBe(1);
+      expect(await direct[0]?.get("quorum-app:2026-11-23T10:00:00Z")).toBe("ran");
+      expect(await direct[1]?.get("quorum-app:2026-11-23T10:00:00Z")).toBeNull();
+    } finally {
+      for (const name of names) {
+        if (saved[name] === undefined) delete process.env[name];
+        else process.env[name] = saved[name];
+      }
+      if (savedSecret === undefined) delete process.env.CRON_SECRET;
+      else process.env.CRON_SECRET = savedSecret;
+    }
+  });
+});
