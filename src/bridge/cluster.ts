@@ -2,6 +2,7 @@ import { createCluster } from "redis";
 import { type CommandTable, firstKey, parseCommandTable } from "./command-table.js";
 import {
   assertReplyWithin,
+  assertTransactionWithin,
   BULK_AS_BUFFER,
   type CommandRunner,
   classify,
@@ -137,16 +138,7 @@ export class ClusterConnections implements CommandRunner {
       // The master of the key's slot (node redis's own routing; `_slots` is typed but internal).
       const { client } = await this.#cluster._slots.getClientAndSlotNumber(key, false);
       const outcomes = await execOn(client, commands, classify);
-      const size = outcomes.reduce(
-        (sum, outcome) => sum + (outcome.ok ? replySize(outcome.reply) : outcome.error.length),
-        0,
-      );
-      if (size > this.#maxResponseBytes) {
-        throw new ResponseTooLargeError(
-          `ERR max response size exceeded: the replies are ${size} bytes, more than this bridge's limit of ${this.#maxResponseBytes} (the transaction ran)`,
-        );
-      }
-      return outcomes;
+      return assertTransactionWithin(outcomes, this.#maxResponseBytes);
     });
   }
 

@@ -242,16 +242,7 @@ export class RedisConnections implements CommandRunner {
       try {
         const outcomes = await execOn(client, commands, (error) => this.#classify(error));
         reusable = true;
-        const size = outcomes.reduce(
-          (sum, outcome) => sum + (outcome.ok ? replySize(outcome.reply) : outcome.error.length),
-          0,
-        );
-        if (size > this.#maxResponseBytes) {
-          throw new ResponseTooLargeError(
-            `ERR max response size exceeded: the replies are ${size} bytes, more than this bridge's limit of ${this.#maxResponseBytes} (the transaction ran)`,
-          );
-        }
-        return outcomes;
+        return assertTransactionWithin(outcomes, this.#maxResponseBytes);
       } catch (error) {
         reusable = error instanceof RedisCommandError || error instanceof ResponseTooLargeError;
         throw error;
@@ -308,6 +299,20 @@ export function assertReplyWithin<T>(reply: T, maxBytes: number): T {
     );
   }
   return reply;
+}
+
+/** A transaction's outcomes, or a ResponseTooLargeError when they add up to more than `maxBytes`. */
+export function assertTransactionWithin(outcomes: Outcome[], maxBytes: number): Outcome[] {
+  const size = outcomes.reduce(
+    (sum, outcome) => sum + (outcome.ok ? replySize(outcome.reply) : outcome.error.length),
+    0,
+  );
+  if (size > maxBytes) {
+    throw new ResponseTooLargeError(
+      `ERR max response size exceeded: the replies are ${size} bytes, more than this bridge's limit of ${maxBytes} (the transaction ran)`,
+    );
+  }
+  return outcomes;
 }
 
 export async function execOn(

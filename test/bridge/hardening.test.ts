@@ -12,6 +12,7 @@ import {
   spawnRedisServer,
   startBridge,
 } from "../../src/bridge/index.js";
+import { postTimed } from "../support/bridge-request.js";
 
 /** A node-redis client (RESP2) straight to `url`, on logical database `database`. */
 async function directRedisAt(url: string, database = 0) {
@@ -23,25 +24,7 @@ async function directRedisAt(url: string, database = 0) {
 
 type DirectRedis = Awaited<ReturnType<typeof directRedisAt>>;
 
-interface Sent {
-  status: number;
-  body: unknown;
-  elapsedMs: number;
-}
-
-async function post(bridge: RunningBridge, path: string, body: unknown): Promise<Sent> {
-  const started = performance.now();
-  const response = await fetch(`${bridge.url}${path}`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${bridge.token}`, "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  return {
-    status: response.status,
-    body: await response.json(),
-    elapsedMs: performance.now() - started,
-  };
-}
+const post = postTimed;
 
 async function pollUntilOk(bridge: RunningBridge, body: unknown, withinMs: number) {
   const deadline = Date.now() + withinMs;

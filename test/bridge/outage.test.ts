@@ -1,23 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningBridge, spawnRedisServer, startBridge } from "../../src/bridge/index.js";
 import type { RedisServerHandle } from "../../src/bridge/redis-server.js";
+import { postTimed } from "../support/bridge-request.js";
 
 const COMMAND_TIMEOUT_MS = 800;
 const MARGIN_MS = 700;
 
-async function timed(bridge: RunningBridge, path: string, body: unknown) {
-  const started = performance.now();
-  const response = await fetch(`${bridge.url}${path}`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${bridge.token}`, "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  return {
-    status: response.status,
-    body: (await response.json()) as unknown,
-    elapsedMs: performance.now() - started,
-  };
-}
+const timed = postTimed;
 
 async function pollUntilOk(bridge: RunningBridge, path: string, body: unknown, withinMs: number) {
   const deadline = Date.now() + withinMs;
