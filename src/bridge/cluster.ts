@@ -6,7 +6,6 @@ import {
   BULK_AS_BUFFER,
   type CommandRunner,
   classify,
-  Deadlines,
   execOn,
   type Outcome,
   RedisCommandError,
@@ -14,6 +13,7 @@ import {
   ResponseTooLargeError,
   replySize,
 } from "./connections.js";
+import { Deadlines } from "./deadlines.js";
 import type { Command } from "./protocol.js";
 
 export interface ClusterConnectionsOptions {

@@ -1,24 +1,10 @@
 import { createClient, ErrorReply, RESP_TYPES } from "redis";
 import { type CommandTable, parseCommandTable } from "./command-table.js";
+import { AnswerClock, type Call, Deadlines, Sweeper } from "./deadlines.js";
+import { RedisCommandError, RedisUnavailableError, ResponseTooLargeError } from "./errors.js";
 import type { Command } from "./protocol.js";
 
-/** Redis could not be reached, the socket broke or a call exceeded its timeout (HTTP 503). */
-export class RedisUnavailableError extends Error {
-  override readonly name = "RedisUnavailableError";
-}
-
-/** Redis answered with an error reply, e.g. "ERR wrong number of arguments..." (HTTP 400). */
-export class RedisCommandError extends Error {
-  override readonly name = "RedisCommandError";
-}
-
-/**
- * The replies to one request add up to more than `maxResponseBytes` (HTTP 400, like Upstash's
- * "ERR max request size exceeded"). The message says which commands ran.
- */
-export class ResponseTooLargeError extends Error {
-  override readonly name = "ResponseTooLargeError";
-}
+export { RedisCommandError, RedisUnavailableError, ResponseTooLargeError };
 
 /** Result of one command inside a pipeline or transaction. */
 export type Outcome = { ok: true; reply: unknown } | { ok: false; error: string };
@@ -100,18 +86,41 @@ export function destroyQuietly(client: { destroy(): void }): void {
 }
 
 /**
+ * The connection every single command and pipeline shares, and when the commands it still owes
+ * an answer were sent. Replaced as a whole when it stalls.
+ */
+class SharedConnection {
+  readonly clock = new AnswerClock();
+  /** Why the bridge dropped this connection; what its waiting callers are told. */
+  dropped: RedisUnavailableError | undefined;
+  /** Send time of the oldest waiting command once it was reported slow. */
+  slowReportedFor: number | undefined;
+  /** When a sweep first found the client not ready (connecting or reconnecting). */
+  notReadySince: number | undefined;
+
+  constructor(readonly client: Client) {}
+}
+
+/**
  * One shared, auto-reconnecting connection for single commands and pipelines, plus a bounded
  * pool of dedicated connections so concurrent transactions never interleave.
+ *
+ * Timeouts: Redis answers a connection in order, so the shared connection is watched as a
+ * whole ({@link AnswerClock}): when its oldest waiting command has waited `commandTimeoutMs`,
+ * the connection is stalled (a hung or SIGSTOPped redis-server, a half-open TCP connection),
+ * every command waiting on it fails with RedisUnavailableError and a new connection replaces it.
  */
 export class RedisConnections implements CommandRunner {
-  readonly #shared: Client;
+  #shared: SharedConnection;
   readonly #pool: TransactionPool;
   readonly #commandTimeoutMs: number;
+  readonly #connectTimeoutMs: number;
   readonly #redisUrl: string;
   readonly #maxResponseBytes: number;
   readonly #busyCheckAfterMs: number;
   readonly #killer: BusyScriptKiller;
   readonly #deadlines: Deadlines;
+  readonly #sweeper = new Sweeper(() => this.#sweep());
   #commandTable: Promise<CommandTable> | undefined;
   #lastError: Error | undefined;
 
@@ -120,21 +129,21 @@ export class RedisConnections implements CommandRunner {
     this.#redisUrl = options.redisUrl;
     this.#maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.#busyCheckAfterMs = options.busyCheckAfterMs ?? 250;
-    const connectTimeoutMs = options.connectTimeoutMs ?? this.#commandTimeoutMs;
-    this.#shared = makeClient(options.redisUrl, connectTimeoutMs, true);
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? this.#commandTimeoutMs;
+    this.#shared = this.#openShared();
     this.#killer = new BusyScriptKiller(
-      makeClient(options.redisUrl, connectTimeoutMs, true),
+      makeClient(options.redisUrl, this.#connectTimeoutMs, true),
       this.#commandTimeoutMs,
     );
-    this.#shared.on("error", (error: Error) => {
-      this.#lastError = error;
-    });
     this.#deadlines = new Deadlines(this.#commandTimeoutMs, this.#busyCheckAfterMs, () =>
       this.#killer.check(),
     );
-    this.#killer.onUnkillable((error) => this.#deadlines.failAll(error));
+    this.#killer.onUnkillable((error) => {
+      this.#drop(error);
+      this.#deadlines.failAll(error);
+    });
     this.#pool = new TransactionPool(
-      () => makeClient(options.redisUrl, connectTimeoutMs, false),
+      () => makeClient(options.redisUrl, this.#connectTimeoutMs, false),
       options.maxTransactionConnections ?? 16,
     );
   }
@@ -146,12 +155,13 @@ export class RedisConnections implements CommandRunner {
    */
   async connect(): Promise<void> {
     this.#killer.connect();
-    const connecting = this.#shared.connect();
+    const client = this.#shared.client;
+    const connecting = client.connect();
     try {
       await withDeadline(this.#commandTimeoutMs, "connecting to Redis", () => connecting);
     } catch (error) {
       connecting.catch(() => {});
-      destroyQuietly(this.#shared);
+      destroyQuietly(client);
       const last = this.#lastError ? ` (last error: ${this.#lastError.message})` : "";
       throw new RedisUnavailableError(
         `could not connect to Redis at ${this.#redisUrl} within ${this.#commandTimeoutMs} ms${last}`,
@@ -160,39 +170,45 @@ export class RedisConnections implements CommandRunner {
     }
   }
 
+  // Plain callbacks rather than async closures: run and #sendChunk run for every command.
   run(command: Command): Promise<unknown> {
-    return this.#call(command[0] ?? "command", async () => {
-      let reply: unknown;
-      try {
-        reply = await this.#shared.sendCommand(command, AS_BUFFER);
-      } catch (error) {
-        throw this.#classify(error);
-      }
-      return assertReplyWithin(reply, this.#maxResponseBytes);
-    });
+    const busy = this.#killer.unkillable;
+    if (busy) return Promise.reject(new RedisUnavailableError(busy));
+    const shared = this.#shared;
+    shared.clock.sent(performance.now());
+    this.#sweeper.wake();
+    return shared.client.sendCommand(command, AS_BUFFER).then(
+      (reply: unknown) => {
+        shared.clock.answered();
+        return assertReplyWithin(reply, this.#maxResponseBytes);
+      },
+      (error: unknown) => {
+        shared.clock.answered();
+        throw shared.dropped ?? this.#classify(error);
+      },
+    );
   }
 
-  pipeline(commands: Command[]): Promise<Outcome[]> {
-    return this.#call("pipeline", async (call) => {
-      const outcomes: Outcome[] = new Array(commands.length);
-      const size = { total: 0 };
-      for (let start = 0; start < commands.length && !call.aborted; start += PIPELINE_CHUNK) {
-        const end = Math.min(commands.length, start + PIPELINE_CHUNK);
-        await this.#sendChunk(commands, start, end, outcomes, size);
-        if (size.total > this.#maxResponseBytes) {
-          throw new ResponseTooLargeError(
-            `ERR max response size exceeded: the replies add up to more than this bridge's limit of ${this.#maxResponseBytes} bytes (commands 0-${end - 1} ran, the other ${commands.length - end} were not sent)`,
-          );
-        }
+  async pipeline(commands: Command[]): Promise<Outcome[]> {
+    const busy = this.#killer.unkillable;
+    if (busy) throw new RedisUnavailableError(busy);
+    const outcomes: Outcome[] = new Array(commands.length);
+    const size = { total: 0 };
+    for (let start = 0; start < commands.length; start += PIPELINE_CHUNK) {
+      const end = Math.min(commands.length, start + PIPELINE_CHUNK);
+      await this.#sendChunk(commands, start, end, outcomes, size);
+      if (size.total > this.#maxResponseBytes) {
+        throw new ResponseTooLargeError(
+          `ERR max response size exceeded: the replies add up to more than this bridge's limit of ${this.#maxResponseBytes} bytes (commands 0-${end - 1} ran, the other ${commands.length - end} were not sent)`,
+        );
       }
-      return outcomes;
-    });
+    }
+    return outcomes;
   }
 
   /**
    * Sends commands[start..end) at once and fills their outcomes; rejects (after all answered)
    * with RedisUnavailableError if any failed for a reason other than Redis's error reply.
-   * Plain callbacks, not async closures and Promise.allSettled: this runs for every command.
    */
   #sendChunk(
     commands: Command[],
@@ -201,17 +217,22 @@ export class RedisConnections implements CommandRunner {
     outcomes: Outcome[],
     size: { total: number },
   ): Promise<void> {
+    const shared = this.#shared;
+    const now = performance.now();
+    this.#sweeper.wake();
     return new Promise((resolve, reject) => {
       let remaining = end - start;
       let failure: Error | undefined;
       const done = () => {
+        shared.clock.answered();
         remaining -= 1;
         if (remaining > 0) return;
         if (failure) reject(failure);
         else resolve();
       };
       for (let i = start; i < end; i += 1) {
-        this.#shared.sendCommand(commands[i] as Command, AS_BUFFER).then(
+        shared.clock.sent(now);
+        shared.client.sendCommand(commands[i] as Command, AS_BUFFER).then(
           (reply: unknown) => {
             size.total += replySize(reply);
             // keep nothing once over the limit: the request fails anyway
@@ -219,7 +240,7 @@ export class RedisConnections implements CommandRunner {
             done();
           },
           (error: unknown) => {
-            const classified = this.#classify(error);
+            const classified = shared.dropped ?? this.#classify(error);
             if (classified instanceof RedisCommandError) {
               outcomes[i] = { ok: false, error: classified.message };
             } else {
@@ -254,15 +275,65 @@ export class RedisConnections implements CommandRunner {
   }
 
   /**
-   * Runs one request's Redis work under the command timeout. While a script that cannot be
-   * killed keeps Redis busy, fails at once (and fails calls already waiting) instead of letting
-   * every request hang until its timeout; a call that waits longer than `busyCheckAfterMs` makes
-   * the bridge check for such a script.
+   * Runs a transaction under the command timeout. While a script that cannot be killed keeps
+   * Redis busy, fails at once (and fails calls already waiting) instead of letting every request
+   * hang until its timeout; a call that waits longer than `busyCheckAfterMs` makes the bridge
+   * check for such a script.
    */
   #call<T>(what: string, work: (call: Call) => Promise<T>): Promise<T> {
     const busy = this.#killer.unkillable;
     if (busy) return Promise.reject(new RedisUnavailableError(busy));
     return this.#deadlines.track(what, work);
+  }
+
+  /** Watches the shared connection; whether anything still waits on it. */
+  #sweep(): boolean {
+    const shared = this.#shared;
+    const now = performance.now();
+    if (!shared.client.isReady) {
+      shared.notReadySince ??= now;
+      // a connection that never finishes its handshake (half-open TCP) is dropped like a stall
+      if (now - shared.notReadySince >= this.#commandTimeoutMs) {
+        this.#drop(this.#stalled("opening a connection to Redis"));
+      }
+      return shared.clock.waiting > 0;
+    }
+    shared.notReadySince = undefined;
+    const oldest = shared.clock.oldest();
+    if (oldest === undefined) return false;
+    const waitedMs = now - oldest;
+    if (waitedMs >= this.#commandTimeoutMs) {
+      this.#drop(this.#stalled("a Redis call"));
+      return false;
+    }
+    if (waitedMs >= this.#busyCheckAfterMs && shared.slowReportedFor !== oldest) {
+      shared.slowReportedFor = oldest;
+      this.#killer.check();
+    }
+    return true;
+  }
+
+  #stalled(what: string): RedisUnavailableError {
+    return new RedisUnavailableError(
+      `${what} timed out after ${this.#commandTimeoutMs} ms; the bridge dropped its connection to Redis and opens a new one`,
+    );
+  }
+
+  /** Fails every command waiting on the shared connection with `error` and opens a new one. */
+  #drop(error: RedisUnavailableError): void {
+    const old = this.#shared;
+    old.dropped = error;
+    this.#shared = this.#openShared();
+    this.#shared.client.connect().catch(() => {});
+    destroyQuietly(old.client);
+  }
+
+  #openShared(): SharedConnection {
+    const client = makeClient(this.#redisUrl, this.#connectTimeoutMs, true);
+    client.on("error", (error: Error) => {
+      this.#lastError = error;
+    });
+    return new SharedConnection(client);
   }
 
   #classify(error: unknown): RedisCommandError | RedisUnavailableError {
@@ -283,10 +354,11 @@ export class RedisConnections implements CommandRunner {
   }
 
   close(): void {
+    this.#sweeper.close();
     this.#deadlines.close();
     this.#pool.close();
     this.#killer.close();
-    destroyQuietly(this.#shared);
+    destroyQuietly(this.#shared.client);
   }
 }
 
@@ -483,121 +555,6 @@ async function withDeadline<T>(
     return await Promise.race([working, timedOut]);
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/** What a call's work can see of its deadline. */
-export interface Call {
-  /** True once the call timed out or failed early; the work's result is ignored then. */
-  readonly aborted: boolean;
-  /** Aborted with the call (created on first use: most calls never need one). */
-  readonly signal: AbortSignal;
-}
-
-class Pending<T> implements Call {
-  aborted = false;
-  slowReported = false;
-  #controller: AbortController | undefined;
-  constructor(
-    readonly what: string,
-    readonly startedAt: number,
-    readonly resolve: (value: T) => void,
-    readonly reject: (error: Error) => void,
-  ) {}
-
-  get signal(): AbortSignal {
-    this.#controller ??= new AbortController();
-    return this.#controller.signal;
-  }
-
-  abort(error: Error): void {
-    this.aborted = true;
-    this.#controller?.abort(error);
-    this.reject(error);
-  }
-}
-
-/** A sweep every this many ms finds calls past their deadline. */
-const SWEEP_MS = 10;
-/** Idle sweeps before the sweep timer stops (restarted by the next call). */
-const IDLE_SWEEPS = 100;
-
-/**
- * Deadlines for many concurrent calls with one timer: every call has the same timeout, so
- * calls expire in the order they started, and a sweep every {@link SWEEP_MS} ms looks only at
- * the oldest. Per call this costs an object and a Set entry, instead of a setTimeout, an
- * AbortController and a Promise.race (what a per-call timer costs at 50 000 calls/s shows in
- * the profile).
- */
-export class Deadlines {
-  readonly #pending = new Set<Pending<never>>();
-  #timer: NodeJS.Timeout | undefined;
-  #idleSweeps = 0;
-
-  constructor(
-    private readonly timeoutMs: number,
-    private readonly slowAfterMs = Number.POSITIVE_INFINITY,
-    private readonly onSlow: () => void = () => {},
-  ) {}
-
-  /** Runs `work`; rejects with RedisUnavailableError once `timeoutMs` have passed. */
-  track<T>(what: string, work: (call: Call) => Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const pending = new Pending<T>(what, performance.now(), resolve, reject);
-      this.#pending.add(pending as Pending<never>);
-      this.#start();
-      work(pending).then(
-        (value) => {
-          if (this.#pending.delete(pending as Pending<never>)) resolve(value);
-        },
-        (error: Error) => {
-          if (this.#pending.delete(pending as Pending<never>)) reject(error);
-        },
-      );
-    });
-  }
-
-  /** Fails every pending call with `error` (an unkillable script keeps Redis busy). */
-  failAll(error: Error): void {
-    const all = [...this.#pending];
-    this.#pending.clear();
-    for (const pending of all) pending.abort(error);
-  }
-
-  close(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
-  }
-
-  #start(): void {
-    this.#idleSweeps = 0;
-    if (this.#timer) return;
-    this.#timer = setInterval(() => this.#sweep(), SWEEP_MS);
-    this.#timer.unref();
-  }
-
-  #sweep(): void {
-    if (this.#pending.size === 0) {
-      this.#idleSweeps += 1;
-      if (this.#idleSweeps >= IDLE_SWEEPS) this.close();
-      return;
-    }
-    const now = performance.now();
-    for (const pending of this.#pending) {
-      const age = now - pending.startedAt;
-      if (age >= this.timeoutMs) {
-        this.#pending.delete(pending);
-        pending.abort(
-          new RedisUnavailableError(`${pending.what} timed out after ${this.timeoutMs} ms`),
-        );
-        continue;
-      }
-      if (age >= this.slowAfterMs && !pending.slowReported) {
-        pending.slowReported = true;
-        this.onSlow();
-      }
-      break; // the rest started later
-    }
   }
 }
 

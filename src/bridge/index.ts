@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { type BridgeAppOptions, type BridgeHandler, createBridgeHandler } from "./app.js";
+import { type BridgeAppOptions, createBridgeHandler } from "./app.js";
 import { ClusterConnections } from "./cluster.js";
 import { DEFAULT_MAX_RESPONSE_BYTES, RedisConnections } from "./connections.js";
+import { IdleConnections } from "./idle-connections.js";
 import { type RedisServerHandle, spawnRedisServer } from "./redis-server.js";
 
 export {
@@ -11,6 +12,7 @@ export {
   type BridgeHandler,
   type BridgeRequestInfo,
   type BridgeRoute,
+  type ConnectionActivity,
   createBridgeHandler,
   DEFAULT_MAX_BODY_BYTES,
   HEALTH_TEXT,
@@ -128,33 +130,46 @@ export async function startBridge(options: StartBridgeOptions = {}): Promise<Run
         maxTransactionConnections: options.maxTransactionConnections,
         maxResponseBytes,
       });
-  let server: Server | undefined;
+  // keep-alive connections are closed by IdleConnections, not by a timer per socket
+  const server = createServer({ keepAliveTimeout: 0 });
+  const idle = new IdleConnections(server, KEEP_ALIVE_MS);
+  const stop = () => shutdown(server, idle, connections, spawned);
   try {
     await connections.connect();
-    const handler = createBridgeHandler({
-      token,
-      readonlyToken: options.readonlyToken,
-      commandTable:
-        options.readonlyToken === undefined ? undefined : await connections.commandTable(),
-      redis: connections,
-      maxBodyBytes: options.maxBodyBytes,
-      maxValueBytes: maxResponseBytes,
-      onRequest: options.onRequest,
-    });
-    const { server: listening, port: boundPort } = await listen(handler, port, host);
-    server = listening;
+    server.on(
+      "request",
+      createBridgeHandler({
+        token,
+        readonlyToken: options.readonlyToken,
+        commandTable:
+          options.readonlyToken === undefined ? undefined : await connections.commandTable(),
+        redis: connections,
+        maxBodyBytes: options.maxBodyBytes,
+        maxValueBytes: maxResponseBytes,
+        onRequest: options.onRequest,
+        activity: idle,
+      }),
+    );
+    const boundPort = await listen(server, port, host);
     const url = `http://${host.includes(":") ? `[${host}]` : host}:${boundPort}`;
     let closing: Promise<void> | undefined;
     const close = () => {
-      closing ??= shutdown(listening, connections, spawned);
+      closing ??= stop();
       return closing;
     };
     return { url, token, readonlyToken: options.readonlyToken, redisUrl, close };
   } catch (error) {
-    await shutdown(server, connections, spawned);
+    await stop();
     throw error;
   }
 }
+
+/**
+ * How long an idle keep-alive connection stays open, in ms: 65 s, longer than the 60 s idle
+ * timeout of common load balancers, so they close first and never reuse a connection the bridge
+ * is closing.
+ */
+const KEEP_ALIVE_MS = 65_000;
 
 function validate(options: StartBridgeOptions, port: number, host: string, token: string): void {
   if (!Number.isInteger(port) || port < 0 || port > 65_535) {
@@ -196,27 +211,24 @@ function validate(options: StartBridgeOptions, port: number, host: string, token
   }
 }
 
-function listen(
-  handler: BridgeHandler,
-  port: number,
-  hostname: string,
-): Promise<{ server: Server; port: number }> {
+function listen(server: Server, port: number, hostname: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const server = createServer({ keepAliveTimeout: 65_000 }, handler);
     server.once("error", reject);
     server.listen(port, hostname, () => {
       server.off("error", reject);
-      resolve({ server, port: (server.address() as AddressInfo).port });
+      resolve((server.address() as AddressInfo).port);
     });
   });
 }
 
 async function shutdown(
-  server: Server | undefined,
+  server: Server,
+  idle: IdleConnections,
   connections: RedisConnections | ClusterConnections,
   spawned: RedisServerHandle | undefined,
 ): Promise<void> {
-  if (server?.listening) {
+  idle.close();
+  if (server.listening) {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeAllConnections();
     await closed;
