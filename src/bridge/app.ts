@@ -87,9 +87,12 @@ class HttpError extends Error {
 
 /**
  * `upstash-sync-token` values: strictly increasing within a process and, across restarts,
- * above what an earlier bridge handed out, because they start from the clock: the seconds since
- * 2020 followed by a 7-digit count of tokens in that second (16 digits until 2051, well inside
- * the integers a double holds exactly). @upstash/redis keeps the last token it saw and sends it
+ * above what an earlier bridge handed out, because they start from the clock: the second since
+ * 2020 the bridge started in, followed by a 7-digit count (16 digits until 2051, well inside
+ * the integers a double holds exactly). After 9 million tokens the prefix moves on by a second;
+ * at the bridge's speed that is minutes, so the prefix never runs ahead of the clock and a
+ * restarted bridge starts above. (A bridge restarted within the same second starts its count
+ * again; only clients that do not send their token back can see that, and they do not compare.) @upstash/redis keeps the last token it saw and sends it
  * back; the answer is never below it, so a client's tokens never go backwards even across
  * bridges. With one primary behind the bridge every answer already reflects every acknowledged
  * write, so there is nothing to wait for.
@@ -98,24 +101,30 @@ class HttpError extends Error {
  * cost about 2% of the bridge's requests/s.
  */
 export class SyncTokens {
-  #second = 0;
-  #prefix = "";
+  #second: number;
+  #prefix: string;
   #count = COUNT_START;
 
-  constructor(private readonly nowMs: () => number = Date.now) {}
+  constructor(private readonly nowMs: () => number = Date.now) {
+    this.#second = secondsSince2020(nowMs());
+    this.#prefix = String(this.#second);
+  }
 
   next(received: string | string[] | undefined): string {
-    const second = Math.floor((this.nowMs() - EPOCH_2020_MS) / 1000);
-    if (second > this.#second || this.#count >= COUNT_END) {
-      // a new second, or 9 million tokens in this one: move the prefix on
-      this.#second = Math.max(second, this.#second + 1);
-      this.#prefix = String(this.#second);
-      this.#count = COUNT_START;
-    }
     this.#count += 1;
+    if (this.#count > COUNT_END) {
+      // 9 million tokens under one prefix: move on, to the clock's second if it is further
+      this.#second = Math.max(this.#second + 1, secondsSince2020(this.nowMs()));
+      this.#prefix = String(this.#second);
+      this.#count = COUNT_START + 1;
+    }
     const ours = this.#prefix + this.#count;
     return typeof received === "string" && isAhead(received, ours) ? received : ours;
   }
+}
+
+function secondsSince2020(nowMs: number): number {
+  return Math.floor((nowMs - EPOCH_2020_MS) / 1000);
 }
 
 const EPOCH_2020_MS = Date.UTC(2020, 0, 1);
@@ -194,21 +203,27 @@ export function createBridgeHandler({
     send(request, response, status, JSON.stringify({ error: message }), status === 413);
   };
 
-  /** Answers a single command's reply, or the error it failed with. */
-  const answer = (
+  /**
+   * Answers 200 with `body(value)` once `work` resolves, or the error it (or `body`) fails with.
+   * One `then`, no `catch`: a body that cannot be encoded is answered like a failed command.
+   */
+  const answer = <T>(
     request: IncomingMessage,
     response: ServerResponse,
-    reply: Promise<unknown>,
-    base64: boolean,
+    work: Promise<T>,
+    body: (value: T) => string,
   ) => {
-    reply.then(
-      (value) =>
-        send(
-          request,
-          response,
-          200,
-          `{"result":${JSON.stringify(encodeReply(value, { base64 }))}}`,
-        ),
+    work.then(
+      (value) => {
+        let text: string;
+        try {
+          text = body(value);
+        } catch (error) {
+          fail(request, response, error);
+          return;
+        }
+        send(request, response, 200, text);
+      },
       (error: unknown) => fail(request, response, error),
     );
   };
@@ -238,7 +253,7 @@ export function createBridgeHandler({
         const command = parseCommand(parseJson(text), "command", limits);
         if (table) assertReadOnly(command, table);
         onRequest?.({ path: "/", commands: [command], readOnly });
-        answer(request, response, redis.run(command), base64);
+        answer(request, response, redis.run(command), (reply) => encodeResult(reply, base64));
       });
       return;
     }
@@ -249,10 +264,7 @@ export function createBridgeHandler({
         onRequest?.({ path, commands, readOnly });
         const outcomes =
           path === "/pipeline" ? redis.pipeline(commands) : redis.transaction(commands);
-        outcomes.then(
-          (list) => send(request, response, 200, encodeOutcomes(list, base64)),
-          onError,
-        );
+        answer(request, response, outcomes, (list) => encodeOutcomes(list, base64));
       });
       return;
     }
@@ -263,7 +275,7 @@ export function createBridgeHandler({
         const command = parseCommand(segments, "command", limits);
         if (table) assertReadOnly(command, table);
         onRequest?.({ path: "path", commands: [command], readOnly });
-        answer(request, response, redis.run(command), base64);
+        answer(request, response, redis.run(command), (reply) => encodeResult(reply, base64));
       };
       if (method === "POST") readBody(request, maxBodyBytes, onError, run);
       else run("");
@@ -296,6 +308,10 @@ function describeError(error: unknown): [number, string] {
   }
   if (error instanceof RedisUnavailableError) return [503, `Redis unavailable: ${error.message}`];
   return [500, `internal bridge error: ${String(error)}`];
+}
+
+function encodeResult(reply: unknown, base64: boolean): string {
+  return `{"result":${JSON.stringify(encodeReply(reply, { base64 }))}}`;
 }
 
 function encodeOutcomes(outcomes: Outcome[], base64: boolean): string {
@@ -407,9 +423,10 @@ function readBody(
       onError(error);
     }
   };
+  // No "error" listener: node:http emits a request's error only to listeners, and a request
+  // that fails (the client went away) has nobody left to answer.
   request.on("data", onData);
   request.on("end", onEnd);
-  request.on("error", onError);
 }
 
 function parseJson(text: string): unknown {

@@ -1,8 +1,10 @@
 import { createClient, ErrorReply, RESP_TYPES } from "redis";
 import { type CommandTable, parseCommandTable } from "./command-table.js";
-import { AnswerClock, type Call, Deadlines, Sweeper } from "./deadlines.js";
+import { type Call, Deadlines, Sweeper } from "./deadlines.js";
 import { RedisCommandError, RedisUnavailableError, ResponseTooLargeError } from "./errors.js";
 import type { Command } from "./protocol.js";
+import { type Reply, ReplyError } from "./resp.js";
+import { parseRedisUrl, RespConnection } from "./resp-connection.js";
 
 export { RedisCommandError, RedisUnavailableError, ResponseTooLargeError };
 
@@ -78,6 +80,10 @@ function makeClient(redisUrl: string, connectTimeoutMs: number, reconnect: boole
 
 type Client = ReturnType<typeof makeClient>;
 
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** `destroy()` throws on a client that is already closed; here that is the desired end state. */
 export function destroyQuietly(client: { destroy(): void }): void {
   try {
@@ -85,33 +91,31 @@ export function destroyQuietly(client: { destroy(): void }): void {
   } catch {}
 }
 
-/**
- * The connection every single command and pipeline shares, and when the commands it still owes
- * an answer were sent. Replaced as a whole when it stalls.
- */
-class SharedConnection {
-  readonly clock = new AnswerClock();
-  /** Why the bridge dropped this connection; what its waiting callers are told. */
-  dropped: RedisUnavailableError | undefined;
-  /** Send time of the oldest waiting command once it was reported slow. */
-  slowReportedFor: number | undefined;
-  /** When a sweep first found the client not ready (connecting or reconnecting). */
-  notReadySince: number | undefined;
-
-  constructor(readonly client: Client) {}
+/** Delay before the n-th attempt in a row to reopen the shared connection, in ms. */
+function reopenDelayMs(attempt: number): number {
+  return attempt === 0 ? 0 : Math.min(50 * 2 ** (attempt - 1), MAX_RECONNECT_DELAY_MS);
 }
 
 /**
- * One shared, auto-reconnecting connection for single commands and pipelines, plus a bounded
- * pool of dedicated connections so concurrent transactions never interleave.
+ * One shared connection for single commands and pipelines (the bridge's own RESP2 client,
+ * {@link RespConnection}), plus a bounded pool of dedicated connections so concurrent
+ * transactions never interleave.
  *
- * Timeouts: Redis answers a connection in order, so the shared connection is watched as a
- * whole ({@link AnswerClock}): when its oldest waiting command has waited `commandTimeoutMs`,
- * the connection is stalled (a hung or SIGSTOPped redis-server, a half-open TCP connection),
- * every command waiting on it fails with RedisUnavailableError and a new connection replaces it.
+ * The shared connection is reopened whenever it closes, at once and then with backoff up to
+ * 1 s; meanwhile commands fail at once with RedisUnavailableError (503) rather than queue.
+ * Timeouts: Redis answers a connection in order, so the shared connection is watched as a whole:
+ * when its oldest waiting command has waited `commandTimeoutMs` the connection is stalled (a hung
+ * or SIGSTOPped redis-server, a half-open TCP connection); everything waiting on it fails with
+ * RedisUnavailableError and a new connection replaces it. Per command this costs a timestamp,
+ * where a deadline per call cost a promise, a closure and a Set entry (about 6% of requests/s).
  */
 export class RedisConnections implements CommandRunner {
-  #shared: SharedConnection;
+  #shared: RespConnection | undefined;
+  #reopening = false;
+  #reopenAttempts = 0;
+  #closed = false;
+  /** Send time of the oldest waiting command once it was reported slow. */
+  #slowReportedFor: number | undefined;
   readonly #pool: TransactionPool;
   readonly #commandTimeoutMs: number;
   readonly #connectTimeoutMs: number;
@@ -127,10 +131,10 @@ export class RedisConnections implements CommandRunner {
   constructor(options: RedisConnectionsOptions) {
     this.#commandTimeoutMs = options.commandTimeoutMs ?? 5_000;
     this.#redisUrl = options.redisUrl;
+    parseRedisUrl(options.redisUrl); // a malformed URL is a TypeError now, not a 503 later
     this.#maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.#busyCheckAfterMs = options.busyCheckAfterMs ?? 250;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? this.#commandTimeoutMs;
-    this.#shared = this.#openShared();
     this.#killer = new BusyScriptKiller(
       makeClient(options.redisUrl, this.#connectTimeoutMs, true),
       this.#commandTimeoutMs,
@@ -139,7 +143,7 @@ export class RedisConnections implements CommandRunner {
       this.#killer.check(),
     );
     this.#killer.onUnkillable((error) => {
-      this.#drop(error);
+      this.#shared?.destroy(error);
       this.#deadlines.failAll(error);
     });
     this.#pool = new TransactionPool(
@@ -149,55 +153,78 @@ export class RedisConnections implements CommandRunner {
   }
 
   /**
-   * Opens the shared connection; rejects with RedisUnavailableError after `commandTimeoutMs`.
-   * The admin connection (only ever used for PING, SCRIPT KILL and FUNCTION KILL) connects in
-   * the background and reconnects by itself.
+   * Opens the shared connection, trying again with backoff (Redis may still be starting);
+   * rejects with RedisUnavailableError once `connectTimeoutMs` have passed. The admin connection
+   * (only ever used for PING, SCRIPT KILL and FUNCTION KILL) connects in the background and
+   * reconnects by itself.
    */
   async connect(): Promise<void> {
     this.#killer.connect();
-    const client = this.#shared.client;
-    const connecting = client.connect();
-    try {
-      await withDeadline(this.#commandTimeoutMs, "connecting to Redis", () => connecting);
-    } catch (error) {
-      connecting.catch(() => {});
-      destroyQuietly(client);
-      const last = this.#lastError ? ` (last error: ${this.#lastError.message})` : "";
-      throw new RedisUnavailableError(
-        `could not connect to Redis at ${this.#redisUrl} within ${this.#commandTimeoutMs} ms${last}`,
-        { cause: error },
-      );
+    const deadline = performance.now() + this.#connectTimeoutMs;
+    let lastError: unknown;
+    for (let attempt = 0; ; attempt += 1) {
+      const leftMs = deadline - performance.now();
+      if (leftMs <= 0) break;
+      try {
+        this.#use(await RespConnection.open(this.#redisUrl, leftMs));
+        return;
+      } catch (error) {
+        lastError = error;
+      }
+      const waitMs = Math.min(reopenDelayMs(attempt + 1), deadline - performance.now());
+      if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
     }
+    throw new RedisUnavailableError(
+      `could not connect to Redis at ${this.#redisUrl} within ${this.#connectTimeoutMs} ms (last error: ${messageOf(lastError)})`,
+      { cause: lastError },
+    );
   }
 
-  // Plain callbacks rather than async closures: run and #sendChunk run for every command.
   run(command: Command): Promise<unknown> {
-    const busy = this.#killer.unkillable;
-    if (busy) return Promise.reject(new RedisUnavailableError(busy));
-    const shared = this.#shared;
-    shared.clock.sent(performance.now());
+    const shared = this.#ready();
+    if (shared instanceof Error) return Promise.reject(shared);
     this.#sweeper.wake();
-    return shared.client.sendCommand(command, AS_BUFFER).then(
-      (reply: unknown) => {
-        shared.clock.answered();
-        return assertReplyWithin(reply, this.#maxResponseBytes);
-      },
+    return shared.send(command).then(
+      (reply) => assertReplyWithin(reply, this.#maxResponseBytes),
       (error: unknown) => {
-        shared.clock.answered();
-        throw shared.dropped ?? this.#classify(error);
+        throw this.#classify(error);
       },
     );
   }
 
+  /**
+   * Sends the commands {@link PIPELINE_CHUNK} at a time, each chunk in one write behind one
+   * promise; stops once the replies pass `maxResponseBytes`.
+   */
   async pipeline(commands: Command[]): Promise<Outcome[]> {
-    const busy = this.#killer.unkillable;
-    if (busy) throw new RedisUnavailableError(busy);
     const outcomes: Outcome[] = new Array(commands.length);
-    const size = { total: 0 };
+    let total = 0;
     for (let start = 0; start < commands.length; start += PIPELINE_CHUNK) {
       const end = Math.min(commands.length, start + PIPELINE_CHUNK);
-      await this.#sendChunk(commands, start, end, outcomes, size);
-      if (size.total > this.#maxResponseBytes) {
+      const shared = this.#ready();
+      if (shared instanceof Error) throw shared;
+      this.#sweeper.wake();
+      let replies: Reply[];
+      try {
+        replies = await shared.sendBatch(
+          start === 0 && end === commands.length ? commands : commands.slice(start, end),
+        );
+      } catch (error) {
+        throw this.#classify(error);
+      }
+      for (let i = 0; i < replies.length; i += 1) {
+        const reply = replies[i] as Reply;
+        if (reply instanceof ReplyError) {
+          const error = this.#classify(reply);
+          outcomes[start + i] = { ok: false, error: error.message };
+          total += error.message.length;
+        } else {
+          total += replySize(reply);
+          // keep nothing once over the limit: the request fails anyway
+          outcomes[start + i] = { ok: true, reply: total > this.#maxResponseBytes ? null : reply };
+        }
+      }
+      if (total > this.#maxResponseBytes) {
         throw new ResponseTooLargeError(
           `ERR max response size exceeded: the replies add up to more than this bridge's limit of ${this.#maxResponseBytes} bytes (commands 0-${end - 1} ran, the other ${commands.length - end} were not sent)`,
         );
@@ -206,51 +233,52 @@ export class RedisConnections implements CommandRunner {
     return outcomes;
   }
 
-  /**
-   * Sends commands[start..end) at once and fills their outcomes; rejects (after all answered)
-   * with RedisUnavailableError if any failed for a reason other than Redis's error reply.
-   */
-  #sendChunk(
-    commands: Command[],
-    start: number,
-    end: number,
-    outcomes: Outcome[],
-    size: { total: number },
-  ): Promise<void> {
+  /** The shared connection, or why there is none to use right now. */
+  #ready(): RespConnection | RedisUnavailableError {
+    const busy = this.#killer.unkillable;
+    if (busy) return new RedisUnavailableError(busy);
     const shared = this.#shared;
-    const now = performance.now();
-    this.#sweeper.wake();
-    return new Promise((resolve, reject) => {
-      let remaining = end - start;
-      let failure: Error | undefined;
-      const done = () => {
-        shared.clock.answered();
-        remaining -= 1;
-        if (remaining > 0) return;
-        if (failure) reject(failure);
-        else resolve();
-      };
-      for (let i = start; i < end; i += 1) {
-        shared.clock.sent(now);
-        shared.client.sendCommand(commands[i] as Command, AS_BUFFER).then(
-          (reply: unknown) => {
-            size.total += replySize(reply);
-            // keep nothing once over the limit: the request fails anyway
-            outcomes[i] = { ok: true, reply: size.total > this.#maxResponseBytes ? null : reply };
-            done();
-          },
-          (error: unknown) => {
-            const classified = shared.dropped ?? this.#classify(error);
-            if (classified instanceof RedisCommandError) {
-              outcomes[i] = { ok: false, error: classified.message };
-            } else {
-              failure ??= classified;
-            }
-            done();
-          },
-        );
-      }
+    if (shared !== undefined) return shared;
+    if (this.#closed) return new RedisUnavailableError("the bridge is closing");
+    const last = this.#lastError ? `: ${this.#lastError.message}` : "";
+    return new RedisUnavailableError(`not connected to Redis, reconnecting${last}`);
+  }
+
+  #use(connection: RespConnection): void {
+    if (this.#closed) {
+      connection.destroy(new RedisUnavailableError("the bridge is closing"));
+      return;
+    }
+    this.#shared = connection;
+    this.#reopenAttempts = 0;
+    connection.onClose((error) => {
+      if (this.#shared !== connection) return;
+      this.#shared = undefined;
+      this.#lastError = error;
+      this.#reopen();
     });
+  }
+
+  /** Opens a new shared connection, at once and then with backoff, until one works. */
+  #reopen(): void {
+    if (this.#closed || this.#reopening) return;
+    this.#reopening = true;
+    const delayMs = reopenDelayMs(this.#reopenAttempts);
+    this.#reopenAttempts += 1;
+    setTimeout(() => {
+      if (this.#closed) return;
+      RespConnection.open(this.#redisUrl, this.#connectTimeoutMs).then(
+        (connection) => {
+          this.#reopening = false;
+          this.#use(connection);
+        },
+        (error: unknown) => {
+          this.#reopening = false;
+          this.#lastError = error instanceof Error ? error : new Error(String(error));
+          this.#reopen();
+        },
+      );
+    }, delayMs).unref();
   }
 
   transaction(commands: Command[]): Promise<Outcome[]> {
@@ -289,51 +317,22 @@ export class RedisConnections implements CommandRunner {
   /** Watches the shared connection; whether anything still waits on it. */
   #sweep(): boolean {
     const shared = this.#shared;
-    const now = performance.now();
-    if (!shared.client.isReady) {
-      shared.notReadySince ??= now;
-      // a connection that never finishes its handshake (half-open TCP) is dropped like a stall
-      if (now - shared.notReadySince >= this.#commandTimeoutMs) {
-        this.#drop(this.#stalled("opening a connection to Redis"));
-      }
-      return shared.clock.waiting > 0;
-    }
-    shared.notReadySince = undefined;
-    const oldest = shared.clock.oldest();
-    if (oldest === undefined) return false;
-    const waitedMs = now - oldest;
+    const oldest = shared?.oldestWaitingSince();
+    if (shared === undefined || oldest === undefined) return false;
+    const waitedMs = performance.now() - oldest;
     if (waitedMs >= this.#commandTimeoutMs) {
-      this.#drop(this.#stalled("a Redis call"));
+      shared.destroy(
+        new RedisUnavailableError(
+          `a Redis call timed out after ${this.#commandTimeoutMs} ms; the bridge dropped its connection to Redis and opens a new one`,
+        ),
+      );
       return false;
     }
-    if (waitedMs >= this.#busyCheckAfterMs && shared.slowReportedFor !== oldest) {
-      shared.slowReportedFor = oldest;
+    if (waitedMs >= this.#busyCheckAfterMs && this.#slowReportedFor !== oldest) {
+      this.#slowReportedFor = oldest;
       this.#killer.check();
     }
     return true;
-  }
-
-  #stalled(what: string): RedisUnavailableError {
-    return new RedisUnavailableError(
-      `${what} timed out after ${this.#commandTimeoutMs} ms; the bridge dropped its connection to Redis and opens a new one`,
-    );
-  }
-
-  /** Fails every command waiting on the shared connection with `error` and opens a new one. */
-  #drop(error: RedisUnavailableError): void {
-    const old = this.#shared;
-    old.dropped = error;
-    this.#shared = this.#openShared();
-    this.#shared.client.connect().catch(() => {});
-    destroyQuietly(old.client);
-  }
-
-  #openShared(): SharedConnection {
-    const client = makeClient(this.#redisUrl, this.#connectTimeoutMs, true);
-    client.on("error", (error: Error) => {
-      this.#lastError = error;
-    });
-    return new SharedConnection(client);
   }
 
   #classify(error: unknown): RedisCommandError | RedisUnavailableError {
@@ -354,11 +353,12 @@ export class RedisConnections implements CommandRunner {
   }
 
   close(): void {
+    this.#closed = true;
     this.#sweeper.close();
     this.#deadlines.close();
     this.#pool.close();
     this.#killer.close();
-    destroyQuietly(this.#shared.client);
+    this.#shared?.destroy(new RedisUnavailableError("the bridge is closing"));
   }
 }
 
@@ -435,7 +435,7 @@ const KILLED_BY_KILL = /Script killed by user with (SCRIPT|FUNCTION) KILL/;
 
 export function classify(error: unknown): RedisCommandError | RedisUnavailableError {
   if (error instanceof RedisCommandError || error instanceof RedisUnavailableError) return error;
-  if (error instanceof ErrorReply) {
+  if (error instanceof ErrorReply || error instanceof ReplyError) {
     const note = KILLED_BY_KILL.test(error.message)
       ? " (the bridge kills scripts and functions that keep Redis busy past its busy-reply-threshold)"
       : "";

@@ -76,7 +76,7 @@ export class Sweeper {
  * the oldest. Per call this costs an object and a Set entry, instead of a setTimeout, an
  * AbortController and a Promise.race (what a per-call timer costs at 50 000 calls/s shows in
  * the profile). Used where calls are few (transactions, a cluster); commands on the shared
- * connection have an {@link AnswerClock} instead.
+ * connection are watched by the age of the oldest waiting one (see RedisConnections).
  */
 export class Deadlines {
   readonly #pending = new Set<Pending<never>>();
@@ -138,50 +138,3 @@ export class Deadlines {
     return true;
   }
 }
-
-/**
- * When the commands still waiting for an answer on one Redis connection were sent, oldest
- * first. Redis answers a connection's commands in the order they were sent, so the oldest
- * waiting command tells whether the connection makes progress: once it has waited the command
- * timeout, every command behind it has waited for it as well and the connection is stalled.
- * Per command this costs one array slot, where a per-call deadline costs a promise, a closure
- * and a Set entry (about 6% of the bridge's requests/s on a 2-core machine).
- *
- * `answered()` takes the oldest entry whichever command settled: on a working connection that
- * is the same command. Commands that fail before they are sent (the client is offline) settle
- * out of turn, but then nothing older waits on that connection.
- */
-export class AnswerClock {
-  #sentAt: number[] = [];
-  #head = 0;
-
-  /** A command was just sent. */
-  sent(now: number): void {
-    this.#sentAt.push(now);
-  }
-
-  /** A command was answered or failed. */
-  answered(): void {
-    this.#head += 1;
-    if (this.#head >= this.#sentAt.length) {
-      this.#sentAt.length = 0;
-      this.#head = 0;
-    } else if (this.#head >= COMPACT_AFTER && this.#head * 2 >= this.#sentAt.length) {
-      this.#sentAt = this.#sentAt.slice(this.#head);
-      this.#head = 0;
-    }
-  }
-
-  /** When the oldest command still waiting was sent, or undefined when none waits. */
-  oldest(): number | undefined {
-    return this.#head < this.#sentAt.length ? this.#sentAt[this.#head] : undefined;
-  }
-
-  /** How many commands wait for an answer. */
-  get waiting(): number {
-    return this.#sentAt.length - this.#head;
-  }
-}
-
-/** Answered entries kept at the front of an {@link AnswerClock} before it drops them. */
-const COMPACT_AFTER = 1024;

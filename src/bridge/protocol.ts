@@ -168,8 +168,9 @@ export function parseCommand(
       );
     }
   }
-  assertSupported(command);
-  assertWithinLimits(command, limits.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES);
+  const upperName = name.toUpperCase();
+  assertSupported(command, upperName);
+  assertWithinLimits(command, limits.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES, upperName);
   return command;
 }
 
@@ -190,8 +191,7 @@ export function parseCommandList(value: unknown, limits: CommandLimits = {}): Co
  * Refuses the commands in {@link REFUSED} and {@link REFUSED_SUBCOMMANDS}, XREAD/XREADGROUP with
  * BLOCK and COPY with DB, as `ERR command not supported by this bridge: NAME (reason)`.
  */
-export function assertSupported(command: Command): void {
-  const name = (command[0] ?? "").toUpperCase();
+export function assertSupported(command: Command, name = (command[0] ?? "").toUpperCase()): void {
   const reason = REFUSED.get(name);
   if (reason) throw refusal(name, reason);
   if (command.length > 1 && HAS_REFUSED_SUBCOMMANDS.has(name)) {
@@ -220,8 +220,11 @@ function hasOption(command: Command, from: number, option: string): boolean {
  * `maxValueBytes`, before anything runs. (APPEND grows a value by at most one request body; a
  * redis-server the bridge spawns also has `proto-max-bulk-len` set to the same bound.)
  */
-export function assertWithinLimits(command: Command, maxValueBytes: number): void {
-  const name = (command[0] ?? "").toUpperCase();
+export function assertWithinLimits(
+  command: Command,
+  maxValueBytes: number,
+  name = (command[0] ?? "").toUpperCase(),
+): void {
   let needed = 0;
   if (name === "SETRANGE") {
     needed = integerArgument(command[2]) + Buffer.byteLength(command[3] ?? "", "utf8");

@@ -1,0 +1,252 @@
+import { connect as connectTcp, type Socket } from "node:net";
+import { connect as connectTls } from "node:tls";
+import { RedisUnavailableError } from "./errors.js";
+import { encodeCommand, ProtocolError, type Reply, ReplyError, RespParser } from "./resp.js";
+
+/** A command or a batch of commands sent together, waiting for its replies. */
+interface Waiting {
+  /** Replies this entry waits for: 1 for `send`, the batch's size for `sendBatch`. */
+  expected: number;
+  /** Whether it came from `sendBatch` (resolves with an array of replies). */
+  batch: boolean;
+  replies: Reply[] | undefined;
+  /** `performance.now()` when it was sent. */
+  sentAt: number;
+  resolve(value: Reply | Reply[]): void;
+  reject(error: Error): void;
+}
+
+/** Entries already answered kept at the front of the queue before it drops them. */
+const COMPACT_AFTER = 1024;
+
+/**
+ * One TCP (or TLS) connection to a redis-server, speaking RESP2, that never reconnects by itself:
+ * whoever holds it opens a new one when it closes. Commands sent in one turn of the event loop go
+ * out in one write (what many concurrent HTTP requests need); a batch of commands waits behind one
+ * promise. Redis answers in order, so the oldest entry still waiting tells whether the connection
+ * makes progress ({@link RespConnection.oldestWaitingSince}).
+ */
+export class RespConnection {
+  readonly #socket: Socket;
+  readonly #parser: RespParser;
+  #waiting: Waiting[] = [];
+  #head = 0;
+  #out = "";
+  #flushScheduled = false;
+  #failure: Error | undefined;
+  readonly #closeListeners: Array<(error: Error) => void> = [];
+
+  private constructor(socket: Socket) {
+    this.#socket = socket;
+    this.#parser = new RespParser((reply) => this.#answer(reply));
+    socket.on("data", (chunk: Buffer) => {
+      try {
+        this.#parser.feed(chunk);
+      } catch (error) {
+        const reason = error instanceof ProtocolError ? error.message : String(error);
+        this.destroy(new RedisUnavailableError(`Redis sent an unreadable reply: ${reason}`));
+      }
+    });
+    socket.on("error", (error: Error) => {
+      this.destroy(new RedisUnavailableError(`connection to Redis failed: ${error.message}`));
+    });
+    socket.on("close", () => {
+      this.destroy(new RedisUnavailableError("Redis closed the connection"));
+    });
+  }
+
+  /**
+   * Connects to `redisUrl` (`redis://[[user]:password@]host[:port][/db]`, `rediss://` for TLS),
+   * authenticates and selects the database; rejects with RedisUnavailableError (or the
+   * ReplyError of a refused AUTH/SELECT) once `timeoutMs` have passed without all of that.
+   */
+  static open(redisUrl: string, timeoutMs: number): Promise<RespConnection> {
+    const target = parseRedisUrl(redisUrl);
+    const socket = target.tls
+      ? connectTls({ host: target.host, port: target.port, servername: target.host })
+      : connectTcp({ host: target.host, port: target.port });
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 30_000);
+    const connection = new RespConnection(socket);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        connection.destroy(
+          new RedisUnavailableError(
+            `connecting to Redis at ${target.host}:${target.port} timed out after ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      const failed = (error: Error) => {
+        clearTimeout(timer);
+        reject(error);
+      };
+      connection.onClose(failed);
+      socket.once(target.tls ? "secureConnect" : "connect", () => {
+        const handshake = target.handshake;
+        const ready =
+          handshake.length === 0 ? Promise.resolve([]) : connection.sendBatch(handshake);
+        ready.then((replies) => {
+          const refused = replies.find((reply) => reply instanceof ReplyError);
+          if (refused) {
+            connection.destroy(refused);
+            return;
+          }
+          clearTimeout(timer);
+          connection.#closeListeners.splice(connection.#closeListeners.indexOf(failed), 1);
+          resolve(connection);
+        }, failed);
+      });
+    });
+  }
+
+  /** Sends one command; resolves with its reply, rejects with a ReplyError or the connection's failure. */
+  send(command: readonly string[]): Promise<Reply> {
+    return new Promise((resolve, reject) => {
+      this.#enqueue(encodeCommand(command), 1, false, resolve as Waiting["resolve"], reject);
+    });
+  }
+
+  /** Sends commands back to back; resolves with their replies in order (error replies as ReplyError elements). */
+  sendBatch(commands: readonly (readonly string[])[]): Promise<Reply[]> {
+    return new Promise((resolve, reject) => {
+      let text = "";
+      for (const command of commands) text += encodeCommand(command);
+      if (commands.length === 0) resolve([]);
+      else this.#enqueue(text, commands.length, true, resolve as Waiting["resolve"], reject);
+    });
+  }
+
+  /** When the oldest command still waiting for its reply was sent (`performance.now()`), or undefined. */
+  oldestWaitingSince(): number | undefined {
+    return this.#waiting[this.#head]?.sentAt;
+  }
+
+  /** Commands and batches waiting for replies. */
+  get waiting(): number {
+    return this.#waiting.length - this.#head;
+  }
+
+  /** Whether the connection failed or was closed; it sends nothing more then. */
+  get closed(): boolean {
+    return this.#failure !== undefined;
+  }
+
+  /** Calls `listener` once with the reason when the connection fails or is closed. */
+  onClose(listener: (error: Error) => void): void {
+    if (this.#failure) listener(this.#failure);
+    else this.#closeListeners.push(listener);
+  }
+
+  /** Closes the connection; everything still waiting fails with `error`. */
+  destroy(error: Error): void {
+    if (this.#failure) return;
+    this.#failure = error;
+    this.#socket.destroy();
+    const waiting = this.#waiting.slice(this.#head);
+    this.#waiting = [];
+    this.#head = 0;
+    for (const entry of waiting) entry.reject(error);
+    for (const listener of this.#closeListeners.splice(0)) listener(error);
+  }
+
+  #enqueue(
+    text: string,
+    expected: number,
+    batch: boolean,
+    resolve: Waiting["resolve"],
+    reject: Waiting["reject"],
+  ): void {
+    if (this.#failure) {
+      reject(this.#failure);
+      return;
+    }
+    this.#waiting.push({
+      expected,
+      batch,
+      replies: undefined,
+      sentAt: performance.now(),
+      resolve,
+      reject,
+    });
+    this.#out += text;
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      // setImmediate runs after the poll phase: every request read in this turn of the event
+      // loop goes out in one write.
+      setImmediate(this.#flush);
+    }
+  }
+
+  readonly #flush = (): void => {
+    this.#flushScheduled = false;
+    const text = this.#out;
+    this.#out = "";
+    if (!this.#failure && text.length > 0) this.#socket.write(text);
+  };
+
+  #answer(reply: Reply): void {
+    const entry = this.#waiting[this.#head];
+    if (entry === undefined) {
+      throw new ProtocolError("a reply arrived that no command was waiting for");
+    }
+    if (entry.batch) {
+      entry.replies ??= [];
+      entry.replies.push(reply);
+      if (entry.replies.length < entry.expected) return;
+    }
+    this.#head += 1;
+    if (this.#head >= this.#waiting.length) {
+      this.#waiting.length = 0;
+      this.#head = 0;
+    } else if (this.#head >= COMPACT_AFTER && this.#head * 2 >= this.#waiting.length) {
+      this.#waiting = this.#waiting.slice(this.#head);
+      this.#head = 0;
+    }
+    if (entry.batch) entry.resolve(entry.replies as Reply[]);
+    else if (reply instanceof ReplyError) entry.reject(reply);
+    else entry.resolve(reply);
+  }
+}
+
+interface RedisTarget {
+  host: string;
+  port: number;
+  tls: boolean;
+  /** AUTH and SELECT, as the URL asks. */
+  handshake: string[][];
+}
+
+/** Reads `redis://[[user]:password@]host[:port][/db]` (or `rediss://`); throws TypeError otherwise. */
+export function parseRedisUrl(redisUrl: string): RedisTarget {
+  let url: URL;
+  try {
+    url = new URL(redisUrl);
+  } catch (error) {
+    throw new TypeError(`not a Redis URL: ${JSON.stringify(redisUrl)}`, { cause: error });
+  }
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
+    throw new TypeError(
+      `a Redis URL starts with redis:// or rediss://, got ${JSON.stringify(redisUrl)}`,
+    );
+  }
+  const handshake: string[][] = [];
+  const password = decodeURIComponent(url.password);
+  const username = decodeURIComponent(url.username);
+  if (password !== "")
+    handshake.push(username === "" ? ["AUTH", password] : ["AUTH", username, password]);
+  const database = url.pathname.replace(/^\//, "");
+  if (database !== "" && database !== "0") {
+    if (!/^\d+$/.test(database)) {
+      throw new TypeError(
+        `the database in a Redis URL is a number, got ${JSON.stringify(database)}`,
+      );
+    }
+    handshake.push(["SELECT", database]);
+  }
+  return {
+    host: url.hostname.replace(/^\[(.*)\]$/, "$1") || "127.0.0.1",
+    port: url.port === "" ? 6379 : Number(url.port),
+    tls: url.protocol === "rediss:",
+    handshake,
+  };
+}
