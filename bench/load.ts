@@ -1,17 +1,21 @@
 /**
- * HTTP load from autocannon in a child process, so the load generator never shares the measured
- * server's event loop, and `measureHttpThroughput`: the bridge vs the naive passthrough fixture vs
- * node `redis` straight to redis-server, on the same redis-server, in one run.
+ * HTTP load for the bridge-throughput row: the bridge vs the naive passthrough fixture vs node
+ * `redis` straight to redis-server, on the same redis-server, in one run.
+ *
+ * Each server runs in its own process and, on a machine with two or more CPUs and `taskset`,
+ * alone on the last CPU, while the load generator and redis-server share the others: the
+ * server is what runs out of CPU first, so its requests/s is what is measured. The load
+ * generator is wrk when it is installed (a C program that costs far less per request than
+ * either server and reports latency in microseconds), else autocannon (a node process, whole
+ * milliseconds). Servers are measured in alternating rounds and the medians reported.
  */
-import { spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "redis";
-import { startBridge } from "../src/bridge/index.js";
-import { startPassthrough } from "./fixtures/passthrough.js";
-import { percentile } from "./support.js";
+import { median, percentile } from "./support.js";
 
 const require = createRequire(import.meta.url);
 
@@ -30,6 +34,116 @@ export interface LoadOptions {
   body: string;
   connections: number;
   durationSeconds: number;
+  /** Run the load generator on these CPUs (`taskset -c`), e.g. "0". Default: anywhere. */
+  cpus?: string;
+}
+
+export type LoadGenerator = "wrk" | "autocannon";
+
+/** wrk when it is on PATH, else autocannon (always installed with the dev dependencies). */
+export function pickLoadGenerator(): LoadGenerator {
+  return commandExists("wrk") ? "wrk" : "autocannon";
+}
+
+export function commandExists(name: string): boolean {
+  try {
+    execFileSync("sh", ["-c", `command -v ${name}`], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs `generator` against `url` with POSTs of `body`. */
+export function runLoad(generator: LoadGenerator, options: LoadOptions): Promise<LoadResult> {
+  return generator === "wrk" ? runWrk(options) : runAutocannon(options);
+}
+
+/** `command` prefixed with `taskset -c <cpus>` when pinning was asked for. */
+function pinned(cpuList: string | undefined, command: string, args: string[]): [string, string[]] {
+  return cpuList === undefined ? [command, args] : ["taskset", ["-c", cpuList, command, ...args]];
+}
+
+/** Runs wrk (one thread) against `url` with a POST of `body`. */
+export async function runWrk(options: LoadOptions): Promise<LoadResult> {
+  const dir = mkdtempSync(join(tmpdir(), "cron-guard-wrk-"));
+  const script = join(dir, "post.lua");
+  writeFileSync(
+    script,
+    [
+      'wrk.method = "POST"',
+      `wrk.body = ${luaString(options.body)}`,
+      `wrk.headers["Authorization"] = ${luaString(`Bearer ${options.token}`)}`,
+      'wrk.headers["Content-Type"] = "application/json"',
+      "",
+    ].join("\n"),
+  );
+  try {
+    const [command, args] = pinned(options.cpus, "wrk", [
+      "-t1",
+      `-c${options.connections}`,
+      `-d${options.durationSeconds}s`,
+      "--latency",
+      "-s",
+      script,
+      options.url,
+    ]);
+    return parseWrk(await output(command, args));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function luaString(text: string): string {
+  return `"${text.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}
+
+/** Reads wrk's report: requests, requests/s, the 50% and 99% latencies, errors. */
+export function parseWrk(report: string): LoadResult {
+  const number = (pattern: RegExp) => Number(pattern.exec(report)?.[1] ?? Number.NaN);
+  const latencyMs = (percent: string) => {
+    const match = new RegExp(`^\\s*${percent}%\\s+([\\d.]+)(us|ms|s)\\b`, "m").exec(report);
+    if (!match) return Number.NaN;
+    const value = Number(match[1]);
+    return match[2] === "us" ? value / 1000 : match[2] === "s" ? value * 1000 : value;
+  };
+  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(
+    report,
+  );
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(report);
+  const errors =
+    Number(non2xx?.[1] ?? 0) +
+    (socketErrors ? socketErrors.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0);
+  const result = {
+    requestsPerSecond: number(/Requests\/sec:\s+([\d.]+)/),
+    p50Ms: latencyMs("50"),
+    p99Ms: latencyMs("99"),
+    errors,
+    requests: number(/(\d+) requests in/),
+  };
+  if (Number.isNaN(result.requestsPerSecond) || Number.isNaN(result.requests)) {
+    throw new Error(`wrk printed no result: ${report.slice(0, 300)}`);
+  }
+  return result;
+}
+
+function output(command: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      out += chunk.toString("utf8");
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      err += chunk.toString("utf8");
+    });
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code === 0) resolve(out);
+      else reject(new Error(`${command} exited with ${code}: ${err.trim() || out.trim()}`));
+    });
+  });
 }
 
 /** Runs autocannon (a separate node process) against `url` with a POST of `body`. */
@@ -46,9 +160,9 @@ export async function runAutocannon(options: LoadOptions): Promise<LoadResult> {
   }
 }
 
-function autocannon(options: LoadOptions, bodyFile: string): Promise<LoadResult> {
+async function autocannon(options: LoadOptions, bodyFile: string): Promise<LoadResult> {
   const cli = require.resolve("autocannon/autocannon.js");
-  const args = [
+  const [command, args] = pinned(options.cpus, process.execPath, [
     cli,
     "--json",
     "--no-progress",
@@ -65,48 +179,37 @@ function autocannon(options: LoadOptions, bodyFile: string): Promise<LoadResult>
     "-i",
     bodyFile,
     options.url,
-  ];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      out += chunk.toString("utf8");
-    });
-    child.stderr.on("data", (chunk: Buffer) => {
-      err += chunk.toString("utf8");
-    });
-    child.on("error", reject);
-    child.on("close", (code) => {
-      if (code !== 0) {
-        reject(new Error(`autocannon exited with ${code}: ${err.trim()}`));
-        return;
-      }
-      try {
-        const json = JSON.parse(out) as {
-          requests: { average: number; total: number };
-          latency: { p50: number; p99: number };
-          non2xx: number;
-          errors: number;
-          timeouts: number;
-        };
-        resolve({
-          requestsPerSecond: json.requests.average,
-          p50Ms: json.latency.p50,
-          p99Ms: json.latency.p99,
-          errors: json.non2xx + json.errors + json.timeouts,
-          requests: json.requests.total,
-        });
-      } catch (_error) {
-        reject(new Error(`autocannon printed no JSON: ${out.slice(0, 200)} ${err.slice(0, 200)}`));
-      }
-    });
-  });
+  ]);
+  const out = await output(command, args);
+  try {
+    const json = JSON.parse(out) as {
+      requests: { average: number; total: number };
+      latency: { p50: number; p99: number };
+      non2xx: number;
+      errors: number;
+      timeouts: number;
+    };
+    return {
+      requestsPerSecond: json.requests.average,
+      p50Ms: json.latency.p50,
+      p99Ms: json.latency.p99,
+      errors: json.non2xx + json.errors + json.timeouts,
+      requests: json.requests.total,
+    };
+  } catch (_error) {
+    throw new Error(`autocannon printed no JSON: ${out.slice(0, 200)}`);
+  }
 }
 
-/** The run with the most requests/s. */
-function best(runs: LoadResult[]): LoadResult {
-  return runs.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a));
+/** The median of each figure over `runs` (each figure on its own). */
+function medianOf(runs: LoadResult[]): LoadResult {
+  return {
+    requestsPerSecond: median(runs.map((run) => run.requestsPerSecond)),
+    p50Ms: median(runs.map((run) => run.p50Ms)),
+    p99Ms: median(runs.map((run) => run.p99Ms)),
+    errors: runs.reduce((sum, run) => sum + run.errors, 0),
+    requests: runs.reduce((sum, run) => sum + run.requests, 0),
+  };
 }
 
 /** One command as the benchmark sends it: the guard's claim shape, SET NX PX. */
@@ -169,10 +272,13 @@ export interface ThroughputRow {
   route: "/" | "/pipeline";
   commandsPerRequest: number;
   connections: number;
+  /** Medians over the rounds (errors and requests: totals). */
   bridge: LoadResult;
   passthrough: LoadResult;
   direct: LoadResult;
-  /** bridge req/s / passthrough req/s: at least 1 is the goal. */
+  /** Each round's bridge req/s / passthrough req/s, in order. */
+  roundRatios: number[];
+  /** median bridge req/s / median passthrough req/s: at least 1 is the goal. */
   bridgeVsPassthrough: number;
   /** bridge req/s / direct (requests = round trips of the same commands): the cost of HTTP. */
   bridgeVsDirect: number;
@@ -180,58 +286,147 @@ export interface ThroughputRow {
 
 export interface ThroughputOptions {
   redisUrl: string;
+  /** redis-server's pid, to pin it beside the load generator. */
+  redisPid?: number;
   connections: number;
   durationSeconds: number;
   pipelineSize: number;
+  /** Rounds per route; each round measures both servers, in alternating order. Default: 3. */
+  rounds?: number;
   /** Unmeasured load on each server before measuring it (JIT, connections). Default: 1 s; 0 skips. */
   warmupSeconds?: number;
+  /** Default: {@link pickLoadGenerator}. */
+  generator?: LoadGenerator;
+  /** Pin servers and load to separate CPUs when possible. Default: true. */
+  pin?: boolean;
+}
+
+/** Where the servers and the load go: the last CPU for the server, the rest for load and Redis. */
+export interface Placement {
+  server?: string;
+  load?: string;
+}
+
+export function placement(pin: boolean): Placement {
+  const count = cpus().length;
+  if (!pin || count < 2 || !commandExists("taskset")) return {};
+  return { server: String(count - 1), load: count === 2 ? "0" : `0-${count - 2}` };
+}
+
+interface ServerProcess {
+  url: string;
+  close(): Promise<void>;
+}
+
+const ROOT = new URL("../", import.meta.url).pathname;
+let serveScript: string | undefined;
+
+/**
+ * bench/fixtures/serve.ts and what it imports (the bridge's source and the passthrough),
+ * compiled by tsc with the same settings into .bench-build/, once per process: both servers then
+ * run as plain JavaScript under plain node, like the published package, not through a loader.
+ */
+function compiledServeScript(): string {
+  if (serveScript === undefined) {
+    execFileSync(
+      process.execPath,
+      [require.resolve("typescript/bin/tsc"), "-p", join(ROOT, "tsconfig.bench.json")],
+      { stdio: "inherit" },
+    );
+    serveScript = join(ROOT, ".bench-build/bench/fixtures/serve.js");
+  }
+  return serveScript;
+}
+
+/** Starts bench/fixtures/serve.ts in its own node process (optionally pinned); resolves with its URL. */
+async function startServerProcess(
+  kind: "bridge" | "passthrough",
+  redisUrl: string,
+  token: string,
+  cpuList: string | undefined,
+): Promise<ServerProcess> {
+  const [command, args] = pinned(cpuList, process.execPath, [
+    compiledServeScript(),
+    kind,
+    redisUrl,
+    token,
+  ]);
+  const child: ChildProcess = spawn(command, args, { stdio: ["ignore", "pipe", "inherit"] });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    child.stdout?.on("data", (chunk: Buffer) => {
+      out += chunk.toString("utf8");
+      const line = out.split("\n")[0];
+      if (out.includes("\n") && line) resolve(line.trim());
+    });
+    child.once("error", reject);
+    child.once("exit", (code) => reject(new Error(`${kind} server exited with ${code}`)));
+  });
+  return {
+    url,
+    close: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
 }
 
 /**
- * The bridge, the passthrough and node `redis` direct, one after the other on the same
- * redis-server, for `POST /` (SET NX PX) and `POST /pipeline` (`pipelineSize` of them).
+ * The bridge, the passthrough and node `redis` direct on the same redis-server, for `POST /`
+ * (SET NX PX) and `POST /pipeline` (`pipelineSize` of them).
  */
 export async function measureHttpThroughput(options: ThroughputOptions): Promise<ThroughputRow[]> {
   const token = "bench-load-token";
-  const bridge = await startBridge({ redisUrl: options.redisUrl, token });
-  const passthrough = await startPassthrough(options.redisUrl, token);
+  const generator = options.generator ?? pickLoadGenerator();
+  const cpusFor = placement(options.pin ?? true);
+  if (cpusFor.load !== undefined && options.redisPid !== undefined) {
+    execFileSync("taskset", ["-p", "-c", cpusFor.load, String(options.redisPid)], {
+      stdio: "ignore",
+    });
+  }
+  const rounds = options.rounds ?? 3;
+  const bridge = await startServerProcess("bridge", options.redisUrl, token, cpusFor.server);
+  const passthrough = await startServerProcess(
+    "passthrough",
+    options.redisUrl,
+    token,
+    cpusFor.server,
+  );
   const rows: ThroughputRow[] = [];
   try {
     const cases = [
-      { route: "/" as const, commands: [SET_NX_PX], body: JSON.stringify(SET_NX_PX) },
-      {
-        route: "/pipeline" as const,
-        commands: pipelineBody(options.pipelineSize),
-        body: JSON.stringify(pipelineBody(options.pipelineSize)),
-      },
+      { route: "/" as const, commands: [SET_NX_PX] },
+      { route: "/pipeline" as const, commands: pipelineBody(options.pipelineSize) },
     ];
-    for (const { route, commands, body } of cases) {
-      const load = (base: string) =>
-        runAutocannon({
+    for (const { route, commands } of cases) {
+      const body = JSON.stringify(route === "/" ? commands[0] : commands);
+      const load = (base: string, durationSeconds: number) =>
+        runLoad(generator, {
           url: `${base}${route}`,
           token,
           body,
           connections: options.connections,
-          durationSeconds: options.durationSeconds,
+          durationSeconds,
+          cpus: cpusFor.load,
         });
       const warmup = options.warmupSeconds ?? 1;
       if (warmup > 0) {
-        for (const base of [bridge.url, passthrough.url]) {
-          await runAutocannon({
-            url: `${base}${route}`,
-            token,
-            body,
-            connections: options.connections,
-            durationSeconds: warmup,
-          });
+        for (const server of [bridge, passthrough]) await load(server.url, warmup);
+      }
+      // alternating order (PB, BP, PB, ...): neither server pays for drift in the machine's load
+      const bridgeRuns: LoadResult[] = [];
+      const passthroughRuns: LoadResult[] = [];
+      for (let round = 0; round < rounds; round += 1) {
+        const order = round % 2 === 0 ? ["passthrough", "bridge"] : ["bridge", "passthrough"];
+        for (const which of order) {
+          if (which === "bridge") bridgeRuns.push(await load(bridge.url, options.durationSeconds));
+          else passthroughRuns.push(await load(passthrough.url, options.durationSeconds));
         }
       }
-      // ABBA order, best of two each: neither server pays for drift in the machine's load.
-      const passthroughRuns = [await load(passthrough.url)];
-      const bridgeRuns = [await load(bridge.url), await load(bridge.url)];
-      passthroughRuns.push(await load(passthrough.url));
-      const passthroughResult = best(passthroughRuns);
-      const bridgeResult = best(bridgeRuns);
+      const bridgeResult = medianOf(bridgeRuns);
+      const passthroughResult = medianOf(passthroughRuns);
       const direct = await measureDirect(
         options.redisUrl,
         commands,
@@ -245,6 +440,9 @@ export async function measureHttpThroughput(options: ThroughputOptions): Promise
         bridge: bridgeResult,
         passthrough: passthroughResult,
         direct,
+        roundRatios: bridgeRuns.map(
+          (run, i) => run.requestsPerSecond / (passthroughRuns[i] as LoadResult).requestsPerSecond,
+        ),
         bridgeVsPassthrough: bridgeResult.requestsPerSecond / passthroughResult.requestsPerSecond,
         bridgeVsDirect: bridgeResult.requestsPerSecond / direct.requestsPerSecond,
       });

@@ -5,7 +5,7 @@
 import { writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import { type DispatchScaleRow, measureDispatchDrain, measureDispatchScale } from "./dispatch.js";
-import { measureHttpThroughput, type ThroughputRow } from "./load.js";
+import { measureHttpThroughput, pickLoadGenerator, placement, type ThroughputRow } from "./load.js";
 import {
   measureBridgeOverhead,
   measureLateDuplicates,
@@ -28,7 +28,8 @@ const LATE_MAX_GAP_MS = 2_000;
 const LATE_CONCURRENCY = 200;
 const QUORUM_CLAIMS = 200;
 const LOAD_CONNECTIONS = 50;
-const LOAD_SECONDS = 5;
+const LOAD_SECONDS = 4;
+const LOAD_ROUNDS = 3;
 const LOAD_PIPELINE = 10;
 
 const startedAt = Date.now();
@@ -114,14 +115,23 @@ try {
     ),
   );
 
+  const generator = pickLoadGenerator();
+  const cpusFor = placement(true);
   const throughput = await measureHttpThroughput({
     redisUrl: stack.redis.url,
+    redisPid: stack.redis.pid,
     connections: LOAD_CONNECTIONS,
     durationSeconds: LOAD_SECONDS,
     pipelineSize: LOAD_PIPELINE,
+    rounds: LOAD_ROUNDS,
+    generator,
   });
+  const where =
+    cpusFor.server === undefined
+      ? "not pinned (one CPU or no taskset)"
+      : `each server alone on CPU ${cpusFor.server}, ${generator} and redis-server on CPU ${cpusFor.load}`;
   console.log(
-    `\n6. Bridge throughput: autocannon (own process), ${LOAD_CONNECTIONS} connections, ${LOAD_SECONDS} s each; POST / is SET NX PX, /pipeline ${LOAD_PIPELINE} of them; node redis direct = same commands, ${LOAD_CONNECTIONS} in flight, no HTTP`,
+    `\n6. Bridge throughput: ${generator}, ${LOAD_CONNECTIONS} connections, medians of ${LOAD_ROUNDS} alternating rounds of ${LOAD_SECONDS} s; each server in its own process, ${where}; POST / is SET NX PX, /pipeline ${LOAD_PIPELINE} of them; node redis direct = same commands, ${LOAD_CONNECTIONS} in flight, no HTTP`,
   );
   console.log(formatThroughput(throughput));
 
@@ -194,6 +204,10 @@ try {
     ...throughput
       .filter((row) => row.bridgeVsPassthrough < 1)
       .map((row) => `bridge slower than the passthrough on ${row.route}`),
+    // p50 within 5%: wrk reports it to 10 µs and it moves that much between identical runs
+    ...throughput
+      .filter((row) => row.bridge.p50Ms > row.passthrough.p50Ms * 1.05)
+      .map((row) => `bridge p50 worse than the passthrough's on ${row.route}`),
   ];
   if (failures.length > 0) {
     console.log(`CLAIMS NOT MET: ${failures.join(", ")}`);
@@ -214,10 +228,12 @@ function formatThroughput(rows: ThroughputRow[]): string {
         round(r.p50Ms, 2),
         round(r.p99Ms, 2),
         r.errors,
-        `${round(r.requestsPerSecond / row.passthrough.requestsPerSecond, 2)}x`,
+        `${round(r.requestsPerSecond / row.passthrough.requestsPerSecond, 3)}x`,
       ];
+      const bridgeLine = line("cron-guard bridge", row.bridge);
+      bridgeLine[6] += ` (rounds: ${row.roundRatios.map((ratio) => round(ratio, 3)).join(", ")})`;
       return [
-        line("cron-guard bridge", row.bridge),
+        bridgeLine,
         line("naive passthrough", row.passthrough),
         line("node redis direct", row.direct),
       ];

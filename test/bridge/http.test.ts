@@ -45,6 +45,20 @@ describe("bridge HTTP protocol", () => {
     expect(await response.json()).toEqual({ result: "cron-guard bridge ok" });
   });
 
+  it("reads the bearer scheme in any case with any spacing, and nothing else as a token", async () => {
+    const ping = (authorization: string) =>
+      post("/", ["PING"], { authorization }).then((sent) => sent.status);
+    expect(await ping(`bearer ${bridgeToken}`)).toBe(200);
+    expect(await ping(`BEARER   ${bridgeToken}  `)).toBe(200);
+    expect(await ping(`Bearer\t${bridgeToken}`)).toBe(200);
+    expect(await ping(`Bearer ${bridgeToken}x`)).toBe(401);
+    expect(await ping(`Bearer ${bridgeToken.slice(0, -1)}`)).toBe(401);
+    expect(await ping(`Basic ${bridgeToken}`)).toBe(401);
+    expect(await ping(`Bearer${bridgeToken}`)).toBe(401);
+    expect(await ping("Bearer ")).toBe(401);
+    expect(await ping(bridgeToken)).toBe(401);
+  });
+
   it("runs a command on POST / and reports command errors as 400", async () => {
     expect(await post("/", ["SET", key("a"), "1", "NX"])).toEqual({
       status: 200,
