@@ -86,19 +86,19 @@ class HttpError extends Error {
 }
 
 /**
- * `upstash-sync-token` values: strictly increasing within a process and, across restarts,
- * above what an earlier bridge handed out, because they start from the clock: the second since
- * 2020 the bridge started in, followed by a 7-digit count (16 digits until 2051, well inside
- * the integers a double holds exactly). After 9 million tokens the prefix moves on by a second;
- * at the bridge's speed that is minutes, so the prefix never runs ahead of the clock and a
+ * `upstash-sync-token` values: strictly increasing within a process and, across restarts, above
+ * what an earlier bridge handed out, because they start from the clock: the second since 2020
+ * the bridge started in, followed by a 7-digit count (16 digits until 2051, well inside the
+ * integers a double holds exactly). After 9 million tokens the prefix moves on by a second; at
+ * the bridge's speed that takes minutes, so the prefix never runs ahead of the clock and a
  * restarted bridge starts above. (A bridge restarted within the same second starts its count
- * again; only clients that do not send their token back can see that, and they do not compare.) @upstash/redis keeps the last token it saw and sends it
- * back; the answer is never below it, so a client's tokens never go backwards even across
- * bridges. With one primary behind the bridge every answer already reflects every acknowledged
- * write, so there is nothing to wait for.
+ * again; only clients that do not send their token back can see that, and they do not compare.)
  *
- * Built by joining two short strings: turning a 16-digit number into a string on every response
- * cost about 2% of the bridge's requests/s.
+ * @upstash/redis keeps the last token it saw and sends it back; the answer is never below it,
+ * so a client's tokens never go backwards even across bridges. With one primary behind the
+ * bridge every answer already reflects every acknowledged write, so there is nothing to wait
+ * for. Tokens are built by joining two short strings: turning a 16-digit number into a string on
+ * every response cost about 2% of the bridge's requests/s.
  */
 export class SyncTokens {
   #second: number;
