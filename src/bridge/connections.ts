@@ -3,7 +3,7 @@ import { type CommandTable, parseCommandTable } from "./command-table.js";
 import { type Call, Deadlines, Sweeper } from "./deadlines.js";
 import { RedisCommandError, RedisUnavailableError, ResponseTooLargeError } from "./errors.js";
 import type { Command } from "./protocol.js";
-import { type Reply, ReplyError } from "./resp.js";
+import { ReplyError } from "./resp.js";
 import { parseRedisUrl, RespConnection } from "./resp-connection.js";
 
 export { RedisCommandError, RedisUnavailableError, ResponseTooLargeError };
@@ -204,25 +204,24 @@ export class RedisConnections implements CommandRunner {
       const shared = this.#ready();
       if (shared instanceof Error) throw shared;
       this.#sweeper.wake();
-      let replies: Reply[];
+      const chunk = start === 0 && end === commands.length ? commands : commands.slice(start, end);
       try {
-        replies = await shared.sendBatch(
-          start === 0 && end === commands.length ? commands : commands.slice(start, end),
-        );
+        await shared.streamBatch(chunk, (reply, i) => {
+          if (reply instanceof ReplyError) {
+            const error = this.#classify(reply);
+            outcomes[start + i] = { ok: false, error: error.message };
+            total += error.message.length;
+          } else {
+            total += replySize(reply);
+            // keep nothing once over the limit: the request fails anyway
+            outcomes[start + i] = {
+              ok: true,
+              reply: total > this.#maxResponseBytes ? null : reply,
+            };
+          }
+        });
       } catch (error) {
         throw this.#classify(error);
-      }
-      for (let i = 0; i < replies.length; i += 1) {
-        const reply = replies[i] as Reply;
-        if (reply instanceof ReplyError) {
-          const error = this.#classify(reply);
-          outcomes[start + i] = { ok: false, error: error.message };
-          total += error.message.length;
-        } else {
-          total += replySize(reply);
-          // keep nothing once over the limit: the request fails anyway
-          outcomes[start + i] = { ok: true, reply: total > this.#maxResponseBytes ? null : reply };
-        }
       }
       if (total > this.#maxResponseBytes) {
         throw new ResponseTooLargeError(

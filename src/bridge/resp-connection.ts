@@ -7,9 +7,14 @@ import { encodeCommand, ProtocolError, type Reply, ReplyError, RespParser } from
 interface Waiting {
   /** Replies this entry waits for: 1 for `send`, the batch's size for `sendBatch`. */
   expected: number;
-  /** Whether it came from `sendBatch` (resolves with an array of replies). */
+  /** Whether it came from `sendBatch` or `streamBatch` (then it resolves once all replies came). */
   batch: boolean;
+  /** `sendBatch`'s replies so far. */
   replies: Reply[] | undefined;
+  /** `streamBatch`'s receiver, given each reply as it arrives instead of keeping it. */
+  onReply: ((reply: Reply, index: number) => void) | undefined;
+  /** Replies received so far. */
+  received: number;
   /** `performance.now()` when it was sent. */
   sentAt: number;
   resolve(value: Reply | Reply[]): void;
@@ -102,18 +107,49 @@ export class RespConnection {
   /** Sends one command; resolves with its reply, rejects with a ReplyError or the connection's failure. */
   send(command: readonly string[]): Promise<Reply> {
     return new Promise((resolve, reject) => {
-      this.#enqueue(encodeCommand(command), 1, false, resolve as Waiting["resolve"], reject);
+      this.#enqueue(
+        encodeCommand(command),
+        1,
+        false,
+        undefined,
+        resolve as Waiting["resolve"],
+        reject,
+      );
     });
   }
 
   /** Sends commands back to back; resolves with their replies in order (error replies as ReplyError elements). */
   sendBatch(commands: readonly (readonly string[])[]): Promise<Reply[]> {
     return new Promise((resolve, reject) => {
-      let text = "";
-      for (const command of commands) text += encodeCommand(command);
       if (commands.length === 0) resolve([]);
-      else this.#enqueue(text, commands.length, true, resolve as Waiting["resolve"], reject);
+      else this.#enqueueBatch(commands, undefined, resolve as Waiting["resolve"], reject);
     });
+  }
+
+  /**
+   * Sends commands back to back and hands each reply to `onReply` as it arrives, keeping none:
+   * the caller can stop holding on to replies once they add up to too much (a pipeline of GETs
+   * of one large value). Resolves once all replies came.
+   */
+  streamBatch(
+    commands: readonly (readonly string[])[],
+    onReply: (reply: Reply, index: number) => void,
+  ): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (commands.length === 0) resolve();
+      else this.#enqueueBatch(commands, onReply, () => resolve(), reject);
+    });
+  }
+
+  #enqueueBatch(
+    commands: readonly (readonly string[])[],
+    onReply: Waiting["onReply"],
+    resolve: Waiting["resolve"],
+    reject: Waiting["reject"],
+  ): void {
+    let text = "";
+    for (const command of commands) text += encodeCommand(command);
+    this.#enqueue(text, commands.length, true, onReply, resolve, reject);
   }
 
   /** When the oldest command still waiting for its reply was sent (`performance.now()`), or undefined. */
@@ -153,6 +189,7 @@ export class RespConnection {
     text: string,
     expected: number,
     batch: boolean,
+    onReply: Waiting["onReply"],
     resolve: Waiting["resolve"],
     reject: Waiting["reject"],
   ): void {
@@ -164,6 +201,8 @@ export class RespConnection {
       expected,
       batch,
       replies: undefined,
+      onReply,
+      received: 0,
       sentAt: performance.now(),
       resolve,
       reject,
@@ -190,9 +229,21 @@ export class RespConnection {
       throw new ProtocolError("a reply arrived that no command was waiting for");
     }
     if (entry.batch) {
-      entry.replies ??= [];
-      entry.replies.push(reply);
-      if (entry.replies.length < entry.expected) return;
+      const index = entry.received;
+      entry.received += 1;
+      if (entry.onReply) {
+        try {
+          entry.onReply(reply, index);
+        } catch (error) {
+          // the receiver's failure is the batch's; the remaining replies are still read
+          entry.onReply = undefined;
+          entry.reject(error as Error);
+        }
+      } else {
+        entry.replies ??= [];
+        entry.replies.push(reply);
+      }
+      if (entry.received < entry.expected) return;
     }
     this.#head += 1;
     if (this.#head >= this.#waiting.length) {
@@ -202,7 +253,7 @@ export class RespConnection {
       this.#waiting = this.#waiting.slice(this.#head);
       this.#head = 0;
     }
-    if (entry.batch) entry.resolve(entry.replies as Reply[]);
+    if (entry.batch) entry.resolve(entry.replies ?? []);
     else if (reply instanceof ReplyError) entry.reject(reply);
     else entry.resolve(reply);
   }

@@ -51,6 +51,35 @@ describe("RespConnection against a real redis-server", () => {
     connection.destroy(new Error("done"));
   });
 
+  it("streams a batch's replies to a receiver in order, keeping none, and survives a receiver that throws", async () => {
+    const connection = await RespConnection.open(redis.url, TIMEOUT_MS);
+    const seen: Array<[number, string]> = [];
+    const done = await connection.streamBatch(
+      [["ECHO", "a"], ["ECHO", "b"], ["LPUSH"], ["ECHO", "c"]],
+      (reply, index) => seen.push([index, reply instanceof ReplyError ? "error" : String(reply)]),
+    );
+    expect(done).toBeUndefined();
+    expect(seen).toEqual([
+      [0, "a"],
+      [1, "b"],
+      [2, "error"],
+      [3, "c"],
+    ]);
+    const failing = connection.streamBatch(
+      [
+        ["ECHO", "x"],
+        ["ECHO", "y"],
+      ],
+      () => {
+        throw new Error("receiver gave up");
+      },
+    );
+    await expect(failing).rejects.toThrow("receiver gave up");
+    // the second reply of the failed batch was still read: the next command gets its own
+    expect(String(await connection.send(["ECHO", "after"]))).toBe("after");
+    connection.destroy(new Error("done"));
+  });
+
   it("fails everything waiting when Redis closes the connection, and sends nothing after", async () => {
     const connection = await RespConnection.open(redis.url, TIMEOUT_MS);
     const id = await connection.send(["CLIENT", "ID"]);
