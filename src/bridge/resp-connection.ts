@@ -62,8 +62,11 @@ export class RespConnection {
 
   /**
    * Connects to `redisUrl` (`redis://[[user]:password@]host[:port][/db]`, `rediss://` for TLS),
-   * authenticates and selects the database; rejects with RedisUnavailableError (or the
-   * ReplyError of a refused AUTH/SELECT) once `timeoutMs` have passed without all of that.
+   * authenticates, selects the database and waits for a PING to come back, so that a connection
+   * is only handed out once Redis answers on it (not to a server that only accepted the TCP
+   * connection: a stopped redis-server, or something else on that port). Rejects with
+   * RedisUnavailableError (or the ReplyError of a refused AUTH/SELECT) once `timeoutMs` have
+   * passed without all of that.
    */
   static open(redisUrl: string, timeoutMs: number): Promise<RespConnection> {
     const target = parseRedisUrl(redisUrl);
@@ -87,10 +90,7 @@ export class RespConnection {
       };
       connection.onClose(failed);
       socket.once(target.tls ? "secureConnect" : "connect", () => {
-        const handshake = target.handshake;
-        const ready =
-          handshake.length === 0 ? Promise.resolve([]) : connection.sendBatch(handshake);
-        ready.then((replies) => {
+        connection.sendBatch([...target.handshake, ["PING"]]).then((replies) => {
           const refused = replies.find((reply) => reply instanceof ReplyError);
           if (refused) {
             connection.destroy(refused);

@@ -1,3 +1,5 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisUnavailableError } from "../../src/bridge/errors.js";
 import { type RedisServerHandle, spawnRedisServer } from "../../src/bridge/redis-server.js";
@@ -142,6 +144,31 @@ describe("RespConnection against a real redis-server", () => {
     } finally {
       await admin.send(["CONFIG", "SET", "requirepass", ""]);
       admin.destroy(new Error("done"));
+    }
+  });
+
+  it("opens only once Redis answers: not on a stopped redis-server that merely accepts TCP", async () => {
+    process.kill(redis.pid, "SIGSTOP");
+    try {
+      const started = performance.now();
+      await expect(RespConnection.open(redis.url, 300)).rejects.toThrow(/timed out after 300 ms/);
+      expect(performance.now() - started).toBeLessThan(1_000);
+    } finally {
+      process.kill(redis.pid, "SIGCONT");
+    }
+  });
+
+  it("refuses a server that does not speak RESP, saying what it sent", async () => {
+    const http = createServer((_req, res) => res.end("hello"));
+    await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+    const { port } = http.address() as AddressInfo;
+    try {
+      await expect(RespConnection.open(`redis://127.0.0.1:${port}`, TIMEOUT_MS)).rejects.toThrow(
+        /Redis sent an unreadable reply: unexpected byte .*HTTP\/1\.1 400/,
+      );
+    } finally {
+      http.closeAllConnections();
+      http.close();
     }
   });
 
