@@ -235,7 +235,8 @@ export function createBridgeHandler({
     const query = url.indexOf("?");
     const path = query < 0 ? url : url.slice(0, query);
     const method = request.method;
-    if (path === "/" && method === "GET") {
+    if (path === "/" && (method === "GET" || method === "HEAD")) {
+      // HEAD is GET without the body (node:http leaves it out): load balancers probe with it
       send(request, response, 200, HEALTH_BODY);
       return;
     }

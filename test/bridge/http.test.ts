@@ -59,6 +59,18 @@ describe("bridge HTTP protocol", () => {
     expect(await ping(bridgeToken)).toBe(401);
   });
 
+  it("answers HEAD / like the health line without a body, and runs nothing on HEAD elsewhere", async () => {
+    const health = await fetch(`${bridgeUrl}/`, { method: "HEAD" });
+    expect(health.status).toBe(200);
+    expect(await health.text()).toBe("");
+    const path = await fetch(`${bridgeUrl}/set/${key("head")}/v`, {
+      method: "HEAD",
+      headers: { authorization: `Bearer ${bridgeToken}` },
+    });
+    expect(path.status).toBe(404);
+    await expectAbsent("head");
+  });
+
   it("runs a command on POST / and reports command errors as 400", async () => {
     expect(await post("/", ["SET", key("a"), "1", "NX"])).toEqual({
       status: 200,
