@@ -24,9 +24,14 @@ export interface CommandRunner {
 }
 
 export interface RedisConnectionsOptions {
-  /** `redis://host:port` of the redis-server to use. */
+  /** `redis://[[user]:password@]host[:port][/db]` (or `rediss://` for TLS) of the redis-server to use. */
   redisUrl: string;
-  /** Upper bound for every Redis call (including waiting for a transaction connection), in ms. Default: 5000. */
+  /**
+   * How long a command may wait for Redis's answer, in ms: on the shared connection, once the
+   * oldest waiting command has waited this long the connection is dropped and everything on it
+   * fails (503); a transaction (including its wait for a dedicated connection) fails after this
+   * long. Default: 5000.
+   */
   commandTimeoutMs?: number;
   /** TCP connect timeout, in ms. Default: `commandTimeoutMs`. */
   connectTimeoutMs?: number;
@@ -184,12 +189,19 @@ export class RedisConnections implements CommandRunner {
     const shared = this.#ready();
     if (shared instanceof Error) return Promise.reject(shared);
     this.#sweeper.wake();
-    return shared.send(command).then(
-      (reply) => assertReplyWithin(reply, this.#maxResponseBytes),
-      (error: unknown) => {
-        throw this.#classify(error);
-      },
-    );
+    return new Promise((resolve, reject) => {
+      shared.sendWith(
+        command,
+        (reply) => {
+          try {
+            resolve(assertReplyWithin(reply, this.#maxResponseBytes));
+          } catch (error) {
+            reject(error);
+          }
+        },
+        (error) => reject(this.#classify(error)),
+      );
+    });
   }
 
   /**

