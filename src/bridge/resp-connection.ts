@@ -34,7 +34,8 @@ const COMPACT_AFTER = 1024;
 export class RespConnection {
   readonly #socket: Socket;
   readonly #parser: RespParser;
-  #waiting: Waiting[] = [];
+  /** Entries from `#head` on wait; answered ones before it are cleared (not kept alive). */
+  #waiting: Array<Waiting | undefined> = [];
   #head = 0;
   #out = "";
   #flushScheduled = false;
@@ -188,7 +189,7 @@ export class RespConnection {
     if (this.#failure) return;
     this.#failure = error;
     this.#socket.destroy();
-    const waiting = this.#waiting.slice(this.#head);
+    const waiting = this.#waiting.slice(this.#head) as Waiting[];
     this.#waiting = [];
     this.#head = 0;
     for (const entry of waiting) entry.reject(error);
@@ -255,6 +256,8 @@ export class RespConnection {
       }
       if (entry.received < entry.expected) return;
     }
+    // let go of the entry (and the request state its callbacks hold) now, not at compaction
+    this.#waiting[this.#head] = undefined;
     this.#head += 1;
     if (this.#head >= this.#waiting.length) {
       this.#waiting.length = 0;
