@@ -6,18 +6,11 @@ set -euo pipefail
 if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then
   exit 0
 fi
-if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
-  echo "cron-guard: redis-server or redis-cli is missing; installing them with apt-get" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  log="$(mktemp)"
-  if ! { apt-get update && apt-get install -y redis-server redis-tools; } >"$log" 2>&1; then
-    tail -n 20 "$log" >&2
-    echo "cron-guard: installing redis-server and redis-tools with apt-get failed (output above)" >&2
-    exit 1
-  fi
-  rm -f "$log"
-  # Debian starts a system redis on 6379; cron-guard spawns its own on a free port and needs neither.
-  exit 0
+status=0
+# Debian starts a system redis on 6379; cron-guard spawns its own on a free port and needs neither.
+bash "$(dirname "$0")/apt-install.sh" redis-server redis-tools || status=$?
+if [ "$status" != 2 ]; then
+  exit "$status"
 fi
 cat >&2 <<'MSG'
 cron-guard: redis-server or redis-cli is not installed and cannot be installed automatically here.
