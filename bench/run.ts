@@ -28,8 +28,8 @@ const LATE_MAX_GAP_MS = 2_000;
 const LATE_CONCURRENCY = 200;
 const QUORUM_CLAIMS = 200;
 const LOAD_CONNECTIONS = 50;
-const LOAD_SECONDS = 4;
-const LOAD_ROUNDS = 3;
+const LOAD_SECONDS = 3;
+const LOAD_ROUNDS = 5;
 const LOAD_PIPELINE = 10;
 
 const startedAt = Date.now();

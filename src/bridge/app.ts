@@ -362,15 +362,8 @@ const BEARER = /^Bearer\s+(.+)$/i;
 
 /** The token of `Bearer <token>` (scheme in any case), or "" for anything else. */
 function bearerToken(header: string): string {
-  // the usual "Bearer x" without a regular expression: this runs for every request
-  if (
-    header.length > 7 &&
-    header.charCodeAt(6) === 32 &&
-    header.slice(0, 6).toLowerCase() === "bearer"
-  ) {
-    const rest = header.charCodeAt(7) > 32 ? header.slice(7) : header.slice(7).trimStart();
-    return rest.trimEnd();
-  }
+  // the usual "Bearer x" without a regular expression or a copy: this runs for every request
+  if (header.startsWith("Bearer ") && header.charCodeAt(7) > 32) return header.slice(7).trimEnd();
   return BEARER.exec(header)?.[1]?.trim() ?? "";
 }
 
