@@ -112,7 +112,8 @@ export class RespConnection {
 
   /**
    * {@link send} with callbacks instead of a promise, for callers that make their own: one
-   * promise per command fewer (about 1% of the bridge's requests/s).
+   * promise per command fewer (about 1% of the bridge's requests/s). The callbacks run inside
+   * the socket's data handler and must not throw (an error there closes the connection).
    */
   sendWith(
     command: readonly string[],
