@@ -381,11 +381,12 @@ export async function measureHttpThroughput(options: ThroughputOptions): Promise
   const token = "bench-load-token";
   const generator = options.generator ?? pickLoadGenerator();
   const cpusFor = placement(options.pin ?? true);
-  if (cpusFor.load !== undefined && options.redisPid !== undefined) {
-    execFileSync("taskset", ["-p", "-c", cpusFor.load, String(options.redisPid)], {
-      stdio: "ignore",
-    });
-  }
+  const pinRedis = (cpuList: string) => {
+    if (cpusFor.load === undefined || options.redisPid === undefined) return;
+    execFileSync("taskset", ["-p", "-c", cpuList, String(options.redisPid)], { stdio: "ignore" });
+  };
+  // beside the load generator while measuring; on every CPU again afterwards (later sections)
+  if (cpusFor.load !== undefined) pinRedis(cpusFor.load);
   const rounds = options.rounds ?? 3;
   const bridge = await startServerProcess("bridge", options.redisUrl, token, cpusFor.server);
   const passthrough = await startServerProcess(
@@ -450,6 +451,7 @@ export async function measureHttpThroughput(options: ThroughputOptions): Promise
   } finally {
     await passthrough.close();
     await bridge.close();
+    pinRedis(`0-${cpus().length - 1}`);
   }
   return rows;
 }
