@@ -293,7 +293,7 @@ export interface ThroughputOptions {
   pipelineSize: number;
   /** Rounds per route; each round measures both servers, in alternating order. Default: 3. */
   rounds?: number;
-  /** Unmeasured load on each server before measuring it (JIT, connections). Default: 1 s; 0 skips. */
+  /** Unmeasured load on a server right before each of its measured runs (JIT, caches). Default: 1 s; 0 skips. */
   warmupSeconds?: number;
   /** Default: {@link pickLoadGenerator}. */
   generator?: LoadGenerator;
@@ -315,7 +315,13 @@ export function placement(pin: boolean): Placement {
 
 interface ServerProcess {
   url: string;
+  pid: number;
   close(): Promise<void>;
+}
+
+/** Moves every thread of process `pid` to `cpuList` (`taskset -a -p -c`). */
+function pinProcess(pid: number, cpuList: string): void {
+  execFileSync("taskset", ["-a", "-p", "-c", cpuList, String(pid)], { stdio: "ignore" });
 }
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -364,6 +370,7 @@ async function startServerProcess(
   });
   return {
     url,
+    pid: child.pid as number,
     close: () =>
       new Promise((resolve) => {
         if (child.exitCode !== null) return resolve();
@@ -385,8 +392,15 @@ export async function measureHttpThroughput(options: ThroughputOptions): Promise
     if (cpusFor.load === undefined || options.redisPid === undefined) return;
     execFileSync("taskset", ["-p", "-c", cpuList, String(options.redisPid)], { stdio: "ignore" });
   };
-  // beside the load generator while measuring; on every CPU again afterwards (later sections)
-  if (cpusFor.load !== undefined) pinRedis(cpusFor.load);
+  const pinOwnProcess = (cpuList: string) => {
+    if (cpusFor.load !== undefined) pinProcess(process.pid, cpuList);
+  };
+  // Redis and this process (its timers, its stack) beside the load generator while measuring,
+  // so nothing else runs on the server's CPU; on every CPU again afterwards (later sections)
+  if (cpusFor.load !== undefined) {
+    pinRedis(cpusFor.load);
+    pinOwnProcess(cpusFor.load);
+  }
   const rounds = options.rounds ?? 3;
   const bridge = await startServerProcess("bridge", options.redisUrl, token, cpusFor.server);
   const passthrough = await startServerProcess(
@@ -413,17 +427,24 @@ export async function measureHttpThroughput(options: ThroughputOptions): Promise
           cpus: cpusFor.load,
         });
       const warmup = options.warmupSeconds ?? 1;
-      if (warmup > 0) {
-        for (const server of [bridge, passthrough]) await load(server.url, warmup);
-      }
       // alternating order (PB, BP, PB, ...): neither server pays for drift in the machine's load
       const bridgeRuns: LoadResult[] = [];
       const passthroughRuns: LoadResult[] = [];
       for (let round = 0; round < rounds; round += 1) {
         const order = round % 2 === 0 ? ["passthrough", "bridge"] : ["bridge", "passthrough"];
         for (const which of order) {
-          if (which === "bridge") bridgeRuns.push(await load(bridge.url, options.durationSeconds));
-          else passthroughRuns.push(await load(passthrough.url, options.durationSeconds));
+          const server = which === "bridge" ? bridge : passthrough;
+          const idle = which === "bridge" ? passthrough : bridge;
+          if (cpusFor.server !== undefined && cpusFor.load !== undefined) {
+            // the measured server alone on its CPU: the idle one's after-load work (V8 shrinking
+            // its heap once it goes quiet) otherwise takes whole scheduler ticks from it
+            pinProcess(idle.pid, cpusFor.load);
+            pinProcess(server.pid, cpusFor.server);
+          }
+          // a server that sat idle through the other's round gets its warm-up again first
+          if (warmup > 0) await load(server.url, warmup);
+          const result = await load(server.url, options.durationSeconds);
+          (which === "bridge" ? bridgeRuns : passthroughRuns).push(result);
         }
       }
       const bridgeResult = medianOf(bridgeRuns);
@@ -452,6 +473,7 @@ export async function measureHttpThroughput(options: ThroughputOptions): Promise
     await passthrough.close();
     await bridge.close();
     pinRedis(`0-${cpus().length - 1}`);
+    pinOwnProcess(`0-${cpus().length - 1}`);
   }
   return rows;
 }
