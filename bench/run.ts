@@ -129,7 +129,7 @@ try {
   const where =
     cpusFor.server === undefined
       ? "not pinned (one CPU or no taskset)"
-      : `each server alone on CPU ${cpusFor.server}, ${generator} and redis-server on CPU ${cpusFor.load}`;
+      : `the measured server alone on CPU ${cpusFor.server}; ${generator}, redis-server, this process and the idle server on CPU ${cpusFor.load}; 1 s of load before each measured round`;
   console.log(
     `\n6. Bridge throughput: ${generator}, ${LOAD_CONNECTIONS} connections, medians of ${LOAD_ROUNDS} alternating rounds of ${LOAD_SECONDS} s; each server in its own process, ${where}; POST / is SET NX PX, /pipeline ${LOAD_PIPELINE} of them; node redis direct = same commands, ${LOAD_CONNECTIONS} in flight, no HTTP`,
   );
