@@ -8,21 +8,11 @@ import {
   StoreUnavailableError,
 } from "../../src/core/index.js";
 import { COMPLETE_SCRIPT, type LuaScript } from "../../src/core/scripts.js";
+import { tally } from "../support/guard-contract.js";
 import { directRedis, upstash, useKeyPrefix } from "../support/harness.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const SLOT = Date.UTC(2026, 10, 23, 10, 5);
-
-function tally(results: GuardResult<unknown>[]) {
-  const count = { ran: 0, skipped: 0, failed: 0, reasons: {} as Record<string, number> };
-  for (const result of results) {
-    count[result.status] += 1;
-    if (result.status === "skipped") {
-      count.reasons[result.reason] = (count.reasons[result.reason] ?? 0) + 1;
-    }
-  }
-  return count;
-}
 
 describe("guard.run", () => {
   const prefix = useKeyPrefix("guard");
@@ -165,27 +155,6 @@ describe("guard.run", () => {
       value: "ran anyway",
     });
     expect(result.status === "ran" && result.warning).toBeInstanceOf(StoreUnavailableError);
-  });
-
-  it("hands out strictly increasing fencing tokens across the slots of a job", async () => {
-    const guard = instance();
-    const fences: number[] = [];
-    for (let i = 0; i < 15; i += 1) {
-      const result = await guard.run("fenced", SLOT + i * 60_000, ({ fence }) => fence);
-      expect(result.status).toBe("ran");
-      if (result.status === "ran") fences.push(result.fence as number);
-    }
-    for (let i = 1; i < fences.length; i += 1) {
-      expect(fences[i]).toBeGreaterThan(fences[i - 1] as number);
-    }
-    const concurrent = await Promise.all(
-      Array.from({ length: 30 }, (_, i) =>
-        instance().run("fenced", SLOT + (100 + i) * 60_000, ({ fence }) => fence),
-      ),
-    );
-    const values = concurrent.map((r) => (r.status === "ran" ? r.fence : -1));
-    expect(new Set(values).size).toBe(30);
-    expect(Math.min(...(values as number[]))).toBeGreaterThan(fences.at(-1) as number);
   });
 
   it("re-enters a nested guard of the same slot through the lease instead of skipping", async () => {
