@@ -739,60 +739,41 @@ const quiet: Omit<Delivery, "slot" | "atPct" | "plan"> = {
  * shrinks from them too if they fail again). Each would also be found by the random search, just
  * less often.
  */
+/** One slot, a 150 ms lease, "release" on failure, no instance timeout: what the known cases share. */
+function known(deliveries: Delivery[]): Scenario {
+  return { leaseMs: 150, slots: 1, onFailure: "release", timeoutMs: null, deliveries };
+}
+
 const KNOWN_SCENARIOS: Scenario[] = [
   // A claim runs but its answer is lost; the instance gives up and the platform retries it.
-  {
-    leaseMs: 150,
-    slots: 1,
-    onFailure: "release",
-    timeoutMs: null,
-    deliveries: [{ ...quiet, slot: 0, atPct: 0, retries: 1, plan: [{ kind: "loseAnswer" }] }],
-  },
+  known([{ ...quiet, slot: 0, atPct: 0, retries: 1, plan: [{ kind: "loseAnswer" }] }]),
   // A claim answered after its lease ran out, while another delivery claimed the slot meanwhile.
-  {
-    leaseMs: 150,
-    slots: 1,
-    onFailure: "release",
-    timeoutMs: null,
-    deliveries: [
-      {
-        ...quiet,
-        slot: 0,
-        atPct: 0,
-        durationPct: 20,
-        plan: [{ kind: "delayAnswer", ms: 320 }],
-      },
-      { ...quiet, slot: 0, atPct: 140, durationPct: 150, plan: [] },
-    ],
-  },
+  known([
+    {
+      ...quiet,
+      slot: 0,
+      atPct: 0,
+      durationPct: 20,
+      plan: [{ kind: "delayAnswer", ms: 320 }],
+    },
+    { ...quiet, slot: 0, atPct: 140, durationPct: 150, plan: [] },
+  ]),
   // Under "release" a failure is recorded but its answer lost; another delivery re-claims the slot
   // before the completion is retried.
-  {
-    leaseMs: 150,
-    slots: 1,
-    onFailure: "release",
-    timeoutMs: null,
-    deliveries: [
-      { ...quiet, slot: 0, atPct: 0, throws: true, plan: [{ kind: "ok" }, { kind: "loseAnswer" }] },
-      { ...quiet, slot: 0, atPct: 20, plan: [] },
-    ],
-  },
+  known([
+    { ...quiet, slot: 0, atPct: 0, throws: true, plan: [{ kind: "ok" }, { kind: "loseAnswer" }] },
+    { ...quiet, slot: 0, atPct: 20, plan: [] },
+  ]),
   // The holder loses the store for longer than its lease and finishes a job that outlives it.
-  {
-    leaseMs: 150,
-    slots: 1,
-    onFailure: "release",
-    timeoutMs: null,
-    deliveries: [
-      {
-        ...quiet,
-        slot: 0,
-        atPct: 0,
-        durationPct: 200,
-        plan: [{ kind: "ok" }, ...Array.from({ length: 6 }, (): Fault => ({ kind: "failBefore" }))],
-      },
-    ],
-  },
+  known([
+    {
+      ...quiet,
+      slot: 0,
+      atPct: 0,
+      durationPct: 200,
+      plan: [{ kind: "ok" }, ...Array.from({ length: 6 }, (): Fault => ({ kind: "failBefore" }))],
+    },
+  ]),
 ];
 
 const EXAMPLES: [Scenario][] = process.env.PROPERTY_EXAMPLE
