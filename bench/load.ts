@@ -388,19 +388,14 @@ export async function measureHttpThroughput(options: ThroughputOptions): Promise
   const token = "bench-load-token";
   const generator = options.generator ?? pickLoadGenerator();
   const cpusFor = placement(options.pin ?? true);
-  const pinRedis = (cpuList: string) => {
-    if (cpusFor.load === undefined || options.redisPid === undefined) return;
-    execFileSync("taskset", ["-p", "-c", cpuList, String(options.redisPid)], { stdio: "ignore" });
-  };
-  const pinOwnProcess = (cpuList: string) => {
-    if (cpusFor.load !== undefined) pinProcess(process.pid, cpuList);
-  };
   // Redis and this process (its timers, its stack) beside the load generator while measuring,
   // so nothing else runs on the server's CPU; on every CPU again afterwards (later sections)
-  if (cpusFor.load !== undefined) {
-    pinRedis(cpusFor.load);
-    pinOwnProcess(cpusFor.load);
-  }
+  const pinHelpers = (cpuList: string) => {
+    if (cpusFor.load === undefined) return;
+    if (options.redisPid !== undefined) pinProcess(options.redisPid, cpuList);
+    pinProcess(process.pid, cpuList);
+  };
+  if (cpusFor.load !== undefined) pinHelpers(cpusFor.load);
   const rounds = options.rounds ?? 3;
   const bridge = await startServerProcess("bridge", options.redisUrl, token, cpusFor.server);
   const passthrough = await startServerProcess(
@@ -472,8 +467,7 @@ export async function measureHttpThroughput(options: ThroughputOptions): Promise
   } finally {
     await passthrough.close();
     await bridge.close();
-    pinRedis(`0-${cpus().length - 1}`);
-    pinOwnProcess(`0-${cpus().length - 1}`);
+    pinHelpers(`0-${cpus().length - 1}`);
   }
   return rows;
 }
