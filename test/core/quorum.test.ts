@@ -238,9 +238,13 @@ describe("quorum of three databases", () => {
     await direct[0]?.set(fenceKey, "40");
     await direct[1]?.set(fenceKey, "3");
     await direct[2]?.set(fenceKey, "3");
-    const first = await instance().run(job, SLOT, ({ fence }) => fence);
+    // Database 2 is down, so the majority is databases 0 and 1 whatever the timing (with all
+    // three up, databases 1 and 2 may answer first: fence 4 is then right, 40 was never a
+    // majority's fence, but the test would not pin the raising below).
+    const first = await instance(["up", "up", "down"]).run(job, SLOT, ({ fence }) => fence);
     expect(first).toMatchObject({ status: "ran", fence: 41 });
-    // The laggards were raised, so a majority without database 0 still continues above 41.
+    expect(await direct[1]?.get(fenceKey)).toBe("41");
+    // The laggard was raised, so a majority without database 0 still continues above 41.
     const second = await instance(["down", "up", "up"]).run(
       job,
       SLOT + 60_000,
