@@ -4,6 +4,7 @@ import type { JobKeys } from "./keys.js";
 import type { ResolvedGuardOptions } from "./options.js";
 import type { SkipReason, SlotState } from "./result.js";
 import { CLAIM_SCRIPT, WITHDRAW_SCRIPT } from "./scripts.js";
+import { sleep } from "./sleep.js";
 import { asStoreError, decodeReply, runScript } from "./store.js";
 
 interface ClaimReply {
@@ -38,8 +39,6 @@ const WITHDRAW_MAX_BACKOFF_MS = 5_000;
 const WITHDRAW_MIN_PATIENCE_MS = 30_000;
 /** How long the marker of a withdrawn claim lives, at least. */
 const WITHDRAWN_MARKER_MIN_MS = 600_000;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The slot index orders slots by fire time; a slot given as an id is scored by the claim's time. */
 function slotScore(slot: number | Date | string, nowMs: number): number {

@@ -1,5 +1,6 @@
 import type { Guard, JobContext } from "./guard.js";
 import { assertJobName } from "./keys.js";
+import { sleep } from "./sleep.js";
 
 export type Task = string | { readonly id: string };
 
@@ -29,7 +30,6 @@ export interface DistributeResult {
 }
 
 const idOf = (task: Task) => (typeof task === "string" ? task : task.id);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Shares one slot's tasks among every caller: each call takes the tasks in its own random order

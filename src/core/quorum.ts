@@ -59,7 +59,14 @@ import {
   STATUS_SCRIPT,
   WITHDRAW_SCRIPT,
 } from "./scripts.js";
-import { decodeReply, failureKind, type GuardStore, messageOf, runScript } from "./store.js";
+import { sleep } from "./sleep.js";
+import {
+  asStoreError,
+  decodeReply,
+  type GuardStore,
+  messageOf,
+  runScript,
+} from "./store.js";
 
 export interface QuorumOptions {
   /**
@@ -140,16 +147,6 @@ interface ClaimReply {
   state?: ClaimState;
   pttl?: number;
   [field: string]: unknown;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function asStoreError(error: unknown, name: string): StoreUnavailableError {
-  if (error instanceof StoreUnavailableError) return error;
-  return new StoreUnavailableError(`${name} failed: ${messageOf(error)}`, {
-    cause: error,
-    kind: failureKind(error),
-  });
 }
 
 /** Settles with the store's answer or a timeout; never rejects. */

@@ -29,6 +29,7 @@ import {
 } from "../../src/core/index.js";
 import type { LuaScript } from "../../src/core/scripts.js";
 import * as coreScripts from "../../src/core/scripts.js";
+import { sleep } from "../../src/core/sleep.js";
 import { type CallRecord, type Fault, FaultyStore } from "../support/faulty-store.js";
 import { uniquePrefix } from "../support/harness.js";
 
@@ -46,7 +47,6 @@ const BASE_SLOT = Date.UTC(2026, 10, 25, 12, 0);
 const TOLERANCE_MS = 8;
 
 const now = () => performance.now();
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ---------------------------------------------------------------------------------------------
 // Scenario

@@ -18,9 +18,9 @@ import {
   UnkeyableArgumentError,
 } from "../../src/core/index.js";
 import { CLAIM_SCRIPT, COMPLETE_SCRIPT, type LuaScript } from "../../src/core/scripts.js";
+import { sleep } from "../../src/core/sleep.js";
 import { directRedis, upstash, useKeyPrefix } from "../support/harness.js";
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const SLOT = Date.UTC(2026, 10, 24, 8, 0);
 const SLOT_ID = "2026-11-24T08:00:00Z";
 

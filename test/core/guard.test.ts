@@ -8,10 +8,10 @@ import {
   StoreUnavailableError,
 } from "../../src/core/index.js";
 import { COMPLETE_SCRIPT, type LuaScript } from "../../src/core/scripts.js";
+import { sleep } from "../../src/core/sleep.js";
 import { tally } from "../support/guard-contract.js";
 import { directRedis, upstash, useKeyPrefix } from "../support/harness.js";
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const SLOT = Date.UTC(2026, 10, 23, 10, 5);
 
 describe("guard.run", () => {

@@ -1,8 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { guarded, type JobContext } from "../../src/core/index.js";
+import { sleep } from "../../src/core/sleep.js";
 import { upstash, useKeyPrefix } from "../support/harness.js";
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("guarded()", () => {
   const prefix = useKeyPrefix("guarded");

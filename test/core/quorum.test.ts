@@ -21,10 +21,10 @@ import {
   quorumFromEnv,
   StoreUnavailableError,
 } from "../../src/core/index.js";
+import { sleep } from "../../src/core/sleep.js";
 import { guardContract, tally } from "../support/guard-contract.js";
 import { upstash, useKeyPrefix } from "../support/harness.js";
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const SLOT = Date.UTC(2026, 10, 23, 10, 5);
 const PREFIX = "q";
 

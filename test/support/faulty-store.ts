@@ -4,6 +4,8 @@
  * what really happened in Redis (sent, answered, the reply) and what the caller saw, so a test can
  * tell "the command never ran" from "it ran and the answer was lost".
  */
+
+import { sleep } from "../../src/core/sleep.js";
 import type { GuardStore } from "../../src/core/store.js";
 
 export type Fault =
@@ -68,8 +70,6 @@ export interface FaultyStoreOptions {
 export class InjectedFault extends Error {
   override readonly name = "InjectedFault";
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class FaultyStore implements GuardStore {
   label: string;

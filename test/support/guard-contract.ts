@@ -6,8 +6,8 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Guard, GuardOptions, GuardResult } from "../../src/core/index.js";
+import { sleep } from "../../src/core/sleep.js";
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const SLOT = Date.UTC(2026, 10, 23, 10, 5);
 
 export function tally(results: GuardResult<unknown>[]) {
