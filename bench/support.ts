@@ -105,7 +105,7 @@ export async function mapLimit<T, R>(
   return results;
 }
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+export { sleep } from "../src/core/sleep.js";
 
 /** A plain left-aligned table; numbers are printed as they are given. */
 export function formatTable(header: readonly string[], rows: readonly (readonly unknown[])[]) {
