@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { sleep } from "../../src/core/sleep.js";
 
 export type FaultAction =
   /** Pass the request on and its answer back. */
@@ -79,7 +80,7 @@ export async function startFaultProxy(
       const body = await readBody(request);
       const path = request.url ?? "/";
       const fault = plan({ path, commands: parseCommands(body) });
-      if (fault.latencyMs) await new Promise((resolve) => setTimeout(resolve, fault.latencyMs));
+      if (fault.latencyMs) await sleep(fault.latencyMs);
       if (fault.action === "refuse") {
         counts.refused += 1;
         request.socket.destroy();

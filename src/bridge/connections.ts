@@ -1,4 +1,5 @@
 import { createClient, ErrorReply, RESP_TYPES } from "redis";
+import { sleep } from "../core/sleep.js";
 import { type CommandTable, parseCommandTable } from "./command-table.js";
 import { type Call, Deadlines, Sweeper } from "./deadlines.js";
 import { RedisCommandError, RedisUnavailableError, ResponseTooLargeError } from "./errors.js";
@@ -177,7 +178,7 @@ export class RedisConnections implements CommandRunner {
         lastError = error;
       }
       const waitMs = Math.min(reopenDelayMs(attempt + 1), deadline - performance.now());
-      if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+      if (waitMs > 0) await sleep(waitMs);
     }
     throw new RedisUnavailableError(
       `could not connect to Redis at ${this.#redisUrl} within ${this.#connectTimeoutMs} ms (last error: ${messageOf(lastError)})`,
@@ -519,7 +520,7 @@ class BusyScriptKiller {
       const kill = ping.includes("FUNCTION KILL") ? ["FUNCTION", "KILL"] : ["SCRIPT", "KILL"];
       const killed = await this.#send(kill);
       if (killed.startsWith("UNKILLABLE")) this.#markUnkillable(killed);
-      await new Promise((resolve) => setTimeout(resolve, killed === "OK" ? 20 : BUSY_RECHECK_MS));
+      await sleep(killed === "OK" ? 20 : BUSY_RECHECK_MS);
     }
   }
 

@@ -4,6 +4,7 @@ import { access, mkdtemp, rm } from "node:fs/promises";
 import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, isAbsolute, join } from "node:path";
+import { sleep } from "../core/sleep.js";
 
 export const REDIS_SERVER_INSTALL_HINT =
   "Install it with `apt-get install -y redis-server` (Debian/Ubuntu) or `brew install redis` (macOS).";
@@ -189,7 +190,7 @@ async function waitUntilReady(
       );
     }
     if (await answersPing(port)) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
   }
   throw new RedisServerStartError(
     `redis-server did not accept connections on port ${port} within ${timeoutMs} ms:\n${output()}`,

@@ -46,6 +46,7 @@ import { keepLease, type Lease } from "./lease.js";
 import type { ResolvedGuardOptions } from "./options.js";
 import type { FailedResult, GuardResult } from "./result.js";
 import { COMPLETE_SCRIPT } from "./scripts.js";
+import { sleep } from "./sleep.js";
 import { asStoreError, decodeReply, runScript } from "./store.js";
 
 interface CompleteReply {
@@ -189,7 +190,7 @@ async function withRetries<T>(untilMs: number, attempt: () => Promise<T>): Promi
     } catch (error) {
       const backoffMs = COMPLETE_BACKOFF_MS * 2 ** (tries - 1);
       if (tries >= COMPLETE_ATTEMPTS || Date.now() + backoffMs >= untilMs) throw error;
-      await new Promise((resolve) => setTimeout(resolve, backoffMs));
+      await sleep(backoffMs);
     }
   }
 }

@@ -60,13 +60,7 @@ import {
   WITHDRAW_SCRIPT,
 } from "./scripts.js";
 import { sleep } from "./sleep.js";
-import {
-  asStoreError,
-  decodeReply,
-  type GuardStore,
-  messageOf,
-  runScript,
-} from "./store.js";
+import { asStoreError, decodeReply, type GuardStore, messageOf, runScript } from "./store.js";
 
 export interface QuorumOptions {
   /**
