@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
+import { constantTimeEquals } from "../core/constant-time.js";
 import { assertReadOnly, type CommandTable } from "./command-table.js";
 import {
   type CommandRunner,
@@ -365,20 +366,6 @@ function bearerToken(header: string): string {
   // the usual "Bearer x" without a regular expression or a copy: this runs for every request
   if (header.startsWith("Bearer ") && header.charCodeAt(7) > 32) return header.slice(7).trimEnd();
   return BEARER.exec(header)?.[1]?.trim() ?? "";
-}
-
-/**
- * Compares `presented` with `secret` in time that depends only on the secret's length: every
- * character of the secret is looked at, whatever the presented value (what hashing both sides
- * and `timingSafeEqual` achieve, without two SHA-256 digests per request).
- */
-export function constantTimeEquals(presented: string, secret: string): boolean {
-  let difference = presented.length ^ secret.length;
-  for (let i = 0; i < secret.length; i += 1) {
-    // charCodeAt past the end is NaN, which `|` turns into 0; the length already differs then.
-    difference |= presented.charCodeAt(i) ^ secret.charCodeAt(i);
-  }
-  return difference === 0;
 }
 
 function tooLarge(maxBodyBytes: number): HttpError {

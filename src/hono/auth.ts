@@ -1,26 +1,8 @@
 import type { MiddlewareHandler } from "hono";
+import { constantTimeEquals } from "../core/constant-time.js";
 import { processEnv } from "../core/env.js";
 import { jsonError } from "./http.js";
 import type { Bindings } from "./types.js";
-
-const encoder = new TextEncoder();
-
-async function sha256(text: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
-}
-
-/**
- * Compares two secrets in constant time: both are hashed first, so neither the length nor the
- * position of the first difference shows in the timing.
- */
-export async function secretsEqual(given: string, expected: string): Promise<boolean> {
-  const [a, b] = await Promise.all([sha256(given), sha256(expected)]);
-  let difference = 0;
-  for (let i = 0; i < a.length; i += 1) {
-    difference |= (a[i] as number) ^ (b[i] as number);
-  }
-  return difference === 0;
-}
 
 /**
  * The token of an `Authorization: Bearer <token>` header, or undefined. Everything after the
@@ -65,7 +47,7 @@ export function requireSecret(
       );
     }
     const given = bearerToken(c.req.header("authorization"));
-    if (given === undefined || !(await secretsEqual(given, expected))) {
+    if (given === undefined || !constantTimeEquals(given, expected)) {
       return jsonError(c, 401, "Unauthorized: send Authorization: Bearer <CRON_SECRET>");
     }
     await next();
