@@ -1,16 +1,19 @@
 import { createCluster } from "redis";
 import { type CommandTable, firstKey, parseCommandTable } from "./command-table.js";
 import {
+  AS_BUFFER,
   assertReplyWithin,
   assertTransactionWithin,
-  BULK_AS_BUFFER,
   type CommandRunner,
   classify,
+  DEFAULT_MAX_RESPONSE_BYTES,
   execOn,
+  messageOf,
   type Outcome,
   RedisCommandError,
   RedisUnavailableError,
   ResponseTooLargeError,
+  reconnectDelayMs,
   replySize,
 } from "./connections.js";
 import { Deadlines } from "./deadlines.js";
@@ -25,9 +28,6 @@ export interface ClusterConnectionsOptions {
   maxResponseBytes?: number;
 }
 
-const AS_BUFFER = { typeMapping: BULK_AS_BUFFER };
-const MAX_RECONNECT_DELAY_MS = 1_000;
-
 function makeCluster(rootUrls: string[], connectTimeoutMs: number) {
   const cluster = createCluster({
     rootNodes: rootUrls.map((url) => ({ url })),
@@ -36,7 +36,7 @@ function makeCluster(rootUrls: string[], connectTimeoutMs: number) {
       disableOfflineQueue: true,
       socket: {
         connectTimeout: connectTimeoutMs,
-        reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, MAX_RECONNECT_DELAY_MS),
+        reconnectStrategy: reconnectDelayMs,
       },
     },
   });
@@ -64,7 +64,7 @@ export class ClusterConnections implements CommandRunner {
   constructor(options: ClusterConnectionsOptions) {
     this.#rootUrls = options.rootUrls;
     this.#commandTimeoutMs = options.commandTimeoutMs ?? 5_000;
-    this.#maxResponseBytes = options.maxResponseBytes ?? 10 * 1024 * 1024;
+    this.#maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.#cluster = makeCluster(options.rootUrls, this.#commandTimeoutMs);
     this.#deadlines = new Deadlines(this.#commandTimeoutMs);
   }
@@ -82,7 +82,7 @@ export class ClusterConnections implements CommandRunner {
     } catch (error) {
       this.close();
       throw new RedisUnavailableError(
-        `could not connect to the Redis Cluster at ${this.#rootUrls.join(",")} within ${this.#commandTimeoutMs} ms: ${error instanceof Error ? error.message : String(error)}`,
+        `could not connect to the Redis Cluster at ${this.#rootUrls.join(",")} within ${this.#commandTimeoutMs} ms: ${messageOf(error)}`,
         { cause: error },
       );
     }

@@ -63,10 +63,14 @@ const PIPELINE_CHUNK = 32;
 /** How often the bridge re-checks a busy Redis (and retries the kill) until it answers again. */
 const BUSY_RECHECK_MS = 200;
 
-/** Bulk strings as Buffers (exact bytes, base64-able); simple strings stay JS strings. */
-export const BULK_AS_BUFFER = { [RESP_TYPES.BLOB_STRING]: Buffer };
-const AS_BUFFER = { typeMapping: BULK_AS_BUFFER };
+/** node `redis` command options: bulk strings as Buffers (exact bytes, base64-able); simple strings stay JS strings. */
+export const AS_BUFFER = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } };
 const MAX_RECONNECT_DELAY_MS = 1_000;
+
+/** node `redis`'s reconnect strategy: 50 ms, doubling, at most 1 s. */
+export function reconnectDelayMs(retries: number): number {
+  return Math.min(50 * 2 ** retries, MAX_RECONNECT_DELAY_MS);
+}
 
 function makeClient(redisUrl: string, connectTimeoutMs: number, reconnect: boolean) {
   const client = createClient({
@@ -75,9 +79,7 @@ function makeClient(redisUrl: string, connectTimeoutMs: number, reconnect: boole
     disableOfflineQueue: true,
     socket: {
       connectTimeout: connectTimeoutMs,
-      reconnectStrategy: reconnect
-        ? (retries: number) => Math.min(50 * 2 ** retries, MAX_RECONNECT_DELAY_MS)
-        : false,
+      reconnectStrategy: reconnect ? reconnectDelayMs : false,
     },
   });
   client.on("error", () => {});
@@ -86,7 +88,7 @@ function makeClient(redisUrl: string, connectTimeoutMs: number, reconnect: boole
 
 type Client = ReturnType<typeof makeClient>;
 
-function messageOf(error: unknown): string {
+export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
@@ -99,7 +101,7 @@ export function destroyQuietly(client: { destroy(): void }): void {
 
 /** Delay before the n-th attempt in a row to reopen the shared connection, in ms. */
 function reopenDelayMs(attempt: number): number {
-  return attempt === 0 ? 0 : Math.min(50 * 2 ** (attempt - 1), MAX_RECONNECT_DELAY_MS);
+  return attempt === 0 ? 0 : reconnectDelayMs(attempt - 1);
 }
 
 /**
@@ -453,8 +455,7 @@ export function classify(error: unknown): RedisCommandError | RedisUnavailableEr
       : "";
     return new RedisCommandError(`${error.message}${note}`, { cause: error });
   }
-  const message = error instanceof Error ? error.message : String(error);
-  return new RedisUnavailableError(message, { cause: error });
+  return new RedisUnavailableError(messageOf(error), { cause: error });
 }
 
 /**
