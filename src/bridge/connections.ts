@@ -3,11 +3,16 @@ import { sleep } from "../core/sleep.js";
 import { type CommandTable, parseCommandTable } from "./command-table.js";
 import { type Call, Deadlines, Sweeper } from "./deadlines.js";
 import { RedisCommandError, RedisUnavailableError, ResponseTooLargeError } from "./errors.js";
-import type { Command } from "./protocol.js";
+import { type Command, DEFAULT_MAX_RESPONSE_BYTES } from "./protocol.js";
 import { ReplyError } from "./resp.js";
 import { parseRedisUrl, RespConnection } from "./resp-connection.js";
 
-export { RedisCommandError, RedisUnavailableError, ResponseTooLargeError };
+export {
+  DEFAULT_MAX_RESPONSE_BYTES,
+  RedisCommandError,
+  RedisUnavailableError,
+  ResponseTooLargeError,
+};
 
 /** Result of one command inside a pipeline or transaction. */
 export type Outcome = { ok: true; reply: unknown } | { ok: false; error: string };
@@ -52,8 +57,6 @@ export interface RedisConnectionsOptions {
   busyCheckAfterMs?: number;
 }
 
-/** 10 MiB, Upstash's max request size (which also bounds what one request can read). */
-export const DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024;
 /**
  * Pipelines go to Redis this many commands at a time, and stop once the replies pass
  * `maxResponseBytes`: sent all at once, a body of 50 000 GETs of one large value would make Redis

@@ -134,8 +134,11 @@ export interface CommandLimits {
   maxValueBytes?: number;
 }
 
-/** 10 MiB: the bridge's default response cap, so any value it lets grow can be read back. */
-export const DEFAULT_MAX_VALUE_BYTES = 10 * 1024 * 1024;
+/** 10 MiB, Upstash's max request size (which also bounds what one request can read). */
+export const DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024;
+
+/** The bridge's default response cap, so any value it lets grow can be read back. */
+export const DEFAULT_MAX_VALUE_BYTES = DEFAULT_MAX_RESPONSE_BYTES;
 
 /**
  * Validates one command from a JSON body. Strings pass, numbers and booleans become strings

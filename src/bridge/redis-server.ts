@@ -5,6 +5,7 @@ import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, isAbsolute, join } from "node:path";
 import { sleep } from "../core/sleep.js";
+import { DEFAULT_MAX_RESPONSE_BYTES } from "./protocol.js";
 
 export const REDIS_SERVER_INSTALL_HINT =
   "Install it with `apt-get install -y redis-server` (Debian/Ubuntu) or `brew install redis` (macOS).";
@@ -96,7 +97,9 @@ export async function spawnRedisServer(
       "--lua-time-limit",
       String(options.busyReplyThresholdMs ?? 500),
       "--proto-max-bulk-len",
-      String(Math.max(options.maxStringBytes ?? 10 * 1024 * 1024, MIN_PROTO_MAX_BULK_LEN)),
+      String(
+        Math.max(options.maxStringBytes ?? DEFAULT_MAX_RESPONSE_BYTES, MIN_PROTO_MAX_BULK_LEN),
+      ),
       "--client-output-buffer-limit",
       ...NORMAL_CLIENT_OUTPUT_LIMIT,
       ...(options.extraArgs ?? []),
