@@ -75,3 +75,15 @@ function encodeObject(value: object, path: Set<object>, where: string): string {
     path.delete(value);
   }
 }
+
+/**
+ * The first `bytes` bytes of the SHA-256 digest of `canonicalArguments(args)`, as hex: a short
+ * name for the arguments that is the same wherever the same values are given.
+ */
+export async function canonicalDigest(args: readonly unknown[], bytes: number): Promise<string> {
+  const text = canonicalArguments(args);
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest).slice(0, bytes), (byte) =>
+    byte.toString(16).padStart(2, "0"),
+  ).join("");
+}

@@ -1,4 +1,4 @@
-import { canonicalArguments } from "./canonical.js";
+import { canonicalDigest } from "./canonical.js";
 import { createGuard, type Guard, type JobContext, type RunOptions } from "./guard.js";
 import { configErrorIn, type GuardOptions } from "./options.js";
 import type { GuardResult } from "./result.js";
@@ -28,14 +28,6 @@ export interface GuardedOptions<A extends unknown[]> extends GuardOptions {
 
 const KEY_PART = /^[A-Za-z0-9._:+-]{1,128}$/;
 
-async function digestOfArguments(args: unknown[]): Promise<string> {
-  const text = canonicalArguments(args);
-  const bytes = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(bytes).slice(0, 16), (byte) =>
-    byte.toString(16).padStart(2, "0"),
-  ).join("");
-}
-
 /**
  * Wraps a sync or async function so concurrent and duplicate calls with the same arguments run it
  * once per slot. The wrapper resolves to the shared result union instead of the bare value. A
@@ -58,7 +50,7 @@ export function guarded<A extends unknown[], T>(
         });
 
   return async function guardedCall(...args: A) {
-    const argumentKey = key ? key(...args) : `args.${await digestOfArguments(args)}`;
+    const argumentKey = key ? key(...args) : `args.${await canonicalDigest(args, 16)}`;
     if (typeof argumentKey !== "string" || !KEY_PART.test(argumentKey)) {
       throw new TypeError(
         `guarded(${job}): key() returned ${JSON.stringify(argumentKey)}; use 1-128 characters of A-Z a-z 0-9 . _ : + -`,

@@ -1,4 +1,4 @@
-import { canonicalArguments } from "../canonical.js";
+import { canonicalArguments, canonicalDigest } from "../canonical.js";
 import { ConfigError } from "../errors.js";
 import { isValidJobName } from "../keys.js";
 import { parseSchedule } from "../slot.js";
@@ -147,7 +147,7 @@ export async function validateSchedule(
   };
   return {
     ...definition,
-    fingerprint: await digest(canonicalArguments([definition])),
+    fingerprint: await canonicalDigest([definition], 12),
     ...(raw.enabled === undefined ? {} : { enabled: raw.enabled }),
   };
 }
@@ -159,11 +159,4 @@ function sameValue(original: unknown, roundTripped: unknown): boolean {
   } catch {
     return false;
   }
-}
-
-async function digest(text: string): Promise<string> {
-  const bytes = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(bytes).slice(0, 12), (byte) =>
-    byte.toString(16).padStart(2, "0"),
-  ).join("");
 }
