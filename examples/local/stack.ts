@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { serve } from "@hono/node-server";
 import { Redis } from "@upstash/redis";
 import { startBridge } from "../../src/bridge/index.js";
-import { createCronApp } from "../../src/hono/index.js";
+import { createCronApp, cronSecretProblem } from "../../src/hono/index.js";
 import {
   exampleHandlers,
   exampleJobs,
@@ -59,6 +59,11 @@ function listen(app: { fetch: (request: Request) => Response | Promise<Response>
  */
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const secret = options.secret ?? process.env.CRON_SECRET ?? randomBytes(18).toString("base64url");
+  const secretProblem = cronSecretProblem(secret);
+  if (secretProblem !== undefined) {
+    // the app would answer 500 to every trigger: say so before starting anything
+    throw new TypeError(`CRON_SECRET ${secretProblem}`);
+  }
   const bridge = await startBridge({
     port: options.bridgePort ?? 8079,
     redisUrl: options.redisUrl,

@@ -60,6 +60,23 @@ describe("npm start", () => {
     expect(io.outLines.join("\n")).toMatch(/heartbeat .*: 1 ran, 9 skipped/);
   });
 
+  it("refuses a CRON_SECRET no header can carry before starting anything", async () => {
+    const io = captureIo();
+    const before = process.env.CRON_SECRET;
+    process.env.CRON_SECRET = "pässwörd";
+    try {
+      const result = await runStart(["start", "--port", "0", "--bridge-port", "0"], io);
+      expect(result).toEqual({ exitCode: 1 });
+    } finally {
+      if (before === undefined) delete process.env.CRON_SECRET;
+      else process.env.CRON_SECRET = before;
+    }
+    const errors = io.errLines.join("\n");
+    expect(errors).toMatch(/CRON_SECRET contains characters an HTTP header cannot carry/);
+    expect(errors).not.toContain("pässwörd");
+    expect(io.outLines.join("\n")).not.toMatch(/UPSTASH_REDIS_REST_URL|heartbeat/);
+  });
+
   it("refuses a bad --deliveries with a clear error", async () => {
     const io = captureIo();
     expect(await runStart(["start", "--deliveries", "0"], io)).toEqual({ exitCode: 2 });

@@ -35,10 +35,8 @@ export function requireSecret(
     // values (Vercel's `Authorization: Bearer <CRON_SECRET>` arrives without it). Comparing it
     // verbatim would answer 401 to every call, Vercel's included; whitespace inside is kept.
     const configured = cronSecret(c.env ?? {});
-    const expected = typeof configured === "string" ? configured.trim() : "";
-    if (!expected) {
-      const why =
-        typeof configured === "string" && configured !== "" ? "is only whitespace" : "is not set";
+    const why = cronSecretProblem(configured);
+    if (why !== undefined) {
       console.error(`cron-guard: CRON_SECRET ${why}; refusing every /cron request`);
       return jsonError(
         c,
@@ -46,10 +44,30 @@ export function requireSecret(
         `CRON_SECRET is not configured on this deployment (it ${why}); refusing to run`,
       );
     }
+    const expected = (configured as string).trim();
     const given = bearerToken(c.req.header("authorization"));
     if (given === undefined || !constantTimeEquals(given, expected)) {
       return jsonError(c, 401, "Unauthorized: send Authorization: Bearer <CRON_SECRET>");
     }
     await next();
   };
+}
+
+/** Printable ASCII, space and tab: what every client can put in an `Authorization` header. */
+const HEADER_SAFE = /^[\t\x20-\x7e]*$/;
+
+/**
+ * Why `secret` cannot work as the CRON_SECRET (it is missing, only whitespace, or holds
+ * characters no client can send in a header, such as non-ASCII letters or control characters:
+ * every trigger, Vercel's included, would get 401), or undefined when it can. The app answers
+ * 500 with this reason; call it to refuse a bad secret at start-up. Never quotes the secret.
+ */
+export function cronSecretProblem(secret: string | undefined): string | undefined {
+  if (typeof secret !== "string" || secret === "") return "is not set";
+  const trimmed = secret.trim();
+  if (trimmed === "") return "is only whitespace";
+  if (!HEADER_SAFE.test(trimmed)) {
+    return "contains characters an HTTP header cannot carry; use printable ASCII";
+  }
+  return undefined;
 }

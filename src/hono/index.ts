@@ -1,4 +1,5 @@
 export { createCronApp } from "./app.js";
+export { cronSecretProblem } from "./auth.js";
 export {
   type CronGuardContext,
   type CronGuardOptions,

@@ -99,7 +99,8 @@ export interface CronAppOptions<TRedis extends GuardStore> {
   /**
    * The bearer secret every HTTP trigger must present. Default: `env.CRON_SECRET`, then
    * `process.env.CRON_SECRET`. Leading and trailing whitespace is ignored (HTTP cannot carry it
-   * in a header). Without one, or with only whitespace, every /cron route answers 500: never open.
+   * in a header). Without one, with only whitespace, or with characters a header cannot carry
+   * (anything but printable ASCII, space and tab), every /cron route answers 500: never open.
    */
   cronSecret?: (env: Bindings) => string | undefined;
   /** Deployment-wide guard options (prefix, region, clock, ...); each job may override its own. */

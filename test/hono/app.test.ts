@@ -340,6 +340,42 @@ describe("createCronApp", () => {
     expect(await keysWritten()).toEqual([]);
   });
 
+  it.each([
+    ["non-ASCII letters", "pässwörd-Ω"],
+    ["a NUL inside", "s3\u0000cret"],
+    ["a newline inside", "s3\ncret"],
+    ["DEL inside", "s3\u007fcret"],
+  ])(
+    "treats a CRON_SECRET with %s as not configured: no header can carry it, so 500 without quoting it, nothing written",
+    async (_label, secret) => {
+      const { app, runs } = makeApp({ secret });
+      const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+      // what a client can send: the UTF-8 bytes, read back as Latin-1
+      const sent = Buffer.from(secret, "utf8")
+        .toString("latin1")
+        .replace(/[\0\n\x7f]/g, "");
+      const response = await app.request("/cron/tick", {
+        headers: { authorization: `Bearer ${sent}` },
+      });
+      expect(response.status).toBe(500);
+      const error = await errorOf(response);
+      expect(error).toMatch(/CRON_SECRET is not configured .*cannot carry; use printable ASCII/);
+      expect(error).not.toContain(secret);
+      expect(errors).toHaveBeenCalled();
+      expect(runs).toEqual([]);
+      expect(await keysWritten()).toEqual([]);
+    },
+  );
+
+  it("takes a CRON_SECRET with spaces and tabs inside (printable ASCII is enough)", async () => {
+    const { app, runs } = makeApp({ secret: "two words\tand a tab" });
+    const response = await app.request("/cron/tick", {
+      headers: { authorization: "Bearer two words\tand a tab" },
+    });
+    expect(response.status).toBe(200);
+    expect(runs).toHaveLength(1);
+  });
+
   it("says only its name on GET / without authentication: no job names", async () => {
     const { app } = makeApp();
     const response = await app.request("/");
