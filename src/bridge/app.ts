@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import { constantTimeEquals } from "../core/constant-time.js";
+import { constantTimeEquals } from "../core/secrets.js";
 import { assertReadOnly, type CommandTable } from "./command-table.js";
 import {
   type CommandRunner,

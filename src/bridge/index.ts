@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { isHeaderSafe } from "../core/secrets.js";
 import { type BridgeAppOptions, createBridgeHandler } from "./app.js";
 import { ClusterConnections } from "./cluster.js";
 import { DEFAULT_MAX_RESPONSE_BYTES, RedisConnections } from "./connections.js";
@@ -177,6 +178,7 @@ function validate(options: StartBridgeOptions, port: number, host: string, token
   }
   if (host.trim() === "") throw new BridgeOptionsError("host must not be empty");
   if (token.trim() === "") throw new BridgeOptionsError("token must not be empty");
+  assertHeaderSafe("token", token);
   if (options.cluster !== undefined) {
     if (options.redisUrl !== undefined) {
       throw new BridgeOptionsError("give either redisUrl or cluster, not both");
@@ -194,6 +196,7 @@ function validate(options: StartBridgeOptions, port: number, host: string, token
     if (options.readonlyToken.trim() === "") {
       throw new BridgeOptionsError("readonlyToken must not be empty");
     }
+    assertHeaderSafe("readonlyToken", options.readonlyToken);
     if (options.readonlyToken === token) {
       throw new BridgeOptionsError("readonlyToken must differ from token");
     }
@@ -208,6 +211,20 @@ function validate(options: StartBridgeOptions, port: number, host: string, token
     if (value !== undefined && (!Number.isInteger(value) || value <= 0)) {
       throw new BridgeOptionsError(`${key} must be a positive integer, got ${value}`);
     }
+  }
+}
+
+/** A token no client could present can only ever answer 401: refuse it at start. */
+function assertHeaderSafe(name: string, token: string): void {
+  if (!isHeaderSafe(token)) {
+    throw new BridgeOptionsError(
+      `${name} must be printable ASCII: no client can send other characters in an Authorization header`,
+    );
+  }
+  if (token !== token.trim()) {
+    throw new BridgeOptionsError(
+      `${name} must not start or end with whitespace: HTTP strips it from header values`,
+    );
   }
 }
 

@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from "hono";
-import { constantTimeEquals } from "../core/constant-time.js";
 import { processEnv } from "../core/env.js";
+import { constantTimeEquals, isHeaderSafe } from "../core/secrets.js";
 import { jsonError } from "./http.js";
 import type { Bindings } from "./types.js";
 
@@ -53,9 +53,6 @@ export function requireSecret(
   };
 }
 
-/** Printable ASCII, space and tab: what every client can put in an `Authorization` header. */
-const HEADER_SAFE = /^[\t\x20-\x7e]*$/;
-
 /**
  * Why `secret` cannot work as the CRON_SECRET (it is missing, only whitespace, or holds
  * characters no client can send in a header, such as non-ASCII letters or control characters:
@@ -66,7 +63,7 @@ export function cronSecretProblem(secret: string | undefined): string | undefine
   if (typeof secret !== "string" || secret === "") return "is not set";
   const trimmed = secret.trim();
   if (trimmed === "") return "is only whitespace";
-  if (!HEADER_SAFE.test(trimmed)) {
+  if (!isHeaderSafe(trimmed)) {
     return "contains characters an HTTP header cannot carry; use printable ASCII";
   }
   return undefined;

@@ -94,6 +94,11 @@ describe("startBridge and spawnRedisServer", () => {
     [{ port: -1 }, /port must be an integer/],
     [{ port: 1.5 }, /port must be an integer/],
     [{ token: " " }, /token must not be empty/],
+    [{ token: "pässwörd" }, /token must be printable ASCII/],
+    [{ token: "tok\nen" }, /token must be printable ASCII/],
+    [{ token: " token" }, /token must not start or end with whitespace/],
+    [{ token: "t", readonlyToken: "lecture-Ω" }, /readonlyToken must be printable ASCII/],
+    [{ token: "t", readonlyToken: "ro\t" }, /readonlyToken must not start or end with whitespace/],
     [{ maxBodyBytes: 0 }, /maxBodyBytes must be a positive integer/],
   ])("refuses options %j", async (options, message) => {
     await expect(startBridge({ redisUrl: bridgeEnv().redisUrl, ...options })).rejects.toThrow(

@@ -12,3 +12,15 @@ export function constantTimeEquals(presented: string, secret: string): boolean {
   }
   return difference === 0;
 }
+
+/** Printable ASCII, space and tab: what every client can put in an `Authorization` header. */
+const HEADER_SAFE = /^[\t\x20-\x7e]*$/;
+
+/**
+ * Whether every character of `secret` can travel in an HTTP header from any client (printable
+ * ASCII, space, tab). A secret with others (non-ASCII letters, control characters) can never be
+ * presented: fetch refuses to send it, and servers read header bytes as Latin-1.
+ */
+export function isHeaderSafe(secret: string): boolean {
+  return HEADER_SAFE.test(secret);
+}

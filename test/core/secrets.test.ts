@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { constantTimeEquals } from "../../src/core/constant-time.js";
+import { constantTimeEquals, isHeaderSafe } from "../../src/core/secrets.js";
 
 describe("constantTimeEquals", () => {
   it("is true only for the same string", () => {
@@ -21,5 +21,26 @@ describe("constantTimeEquals", () => {
     expect(constantTimeEquals("пароль🔑", "пароль🔑")).toBe(true);
     expect(constantTimeEquals("пароль🔒", "пароль🔑")).toBe(false);
     expect(constantTimeEquals("\u00e9", "e\u0301")).toBe(false);
+  });
+});
+
+describe("isHeaderSafe", () => {
+  it("takes printable ASCII with spaces and tabs inside", () => {
+    expect(isHeaderSafe("AZaz09-._~+/= !\"#$%&'()*,:;<>?@[\\]^`{|}")).toBe(true);
+    expect(isHeaderSafe("two words\tand a tab")).toBe(true);
+  });
+
+  it("refuses what no client can put in a header", () => {
+    for (const secret of [
+      "pässwörd",
+      "s3cret-Ω",
+      "key🔑",
+      "s3\0cret",
+      "s3\ncret",
+      "s3\rcret",
+      "s3\x7fcret",
+    ]) {
+      expect(isHeaderSafe(secret), JSON.stringify(secret)).toBe(false);
+    }
   });
 });
