@@ -78,6 +78,14 @@ describe("dashboard in chromium", () => {
     expect(await page.locator("article").count()).toBe(0);
     expect(await page.evaluate('sessionStorage.getItem("cron-guard-secret")')).toBeNull();
 
+    // a secret no header can carry: refused in the page (fetch would throw), nothing sent
+    await page.fill("#secret", "pässwörd");
+    await page.click("#unlock button");
+    await expect.poll(() => page.locator("#lockmsg").textContent()).toMatch(/printable ASCII/);
+    expect(dataStatuses).toEqual([401]);
+    expect(await page.locator("#main").isVisible()).toBe(false);
+    expect(await page.evaluate('sessionStorage.getItem("cron-guard-secret")')).toBeNull();
+
     await page.fill("#secret", SECRET);
     await page.click("#unlock button");
     await card("job", "heartbeat").waitFor();

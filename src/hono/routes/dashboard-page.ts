@@ -211,6 +211,11 @@ $("unlock").addEventListener("submit", (event) => {
   const secret = $("secret").value.trim();
   $("secret").value = "";
   if (!secret) return;
+  // a header carries only printable ASCII, so no CRON_SECRET holds anything else (fetch would throw)
+  if (!/^[\t\x20-\x7e]*$/.test(secret)) {
+    lock("That is not the CRON_SECRET: it holds only printable ASCII.");
+    return;
+  }
   sessionStorage.setItem(KEY, secret);
   unlocked();
 });
