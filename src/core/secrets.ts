@@ -14,7 +14,7 @@ export function constantTimeEquals(presented: string, secret: string): boolean {
 }
 
 /** Printable ASCII, space and tab: what every client can put in an `Authorization` header. */
-const HEADER_SAFE = /^[\t\x20-\x7e]*$/;
+export const HEADER_SAFE = /^[\t\x20-\x7e]*$/;
 
 /**
  * Whether every character of `secret` can travel in an HTTP header from any client (printable
