@@ -46,6 +46,25 @@ function ownGuardOptions(job: CronJob<never>): GuardSettings {
 }
 
 /**
+ * A job declared in code runs when the platform fires its cron (Cloudflare's `scheduled()`,
+ * Vercel's call of `/cron/<name>`, both matched to the job by its cron), and both platforms fire
+ * crons in UTC. A cron read in another time zone would run at the platform's UTC times for the
+ * latest fire time of the zone's reading (09:00Z fires slot 08:00Z for "0 9 * * *" in
+ * Europe/Berlin), so it is refused here, whatever the cron: aliases of UTC (`Etc/UTC`, `GMT`, ...)
+ * pass, as they canonicalize to "UTC". Dynamic schedules keep their time zone: the dispatcher
+ * runs every minute and finds their fire times itself.
+ */
+function assertPlatformTimezone(job: CronJob<never>, schedule: CronSchedule): void {
+  if (schedule.timezone === "UTC") return;
+  throw new ConfigError(
+    "timezone",
+    `${JSON.stringify(job.timezone)} cannot work for a job declared in code: Cloudflare and Vercel fire its cron ${JSON.stringify(job.cron)} in UTC, so it would not run at its ${schedule.timezone} fire times (it would run late, or not at all). ` +
+      `Either make it a dynamic schedule, which keeps the time zone and is dispatched by the app's dispatchCron (every minute by default): schedules: [{ id: ${JSON.stringify(job.name)}, cron: ${JSON.stringify(job.cron)}, timezone: ${JSON.stringify(schedule.timezone)}, handler: "<name>" }] with handlers: { "<name>": ... }; ` +
+      "or write the cron in UTC and drop timezone (it then does not follow daylight saving time).",
+  );
+}
+
+/**
  * Validates the app's options once, at creation: a typo fails the deployment, not the first
  * delivery. Guards are built per environment (the store may come from the request's bindings).
  */
@@ -83,6 +102,7 @@ export function createDeployment<TRedis extends GuardStore>(
     }
     const schedule = configErrorIn(`job "${job.name}"`, () => {
       const parsed = parseSchedule(job.cron, { timezone: job.timezone });
+      assertPlatformTimezone(job, parsed);
       const settings = resolveGuardSettings({ ...guardOptions, ...ownGuardOptions(job) });
       validateSkewTolerance(parsed, settings.skewToleranceMs, settings.clock());
       return parsed;
