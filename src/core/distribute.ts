@@ -1,10 +1,26 @@
-import type { Guard, JobContext } from "./guard.js";
-import { assertJobName } from "./keys.js";
+import { InvalidKeyPartError } from "./errors.js";
+import { createGuard, type Guard, type JobContext } from "./guard.js";
+import { assertJobName, isValidJobName } from "./keys.js";
 import { sleep } from "./sleep.js";
 
 export type Task = string | { readonly id: string };
 
+/** The workload of a `distribute` call that names none. */
+export const DEFAULT_WORKLOAD = "default";
+
+/** Longest key prefix a guard accepts (`PREFIX` in keys.ts). */
+const MAX_PREFIX_LENGTH = 64;
+
 export interface DistributeOptions {
+  /**
+   * Which list of tasks this is, e.g. `"daily-digest"`: callers with the same workload share its
+   * tasks, other workloads over the same task ids and slot are independent, and no workload
+   * touches a job or schedule of the same name as a task. `[A-Za-z0-9._-]`, and at most
+   * 64 - (prefix length + 12) characters, as its tasks' keys live under
+   * `<prefix>:distribute:<workload>` (42 with the default prefix). Default `"default"`: give one
+   * whenever a deployment distributes more than one list.
+   */
+  workload?: string;
   /** Tasks this call runs at once. Default 4. */
   concurrency?: number;
   /** Stop taking tasks when it aborts; tasks already started finish. */
@@ -32,19 +48,49 @@ export interface DistributeResult {
 const idOf = (task: Task) => (typeof task === "string" ? task : task.id);
 
 /**
+ * The key prefix of a workload's tasks: `<prefix>:distribute:<workload>`, so a task's keys are
+ * `<prefix>:distribute:<workload>:{<task>}:...`. A job's or schedule's keys are
+ * `<prefix>:{<name>}:...` (the hash tag right after the prefix), and a workload cannot contain
+ * `:`, `{` or `}`, so no task key is ever a job's key, nor another workload's.
+ */
+export function workloadPrefix(prefix: string, workload: unknown): string {
+  if (typeof workload !== "string" || !isValidJobName(workload)) {
+    throw new InvalidKeyPartError(
+      "prefix",
+      `invalid workload ${JSON.stringify(workload)}: use 1-128 characters of A-Z a-z 0-9 . _ - (like a job name)`,
+    );
+  }
+  const base = `${prefix}:distribute:`;
+  if (base.length + workload.length > MAX_PREFIX_LENGTH) {
+    throw new InvalidKeyPartError(
+      "prefix",
+      `workload ${JSON.stringify(workload)} is too long: its tasks' key prefix "${base}<workload>" may have at most ${MAX_PREFIX_LENGTH} characters, so with prefix "${prefix}" a workload has at most ${Math.max(0, MAX_PREFIX_LENGTH - base.length)}`,
+    );
+  }
+  return base + workload;
+}
+
+/**
  * Shares one slot's tasks among every caller: each call takes the tasks in its own random order
- * and claims them one at a time through the guard (the task id is the job name), so N callers share
- * M tasks and none runs twice. Tasks another caller holds are retried until they are done or their
- * holder's lease runs out (then this call runs them), for at most `waitMs`.
+ * and claims them one at a time (each task id is guarded like a job, in the workload's own key
+ * space, see `workloadPrefix`), so N callers share M tasks and none runs twice. Tasks another
+ * caller holds are retried until they are done or their holder's lease runs out (then this call
+ * runs them), for at most `waitMs`.
  */
 export async function distribute<T extends Task>(
-  guard: Guard,
+  jobGuard: Guard,
   slot: number | Date | string,
   tasks: readonly T[],
   fn: (task: T, context: JobContext) => unknown,
   options: DistributeOptions = {},
 ): Promise<DistributeResult> {
   for (const task of tasks) assertJobName(idOf(task));
+  // The same settings and store, another key space: the guard's claim, ledger, heartbeat and
+  // failure policy apply to tasks unchanged.
+  const guard = createGuard({
+    ...jobGuard.options,
+    prefix: workloadPrefix(jobGuard.options.prefix, options.workload ?? DEFAULT_WORKLOAD),
+  });
   const concurrency = options.concurrency ?? 4;
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new RangeError(`concurrency must be a positive integer, got ${String(concurrency)}`);
