@@ -276,6 +276,40 @@ describe("dispatch", () => {
     ]);
   });
 
+  it("20 concurrent ticks over 8 dying fires count 8 dead, and each missed fire once", async () => {
+    const w = world(prefix(), {
+      dies: () => {
+        throw new Error("dies");
+      },
+    });
+    for (let i = 0; i < 8; i += 1) {
+      await w.registry.upsert({
+        id: `dies-${i}`,
+        cron: "0 * * * *",
+        handler: "dies",
+        maxAttempts: 1,
+      });
+    }
+    for (let i = 0; i < 4; i += 1)
+      await w.registry.upsert(every(`late-${i}`, { catchUp: "latest" }));
+    for (let i = 0; i < 4; i += 1) await w.registry.upsert(every(`skip-${i}`, { catchUp: "skip" }));
+    // 13:00:05: each dying schedule's 13:00 fire is due; the per-minute ones missed 12:01..12:59
+    w.setNow(Date.UTC(2026, 10, 25, 13, 0, 5));
+    const ticks = await Promise.all(Array.from({ length: 20 }, () => w.dispatcher().tick()));
+    const total = (key: "dead" | "missed" | "ran" | "failed") =>
+      ticks.reduce((sum, tick) => sum + tick[key], 0);
+    expect(total("failed")).toBe(8);
+    expect(total("dead")).toBe(8);
+    expect(total("ran")).toBe(8);
+    expect(total("missed")).toBe(8 * 59);
+    const events = await w.registry.events(100);
+    expect(events.filter((e) => e.event.kind === "dead")).toHaveLength(8);
+    const missedEvents = events.filter((e) => e.event.kind === "missed");
+    expect(missedEvents.reduce((sum, e) => sum + (e.event.fires ?? 0), 0)).toBe(8 * 59);
+    for (const tick of ticks) expect(tick.remaining).toBeLessThanOrEqual(16);
+    expect(await w.dispatcher().tick()).toMatchObject({ ran: 0, remaining: 0, dead: 0, missed: 0 });
+  });
+
   it("stops starting runs when its store-call budget is spent, leaving the rest due", async () => {
     const w = world(prefix());
     for (let i = 0; i < 30; i += 1) await w.registry.upsert(every(`b${i}`));

@@ -164,13 +164,18 @@ export function createDispatcher(options: DispatcherOptions) {
     const canStart = () =>
       Date.now() - startedAt < budgetMs && store.calls + (inFlight + 1) * CALLS_PER_RUN <= maxCalls;
 
-    /** Moves the schedule's pending fire on, if no other instance did first. */
-    const setPending = (
+    /**
+     * Moves the schedule's pending fire on, if no other instance did first, recording `events`
+     * (at most two) with it. True when this tick's compare-and-set won: only then does the tick
+     * count what it settled, so concurrent ticks over the same fire count it once between them.
+     */
+    const setPending = async (
       item: DueItem,
       next: { fireMs: number; attempt: number; dueAtMs: number },
-      event?: object,
-    ) =>
-      runScript(
+      events: readonly object[] = [],
+    ): Promise<boolean> => {
+      const [first, second] = events.map((event) => JSON.stringify(event));
+      const reply = await runScript(
         store,
         SET_PENDING_SCRIPT,
         [keys.definitions, keys.due, keys.fires, keys.events],
@@ -179,10 +184,13 @@ export function createDispatcher(options: DispatcherOptions) {
           item.fire,
           `${next.fireMs}:${next.attempt}`,
           next.dueAtMs,
-          event ? JSON.stringify(event) : "",
+          first ?? "",
           EVENTS_KEPT,
+          second ?? "",
         ],
       );
+      return reply === "set";
+    };
 
     async function settle(item: DueItem): Promise<void> {
       const schedule = decodeSchedule(item.schedule, item.fire);
@@ -209,17 +217,19 @@ export function createDispatcher(options: DispatcherOptions) {
         if (schedule.catchUp === "skip" && nowMs - fireMs > missedAfterMs) {
           missed += 1;
           const next = nextAfter(nowMs);
-          result.missed += missed;
-          settled += 1;
-          await setPending(
-            item,
-            { fireMs: next, attempt: 0, dueAtMs: next },
-            { kind: "missed", fire: slotId(fireMs), fires: missed },
-          );
+          const recorded = await setPending(item, { fireMs: next, attempt: 0, dueAtMs: next }, [
+            { kind: "missed", fire: slotId(pending.fireMs), fires: missed },
+          ]);
+          if (recorded) {
+            result.missed += missed;
+            settled += 1;
+          }
           return;
         }
-        if (missed > 0) result.missed += missed;
       }
+      /** The catch-up's missed fires, recorded with whatever settles this fire. */
+      const missedEvents =
+        missed > 0 ? [{ kind: "missed", fire: slotId(pending.fireMs), fires: missed }] : [];
       const handler = options.handlers[schedule.handler];
       const slot =
         pending.attempt === 0 ? slotId(fireMs) : `${slotId(fireMs)}.retry${pending.attempt}`;
@@ -243,33 +253,39 @@ export function createDispatcher(options: DispatcherOptions) {
         result.errors += 1; // store unavailable: the fire stays due for the next look
         return;
       }
-      const finished = async () => {
+      const recorded = (won: boolean, count?: () => void) => {
+        if (!won) return;
         settled += 1;
+        result.missed += missed;
+        count?.();
+      };
+      const finished = async () => {
         const next = nextAfter(fireMs);
-        await setPending(
-          item,
-          { fireMs: next, attempt: 0, dueAtMs: next },
-          missed > 0 ? { kind: "missed", fire: slotId(pending.fireMs), fires: missed } : undefined,
-        );
+        recorded(await setPending(item, { fireMs: next, attempt: 0, dueAtMs: next }, missedEvents));
       };
       const failedAttempt = async (error: string) => {
-        settled += 1;
         if (pending.attempt + 1 >= schedule.maxAttempts) {
-          result.dead += 1;
           const next = nextAfter(fireMs);
-          await setPending(
-            item,
-            { fireMs: next, attempt: 0, dueAtMs: next },
-            { kind: "dead", fire: slotId(fireMs), attempts: pending.attempt + 1, error },
+          const dead = { kind: "dead", fire: slotId(fireMs), attempts: pending.attempt + 1, error };
+          recorded(
+            await setPending(item, { fireMs: next, attempt: 0, dueAtMs: next }, [
+              ...missedEvents,
+              dead,
+            ]),
+            () => {
+              result.dead += 1;
+            },
           );
           return;
         }
         const delayMs = Math.min(retryBackoffMs * 2 ** pending.attempt, MAX_BACKOFF_MS);
-        await setPending(item, {
-          fireMs,
-          attempt: pending.attempt + 1,
-          dueAtMs: clock() + delayMs,
-        });
+        recorded(
+          await setPending(
+            item,
+            { fireMs, attempt: pending.attempt + 1, dueAtMs: clock() + delayMs },
+            missedEvents,
+          ),
+        );
       };
       if (outcome.status === "ran") {
         result.ran += 1;

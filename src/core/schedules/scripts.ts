@@ -130,8 +130,10 @@ return cjson.encode({ total = total, items = items })`,
 
 /**
  * KEYS: definitions, due, fires, events. ARGV: id, expected pending fire ("<ms>:<attempt>"), new
- * pending fire, due at ms, event JSON ('' for none), events to keep.
- * Compare-and-set: only the first of several instances that settled the same fire moves it on.
+ * pending fire, due at ms, event JSON ('' for none), events to keep, optional second event JSON.
+ * Compare-and-set: only the first of several instances that settled the same fire moves it on and
+ * records its events ('set'); the others learn 'moved' (or 'gone'), record nothing and count nothing.
+ * Idempotent: repeating a call that was applied (its answer lost) answers 'moved' and changes nothing.
  */
 export const SET_PENDING_SCRIPT = luaScript(
   "schedule-advance",
@@ -140,8 +142,10 @@ if not raw then return 'gone' end
 if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return 'moved' end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
 if cjson.decode(raw).enabled then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1]) end
-if ARGV[5] ~= '' then
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'schedule', ARGV[1], 'event', ARGV[5])
+for _, event in ipairs({ ARGV[5], ARGV[7] or '' }) do
+  if event ~= '' then
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'schedule', ARGV[1], 'event', event)
+  end
 end
 return 'set'`,
 );
