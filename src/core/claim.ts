@@ -21,6 +21,8 @@ export interface Claim {
   sentAtMs: number;
   /** The guard's clock when the claim was made: the run's duration counts from here. */
   startedAt: number;
+  /** The slot's place in the job's order (its fire time, ms); the ledger evicts by it. */
+  score: number;
 }
 
 /**
@@ -40,8 +42,11 @@ const WITHDRAW_MIN_PATIENCE_MS = 30_000;
 /** How long the marker of a withdrawn claim lives, at least. */
 const WITHDRAWN_MARKER_MIN_MS = 600_000;
 
-/** The slot index orders slots by fire time; a slot given as an id is scored by the claim's time. */
-function slotScore(slot: number | Date | string, nowMs: number): number {
+/**
+ * The slot index and the ledger order slots by fire time; a slot given as an id is scored by the
+ * claim's time.
+ */
+export function slotScore(slot: number | Date | string, nowMs: number): number {
   if (typeof slot === "number") return slot;
   if (slot instanceof Date) return slot.getTime();
   return nowMs;
@@ -50,7 +55,10 @@ function slotScore(slot: number | Date | string, nowMs: number): number {
 function skipReason(reply: ClaimReply): SkipReason {
   if (reply.outcome === "overlap") return "overlap";
   const state = reply.state.state;
-  return state === "running" || state === "done" || state === "failed" ? state : "foreign";
+  if (state === "lost") return "done";
+  return state === "running" || state === "done" || state === "failed" || state === "unvouched"
+    ? state
+    : "foreign";
 }
 
 /**
@@ -68,22 +76,32 @@ export async function claimSlot(
   const token = crypto.randomUUID();
   const startedAt = config.clock();
   const sentAtMs = Date.now();
+  const score = slotScore(slotInput, startedAt);
   let reply: ClaimReply;
   try {
     reply = decodeReply<ClaimReply>(
       await runScript(
         config.redis,
         CLAIM_SCRIPT,
-        [keys.slot(slot), keys.fence, keys.slotIndex, keys.running, keys.withdrawn(token)],
+        [
+          keys.slot(slot),
+          keys.fence,
+          keys.slotIndex,
+          keys.running,
+          keys.withdrawn(token),
+          keys.ledger,
+        ],
         [
           token,
           config.leaseMs,
           startedAt,
           config.region,
           slot,
-          slotScore(slotInput, startedAt),
+          score,
           config.overlap,
           config.historyLength,
+          runOptions.force === true ? "1" : "0",
+          config.ledgerMaxAgeMs,
         ],
       ),
     );
@@ -115,7 +133,7 @@ export async function claimSlot(
   }
   return {
     outcome: "claimed",
-    claim: { token, fence: Number(reply.state.fence), sentAtMs, startedAt },
+    claim: { token, fence: Number(reply.state.fence), sentAtMs, startedAt, score },
   };
 }
 

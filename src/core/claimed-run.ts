@@ -66,6 +66,7 @@ export async function runClaimed<T>(
   fn: JobFunction<T>,
   claim: Claim,
   retentionMs: number,
+  waitUntil?: (promise: Promise<unknown>) => void,
 ): Promise<GuardResult<T>> {
   const keeper = keepLease({
     redis: config.redis,
@@ -99,17 +100,24 @@ export async function runClaimed<T>(
     ...extra,
   });
   let recorded: CompleteReply;
+  const record = () =>
+    complete(config, keys, slot, lease, claim.score, {
+      outcome: outcome.ok ? "done" : "failed",
+      summary: summarize(outcome.ok ? outcome.value : outcome.error),
+      durationMs,
+      retentionMs,
+    });
   try {
-    recorded = await withRetries(keeper.endsAtMs, () =>
-      complete(config, keys, slot, lease, {
-        outcome: outcome.ok ? "done" : "failed",
-        summary: summarize(outcome.ok ? outcome.value : outcome.error),
-        durationMs,
-        retentionMs,
-      }),
-    );
+    recorded = await withRetries(keeper.endsAtMs, record);
   } catch (error) {
     const cause = asStoreError(error, "complete");
+    // The run happened: keep trying to record it, past the lease too (the ledger then enters it as
+    // `lost`), so that no later delivery, catch-up or backfill runs the slot again unasked.
+    const background = recordEventually(
+      record,
+      Math.max(keeper.endsAtMs, Date.now()) + config.leaseMs,
+    );
+    waitUntil?.(background);
     const lostError =
       keeper.lost ??
       (Date.now() >= keeper.endsAtMs
@@ -123,7 +131,7 @@ export async function runClaimed<T>(
       return failed(outcome.ok ? lostError : outcome.error, { lockLost: true, warning: cause });
     }
     const warning = new StoreUnavailableError(
-      `the run finished but could not be recorded (${cause.message}): the slot stays running until its lease ends at ${new Date(keeper.endsAtMs).toISOString()}, then a later delivery may run it again`,
+      `the run finished but could not be recorded (${cause.message}): recording goes on in the background; until it lands the slot stays running until its lease ends at ${new Date(keeper.endsAtMs).toISOString()}, then a later delivery may run it again`,
       { cause, kind: cause.kind, slotFreeByMs: keeper.endsAtMs },
     );
     return outcome.ok
@@ -154,12 +162,13 @@ async function complete(
   keys: JobKeys,
   slot: string,
   lease: Lease,
+  score: number,
   completion: Completion,
 ): Promise<CompleteReply> {
   const reply = await runScript(
     config.redis,
     COMPLETE_SCRIPT,
-    [keys.slot(slot), keys.runs, keys.running],
+    [keys.slot(slot), keys.runs, keys.running, keys.ledger],
     [
       lease.token,
       completion.outcome,
@@ -172,6 +181,9 @@ async function complete(
       slot,
       lease.fence,
       config.region,
+      config.ledgerMaxAgeMs,
+      config.ledgerMaxSlots,
+      score,
     ],
   );
   return decodeReply<CompleteReply>(reply);
@@ -191,6 +203,29 @@ async function withRetries<T>(untilMs: number, attempt: () => Promise<T>): Promi
       const backoffMs = COMPLETE_BACKOFF_MS * 2 ** (tries - 1);
       if (tries >= COMPLETE_ATTEMPTS || Date.now() + backoffMs >= untilMs) throw error;
       await sleep(backoffMs);
+    }
+  }
+}
+
+const BACKGROUND_MAX_BACKOFF_MS = 5_000;
+
+/** Retries the completion with backoff until it lands or `untilMs` passes; never rejects. */
+async function recordEventually(
+  attempt: () => Promise<unknown>,
+  untilMs: number,
+): Promise<boolean> {
+  for (let tries = 0; ; tries += 1) {
+    const backoffMs = Math.min(
+      COMPLETE_BACKOFF_MS * 2 ** (tries + COMPLETE_ATTEMPTS - 1),
+      BACKGROUND_MAX_BACKOFF_MS,
+    );
+    if (Date.now() + backoffMs >= untilMs) return false;
+    await sleep(backoffMs);
+    try {
+      await attempt();
+      return true;
+    } catch {
+      // still unreachable: try again after a longer pause
     }
   }
 }

@@ -8,6 +8,7 @@ import {
 } from "./distribute.js";
 import { assertJobName, assertSlotId, jobKeys } from "./keys.js";
 import { isLiveLease, type Lease } from "./lease.js";
+import { lookupSlot, type SlotLookup } from "./lookup.js";
 import {
   effectiveRetentionMs,
   type GuardOptions,
@@ -40,6 +41,11 @@ export interface RunOptions {
   lease?: Lease | null;
   /** The schedule's period in ms, used for the default retention. */
   periodMs?: number;
+  /**
+   * Runs the slot even though it already ran (or failed, or is older than the ledger can vouch
+   * for), recorded as forced; never while another claim runs it. For deliberate re-runs only.
+   */
+  force?: boolean;
 }
 
 export interface Guard {
@@ -57,6 +63,8 @@ export interface Guard {
   ): Promise<GuardResult<T>>;
   /** The latest slots and runs of a job, in one round trip. */
   status(job: string, options?: { slots?: number; runs?: number }): Promise<JobStatus>;
+  /** Whether one slot ran, when, with which fence, after which attempts (the slot ledger). */
+  lookup(job: string, slot: number | Date | string): Promise<SlotLookup>;
   /**
    * Shares a slot's tasks among every instance that calls this with the same list: each task (its
    * id is the job name) runs once, the work spreads over the callers, and tasks of a caller that
@@ -90,6 +98,7 @@ export function createGuard(options: GuardOptions): Guard {
     ) => run(config, job, slot, fn, runOptions),
     status: (job: string, statusOptions?: { slots?: number; runs?: number }) =>
       readStatus(config, job, statusOptions),
+    lookup: (job: string, slot: number | Date | string) => lookupSlot(config, job, slot),
     distribute: <T extends Task>(
       slot: number | Date | string,
       tasks: readonly T[],
@@ -131,7 +140,16 @@ async function run<T>(
       throw attempt.error;
     case "claimed": {
       const retentionMs = effectiveRetentionMs(config, runOptions.periodMs);
-      const running = runClaimed(config, keys, job, slot, fn, attempt.claim, retentionMs);
+      const running = runClaimed(
+        config,
+        keys,
+        job,
+        slot,
+        fn,
+        attempt.claim,
+        retentionMs,
+        runOptions.waitUntil,
+      );
       runOptions.waitUntil?.(running);
       return running;
     }

@@ -47,6 +47,8 @@ export interface JobKeys {
   readonly runs: string;
   readonly running: string;
   readonly slotIndex: string;
+  /** Hash of the job's finished slots (the slot ledger), kept far longer than the slot keys. */
+  readonly ledger: string;
   /** Marker left when the claim with this token was withdrawn: a late copy of it must not claim. */
   withdrawn(token: string): string;
 }
@@ -62,6 +64,7 @@ export function jobKeys(prefix: string, job: string): JobKeys {
     runs: `${base}:runs`,
     running: `${base}:running`,
     slotIndex: `${base}:slots`,
+    ledger: `${base}:ledger`,
     withdrawn: (token) => `${base}:withdrawn:${token}`,
   };
 }

@@ -55,6 +55,20 @@ export interface GuardOptions {
   region?: string;
   /** Runs kept in the job's history stream (XADD MAXLEN ~). Default 100. */
   historyLength?: number;
+  /**
+   * How long the slot ledger remembers a finished slot, in ms, counted from the slot's fire time.
+   * Within it a slot that ran is `done` however late a delivery, catch-up or backfill comes;
+   * a slot older than this cannot be vouched for, so it runs only with `force`. Default
+   * 604 800 000 (7 days): catch-up windows and everyday backfills of daily jobs.
+   */
+  ledgerMaxAgeMs?: number;
+  /**
+   * How many finished slots the ledger keeps per job, at most (the oldest go first; slots at or
+   * before an evicted one cannot be vouched for). About 100 bytes of Redis memory each, so the
+   * default 1 000 (16 hours of an every-minute job, all 7 days of an hourly one) is at most
+   * 100 KB per job: a thousand every-minute schedules take 100 MB.
+   */
+  ledgerMaxSlots?: number;
 }
 
 export interface ResolvedGuardOptions {
@@ -70,11 +84,15 @@ export interface ResolvedGuardOptions {
   readonly clock: () => number;
   readonly region: string;
   readonly historyLength: number;
+  readonly ledgerMaxAgeMs: number;
+  readonly ledgerMaxSlots: number;
 }
 
 const DAY_MS = 86_400_000;
 export const DEFAULT_LEASE_MS = 60_000;
 export const MIN_RETENTION_MS = 60_000;
+export const DEFAULT_LEDGER_MAX_AGE_MS = 7 * DAY_MS;
+export const DEFAULT_LEDGER_MAX_SLOTS = 1_000;
 
 function integerIn(option: string, value: unknown, min: number, max: number): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
@@ -172,6 +190,18 @@ export function resolveGuardSettings(options: GuardSettings): ResolvedGuardSetti
     clock,
     region,
     historyLength: integerIn("historyLength", options.historyLength ?? 100, 1, 100_000),
+    ledgerMaxAgeMs: integerIn(
+      "ledgerMaxAgeMs",
+      options.ledgerMaxAgeMs ?? DEFAULT_LEDGER_MAX_AGE_MS,
+      60_000,
+      366 * DAY_MS,
+    ),
+    ledgerMaxSlots: integerIn(
+      "ledgerMaxSlots",
+      options.ledgerMaxSlots ?? DEFAULT_LEDGER_MAX_SLOTS,
+      1,
+      1_000_000,
+    ),
   });
 }
 

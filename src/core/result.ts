@@ -3,7 +3,7 @@ import type { StoreUnavailableError } from "./errors.js";
 /** The stored state of a slot, as the claim script wrote it. */
 export interface SlotState {
   /** `released`: failed under the "release" policy; the next claim takes the slot. */
-  state: "running" | "done" | "failed" | "released" | "foreign";
+  state: "running" | "done" | "failed" | "released" | "lost" | "unvouched" | "foreign";
   token?: string;
   fence?: number;
   startedAt?: number;
@@ -14,13 +14,23 @@ export interface SlotState {
   summary?: string;
   /** The raw value when the key holds something cron-guard did not write. */
   raw?: string;
+  /** Earlier finished runs of this slot (a claim after a released failure is attempt 1, ...). */
+  attempt?: number;
+  /** Runs the ledger holds for the slot, when the state came from the ledger. */
+  attempts?: number;
+  /** True when the state came from the slot ledger (the slot key itself had expired). */
+  ledger?: boolean;
+  /** True for a run that was started with `force`. */
+  forced?: boolean;
 }
 
 /**
- * Why a run was skipped: the slot is `done`, still `running` elsewhere, `failed` under the "keep"
- * policy, an earlier slot still runs (`overlap`), or the key holds a value we did not write.
+ * Why a run was skipped: the slot is `done` (also long after its retention: the ledger remembers
+ * it), still `running` elsewhere, `failed` under the "keep" policy, an earlier slot still runs
+ * (`overlap`), the slot is older than the ledger can vouch for (`unvouched`: run it with `force`
+ * if you mean it), or the key holds a value we did not write.
  */
-export type SkipReason = "done" | "running" | "failed" | "overlap" | "foreign";
+export type SkipReason = "done" | "running" | "failed" | "overlap" | "unvouched" | "foreign";
 
 export interface RanResult<T> {
   status: "ran";

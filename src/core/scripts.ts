@@ -36,17 +36,94 @@ end
 `;
 
 /**
- * KEYS: slot, fence, slot index, running, withdrawn marker of this token. ARGV: token, leaseMs,
- * nowMs, region, slotId, slotScore, overlap ("skip" | "allow"), indexLength.
+ * Lua: the slot ledger, a hash per job. Field `<slotId>` holds `<score>` then, per finished run of
+ * the slot, `;<o><fence>,<finishedAtMs - score>` (oldest first, the last 8 kept), where `o` is the
+ * outcome's letter (d done, f failed, r released, l lost), upper case for a forced run: about 90
+ * bytes of Redis memory per slot. Meta fields start with `~`, which no slot id contains: `~since`
+ * (the first claim's time), `~fence0` (the fence counter before it: 0 when the ledger has seen
+ * every claim of the job), `~floor` (the highest score ever evicted, by age or count), `~sweep`
+ * (when the next age sweep is due). The hash expires a day after it has been idle for the age bound.
+ *
+ * Vouching for a slot the ledger holds no run of: every run of a slot is entered when it finishes
+ * and leaves only by eviction, which raises `~floor` to its score; so a slot above the floor has
+ * not run while this ledger existed. Before it existed (the job's fence was already above 0: an
+ * earlier ledger expired after idling), only runs older than the age bound can have been
+ * forgotten, because an idle ledger expires a day after its newest entry reached that age.
+ */
+const LEDGER = `local OUTCOMES = { d = 'done', f = 'failed', r = 'released', l = 'lost' }
+local LETTERS = { done = 'd', failed = 'f', released = 'r', lost = 'l' }
+local function ledger_runs(record)
+  local runs = {}
+  if not record then return nil, runs end
+  local score = tonumber(string.match(record, '^([^;]*)'))
+  for letter, fence, delta in string.gmatch(record, ';(%a)(%d+),(%-?%d+)') do
+    runs[#runs + 1] = { outcome = OUTCOMES[string.lower(letter)], fence = tonumber(fence),
+      finishedAt = score + tonumber(delta), forced = letter ~= string.lower(letter) }
+  end
+  return score, runs
+end
+local function ledger_vouched(ledger, fenceKey, score, now, maxAge)
+  local floor = tonumber(redis.call('HGET', ledger, '~floor') or '')
+  if floor ~= nil and score <= floor then return false end
+  local fence0 = tonumber(redis.call('HGET', ledger, '~fence0') or '')
+  if fence0 == nil then fence0 = tonumber(redis.call('GET', fenceKey) or '0') end
+  return fence0 == 0 or score >= now - maxAge
+end
+local function ledger_append(ledger, slot, score, outcome, fence, finished, forced, now, maxAge, maxSlots)
+  local record = redis.call('HGET', ledger, slot) or string.format('%d', score)
+  local base = tonumber(string.match(record, '^([^;]*)'))
+  local kept = {}
+  for run in string.gmatch(record, ';[^;]*') do kept[#kept + 1] = run end
+  while #kept >= 8 do table.remove(kept, 1) end
+  local letter = LETTERS[outcome]
+  if forced == '1' then letter = string.upper(letter) end
+  kept[#kept + 1] = ';' .. letter .. fence .. ',' .. string.format('%d', tonumber(finished) - base)
+  redis.call('HSET', ledger, slot, string.match(record, '^([^;]*)') .. table.concat(kept))
+  local count = redis.call('HLEN', ledger)
+  local sweepAt = tonumber(redis.call('HGET', ledger, '~sweep') or '0')
+  if count > maxSlots + math.max(16, math.floor(maxSlots / 10)) or now >= sweepAt then
+    local entries = {}
+    local flat = redis.call('HGETALL', ledger)
+    for i = 1, #flat, 2 do
+      if string.sub(flat[i], 1, 1) ~= '~' then
+        entries[#entries + 1] = { flat[i], tonumber(string.match(flat[i + 1], '^([^;]*)')) or 0 }
+      end
+    end
+    table.sort(entries, function(a, b) return a[2] < b[2] end)
+    local floor = tonumber(redis.call('HGET', ledger, '~floor') or '')
+    local excess = #entries - maxSlots
+    for i, entry in ipairs(entries) do
+      if i > excess and entry[2] >= now - maxAge then break end
+      redis.call('HDEL', ledger, entry[1])
+      if floor == nil or entry[2] > floor then floor = entry[2] end
+    end
+    if floor ~= nil then redis.call('HSET', ledger, '~floor', string.format('%d', floor)) end
+    redis.call('HSET', ledger, '~sweep', string.format('%d', now + math.min(3600000, maxAge)))
+  end
+  redis.call('PEXPIRE', ledger, maxAge + 86400000)
+end
+`;
+
+/**
+ * KEYS: slot, fence, slot index, running, withdrawn marker of this token, ledger. ARGV: token,
+ * leaseMs, nowMs, region, slotId, slotScore, overlap ("skip" | "allow"), indexLength, force
+ * ("1" | "0"), ledgerMaxAgeMs.
  * Winner: SET NX PX + INCR fence. Loser: the stored state back. Same token: our own retried claim.
  * A `released` slot (a failure under the release policy) is free: the claim replaces it.
+ * A slot whose key expired is still `done` (or `failed`) while the ledger remembers it; one the
+ * ledger cannot vouch for (older than its age bound, or evicted by its count bound) answers
+ * `unvouched`. `force` runs a finished or unvouched slot again, never one that is running.
  * A token its caller withdrew (it gave up on the claim) never claims, however late it arrives.
  */
 export const CLAIM_SCRIPT = luaScript(
   "claim",
-  `${DECODE_STATE}if redis.call('EXISTS', KEYS[5]) == 1 then
+  `${DECODE_STATE}${LEDGER}if redis.call('EXISTS', KEYS[5]) == 1 then
   return cjson.encode({ outcome = 'withdrawn' })
 end
+local force = ARGV[9] == '1'
+local now = tonumber(ARGV[3])
+local score = tonumber(ARGV[6])
+local _, runs = ledger_runs(redis.call('HGET', KEYS[6], ARGV[5]))
 local existing = redis.call('GET', KEYS[1])
 if existing then
   local state = decode(existing)
@@ -54,10 +131,21 @@ if existing then
   if state.token == ARGV[1] and state.state == 'running' then
     return cjson.encode({ outcome = 'claimed', state = state, pttl = pttl, retried = true })
   end
-  if state.state ~= 'released' then
+  if state.state ~= 'released' and (state.state == 'running' or not force) then
     return cjson.encode({ outcome = 'taken', state = state, pttl = pttl })
   end
   redis.call('DEL', KEYS[1])
+elseif not force then
+  local last = runs[#runs]
+  if last and last.outcome ~= 'released' then
+    return cjson.encode({ outcome = 'taken', pttl = -2, state = { state = last.outcome,
+      fence = last.fence, finishedAt = last.finishedAt, slot = ARGV[5], attempts = #runs,
+      ledger = true } })
+  end
+  if not last and not ledger_vouched(KEYS[6], KEYS[2], score, now, tonumber(ARGV[10])) then
+    return cjson.encode({ outcome = 'taken', pttl = -2, state = { state = 'unvouched',
+      slot = ARGV[5] } })
+  end
 end
 if ARGV[7] == 'skip' then
   local running = redis.call('GET', KEYS[4])
@@ -66,30 +154,42 @@ if ARGV[7] == 'skip' then
   end
 end
 local fence = redis.call('INCR', KEYS[2])
-local state = { state = 'running', token = ARGV[1], fence = fence, startedAt = tonumber(ARGV[3]),
-  region = ARGV[4], slot = ARGV[5] }
+local state = { state = 'running', token = ARGV[1], fence = fence, startedAt = now,
+  region = ARGV[4], slot = ARGV[5], attempt = #runs, score = score }
+if force then state.forced = true end
 local value = cjson.encode(state)
 redis.call('SET', KEYS[1], value, 'NX', 'PX', ARGV[2])
 if ARGV[7] == 'skip' then
   redis.call('SET', KEYS[4], value, 'PX', ARGV[2])
 end
-redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
+redis.call('ZADD', KEYS[3], score, ARGV[5])
 redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[8]) + 1))
+if redis.call('HSETNX', KEYS[6], '~since', ARGV[3]) == 1 then
+  redis.call('HSET', KEYS[6], '~fence0', fence - 1)
+  redis.call('PEXPIRE', KEYS[6], tonumber(ARGV[10]) + 86400000)
+end
 return cjson.encode({ outcome = 'claimed', state = state, pttl = tonumber(ARGV[2]) })`,
 );
 
 /**
- * KEYS: slot, runs, running. ARGV: token, status ("done" | "failed"), retentionMs, nowMs,
- * durationMs, summary, onFailure ("release" | "keep"), historyLength, slotId, fence, region.
- * Compare-and-set on the token; done keeps the key for the retention (never deleted on success).
- * A failure under "release" leaves a `released` record that the next claim may replace, rather than
- * deleting the key, so that a retried completion still finds its own token.
+ * KEYS: slot, runs, running, ledger. ARGV: token, status ("done" | "failed"), retentionMs, nowMs,
+ * durationMs, summary, onFailure ("release" | "keep"), historyLength, slotId, fence, region,
+ * ledgerMaxAgeMs, ledgerMaxSlots.
+ * Compare-and-set on the token; done keeps the key for the retention (never deleted on success)
+ * and the ledger remembers the run far longer. A failure under "release" leaves a `released`
+ * record that the next claim may replace, rather than deleting the key, so that a retried
+ * completion still finds its own token.
+ * A completion that finds the key gone or another claim's (`lost`) still enters a successful run
+ * in the ledger as `lost`: it ran, so no later delivery may run the slot again unasked.
  * Idempotent: a retried completion of an already finished claim changes nothing, even when another
  * claim has taken the released slot since (the history already holds this claim's fence).
  */
 export const COMPLETE_SCRIPT = luaScript(
   "complete",
-  `${DECODE_STATE}local state = decode(redis.call('GET', KEYS[1]))
+  `${DECODE_STATE}${LEDGER}local now = tonumber(ARGV[4])
+local maxAge = tonumber(ARGV[12])
+local maxSlots = tonumber(ARGV[13])
+local state = decode(redis.call('GET', KEYS[1]))
 if not state or state.token ~= ARGV[1] then
   for _, entry in ipairs(redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 32)) do
     local record = {}
@@ -103,13 +203,17 @@ if not state or state.token ~= ARGV[1] then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', 'slot', ARGV[9], 'status', 'lost',
     'fence', ARGV[10], 'region', ARGV[11], 'finishedAt', ARGV[4], 'durationMs', ARGV[5],
     'summary', ARGV[6])
+  if ARGV[2] == 'done' then
+    local score = tonumber(ARGV[14])
+    ledger_append(KEYS[4], ARGV[9], score, 'lost', ARGV[10], ARGV[4], '0', now, maxAge, maxSlots)
+  end
   return cjson.encode({ outcome = 'lost', holder = state })
 end
 if state.state ~= 'running' then
   return cjson.encode({ outcome = 'recorded', state = state, repeated = true })
 end
 state.state = ARGV[2]
-state.finishedAt = tonumber(ARGV[4])
+state.finishedAt = now
 state.durationMs = tonumber(ARGV[5])
 state.summary = ARGV[6]
 if ARGV[2] == 'failed' and ARGV[7] == 'release' then
@@ -122,7 +226,9 @@ if running and running.token == ARGV[1] then
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', 'slot', ARGV[9], 'status', ARGV[2],
   'fence', ARGV[10], 'region', ARGV[11], 'finishedAt', ARGV[4], 'durationMs', ARGV[5],
-  'summary', ARGV[6])
+  'summary', ARGV[6], 'forced', state.forced and '1' or '0')
+ledger_append(KEYS[4], ARGV[9], tonumber(state.score) or tonumber(ARGV[14]), state.state, ARGV[10],
+  ARGV[4], state.forced and '1' or '0', now, maxAge, maxSlots)
 return cjson.encode({ outcome = 'recorded', state = state })`,
 );
 
@@ -166,8 +272,9 @@ return 1`,
 );
 
 /**
- * KEYS: slot index, runs, running, fence. ARGV: slot key prefix, slotCount, runCount.
+ * KEYS: slot index, runs, running, fence, ledger. ARGV: slot key prefix, slotCount, runCount.
  * Read-only. The slot keys it reads share the job's hash tag with KEYS, so it stays cluster-safe.
+ * `since` is when the job first claimed a slot, as far as the ledger remembers.
  */
 export const STATUS_SCRIPT = luaScript(
   "status",
@@ -184,5 +291,20 @@ for i, entry in ipairs(redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[
   runs[i] = run
 end
 return cjson.encode({ slots = slots, runs = runs, running = decode(redis.call('GET', KEYS[3])),
-  fence = tonumber(redis.call('GET', KEYS[4]) or '0') })`,
+  fence = tonumber(redis.call('GET', KEYS[4]) or '0'),
+  since = tonumber(redis.call('HGET', KEYS[5], '~since') or '') })`,
+);
+
+/**
+ * KEYS: slot, ledger, fence. ARGV: slotId, slotScore, nowMs, ledgerMaxAgeMs. Read-only.
+ * What is known about one slot: its live key (if any), every run the ledger holds for it, and
+ * whether the ledger can vouch for a slot it holds no run of (within its age and count bounds).
+ */
+export const LOOKUP_SCRIPT = luaScript(
+  "lookup",
+  `${DECODE_STATE}${LEDGER}local _, runs = ledger_runs(redis.call('HGET', KEYS[2], ARGV[1]))
+return cjson.encode({ state = decode(redis.call('GET', KEYS[1])), pttl = redis.call('PTTL', KEYS[1]),
+  runs = runs, count = #runs,
+  vouched = ledger_vouched(KEYS[2], KEYS[3], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])),
+  since = tonumber(redis.call('HGET', KEYS[2], '~since') or '') })`,
 );

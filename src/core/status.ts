@@ -14,12 +14,16 @@ export interface JobStatus {
   slots: { slot: string; state: SlotState | null; ttlMs: number | null }[];
   /** Latest runs first, from the capped history stream. */
   runs: RunRecord[];
+  /** When the job first claimed a slot (ms since the epoch), as far as its ledger remembers; null if never. */
+  sinceMs: number | null;
 }
 
 export interface RunRecord {
   id: string;
   slot: string;
   status: "done" | "failed" | "lost";
+  /** True for a run started with `force`. */
+  forced: boolean;
   fence: number;
   region: string;
   finishedAt: number;
@@ -44,17 +48,19 @@ export async function readStatus(
     runs: unknown;
     running: SlotState | null;
     fence: number;
+    since?: number;
   }>(
     await runScript(
       config.redis,
       STATUS_SCRIPT,
-      [keys.slotIndex, keys.runs, keys.running, keys.fence],
+      [keys.slotIndex, keys.runs, keys.running, keys.fence, keys.ledger],
       [keys.slotPrefix, statusOptions.slots ?? 5, statusOptions.runs ?? 20],
     ),
   );
   return {
     job,
     fence: Number(reply.fence ?? 0),
+    sinceMs: typeof reply.since === "number" ? reply.since : null,
     running: reply.running ?? null,
     slots: asArray<{ slot: string; state?: SlotState; pttl: number }>(reply.slots).map((entry) => ({
       slot: String(entry.slot),
@@ -70,6 +76,7 @@ export async function readStatus(
       finishedAt: Number(entry.finishedAt),
       durationMs: Number(entry.durationMs),
       summary: String(entry.summary ?? ""),
+      forced: entry.forced === "1",
     })),
   };
 }

@@ -42,7 +42,8 @@ const PLAN_LENGTH = 8;
 /** A delivery still unsettled this many leases into a case is reported as hung. */
 const HANG_LEASES = 40;
 const JOB = "prop";
-const BASE_SLOT = Date.UTC(2026, 10, 25, 12, 0);
+/** A recent whole minute: the slot ledger vouches for slots within its age bound (7 days). */
+const BASE_SLOT = Math.floor(Date.now() / 60_000) * 60_000 - 3_600_000;
 /** Timer and event-loop slack when comparing two local timestamps (ms). */
 const TOLERANCE_MS = 8;
 

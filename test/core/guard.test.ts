@@ -9,10 +9,12 @@ import {
 } from "../../src/core/index.js";
 import { COMPLETE_SCRIPT, type LuaScript } from "../../src/core/scripts.js";
 import { sleep } from "../../src/core/sleep.js";
+import { slotId } from "../../src/core/slot.js";
 import { tally } from "../support/guard-contract.js";
 import { directRedis, upstash, useKeyPrefix } from "../support/harness.js";
 
-const SLOT = Date.UTC(2026, 10, 23, 10, 5);
+/** A recent whole minute: the slot ledger vouches for slots within its age bound (7 days). */
+const SLOT = Math.floor(Date.now() / 60_000) * 60_000 - 3_600_000;
 
 describe("guard.run", () => {
   const prefix = useKeyPrefix("guard");
@@ -45,7 +47,7 @@ describe("guard.run", () => {
     }
   });
 
-  it("skips duplicates that arrive 1 ms, 1 s and just before the retention ends, then forgets", async () => {
+  it("skips duplicates that arrive 1 ms, 1 s, just before and long after the retention ends", async () => {
     const guard = instance({ retentionMs: 2_500 });
     let runs = 0;
     const job = () => {
@@ -54,15 +56,22 @@ describe("guard.run", () => {
     };
     const first = await guard.run("late", SLOT, job);
     expect(first).toMatchObject({ status: "ran", value: 1 });
-    for (const delayMs of [1, 999, 1_200]) {
+    for (const delayMs of [1, 999, 1_200, 600]) {
       await sleep(delayMs);
       expect(await guard.run("late", SLOT, job)).toMatchObject({
         status: "skipped",
         reason: "done",
       });
     }
-    await sleep(600);
-    expect(await guard.run("late", SLOT, job)).toMatchObject({ status: "ran", value: 2 });
+    // The slot key is gone; the ledger still says the slot ran, with the run's fence.
+    const redis = await directRedis();
+    expect(await redis.exists(`${prefix()}:{late}:slot:${first.slot}`)).toBe(0);
+    expect(await guard.run("late", SLOT, job)).toMatchObject({
+      status: "skipped",
+      reason: "done",
+      holder: { state: "done", fence: 1, ledger: true },
+    });
+    expect(runs).toBe(1);
   });
 
   it("keeps a failed slot failed under the keep policy: no duplicate runs it", async () => {
@@ -260,13 +269,14 @@ describe("guard.run", () => {
     });
     const status = await guard.status("report");
     expect(status.fence).toBe(2);
+    const [first, second] = [slotId(SLOT), slotId(SLOT + 60_000)];
     expect(status.slots.map((s) => [s.slot, s.state?.state ?? null])).toEqual([
-      ["2026-11-23T10:06:00Z", "released"],
-      ["2026-11-23T10:05:00Z", "done"],
+      [second, "released"],
+      [first, "done"],
     ]);
     expect(status.runs.map((r) => [r.slot, r.status, r.fence, r.region])).toEqual([
-      ["2026-11-23T10:06:00Z", "failed", 2, "fra1"],
-      ["2026-11-23T10:05:00Z", "done", 1, "fra1"],
+      [second, "failed", 2, "fra1"],
+      [first, "done", 1, "fra1"],
     ]);
     expect(status.runs[1]?.summary).toBe('{"sent":3}');
   });

@@ -98,6 +98,7 @@ describe("detectMissedAndLate", () => {
           finishedAt: at(2, 40),
           durationMs: 10_000,
           summary: "",
+          forced: false,
         },
       ],
     });

@@ -6,6 +6,7 @@ import {
   CLAIM_SCRIPT,
   COMPLETE_SCRIPT,
   EXTEND_SCRIPT,
+  LOOKUP_SCRIPT,
   STATUS_SCRIPT,
 } from "../../src/core/scripts.js";
 import {
@@ -16,7 +17,7 @@ import {
   useKeyPrefix,
 } from "../support/harness.js";
 
-const scripts = { CLAIM_SCRIPT, COMPLETE_SCRIPT, EXTEND_SCRIPT, STATUS_SCRIPT };
+const scripts = { CLAIM_SCRIPT, COMPLETE_SCRIPT, EXTEND_SCRIPT, LOOKUP_SCRIPT, STATUS_SCRIPT };
 
 describe("Lua scripts", () => {
   const prefix = useKeyPrefix("scripts");
@@ -30,10 +31,11 @@ describe("Lua scripts", () => {
     }
     expect(digests).toMatchInlineSnapshot(`
       {
-        "CLAIM_SCRIPT": "ae155b4f839f4e1c62962c04cce61e67506a5807",
-        "COMPLETE_SCRIPT": "42c42dfa60d61d7511096d129849e94767c09a36",
+        "CLAIM_SCRIPT": "f6490b52ffdeb205f63df778beb4b54df7f4fa14",
+        "COMPLETE_SCRIPT": "b2011b58f88a32c2ac3169f378131b7e08c65be0",
         "EXTEND_SCRIPT": "39b30a570beda2a6f3a8571ca102c2ae5da99bf8",
-        "STATUS_SCRIPT": "9382dbceee8036a12b842db8f93167e35efb3abd",
+        "LOOKUP_SCRIPT": "23e65bf05a72020db305c22f3a211972f7478bda",
+        "STATUS_SCRIPT": "5e6b78799c6d1ef3b12367b4532162643849abc3",
       }
     `);
   });
