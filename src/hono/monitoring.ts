@@ -42,7 +42,11 @@ export interface Monitoring {
     waitUntil?: WaitUntil,
     guard?: Guard,
   ): Promise<MonitoredStatus>;
-  /** Alerts a failed run or a lost lease (once per job, kind and slot across every instance). */
+  /**
+   * Alerts a failed run or a lost lease (once per job, kind and slot across every instance). Like
+   * every alerting method here it resolves at once: the sending goes to `waitUntil` or runs
+   * detached, bounded by the alert timeout, so callers may await it without waiting for a webhook.
+   */
   runFinished(
     env: Bindings | undefined,
     source: "job" | "schedule",
@@ -77,18 +81,39 @@ function alertUrlOf(options: CronAppOptions<never>["alerts"], env: Bindings): st
   return typeof url === "string" && url.trim() !== "" ? url.trim() : undefined;
 }
 
-/** Hands the promise to the platform when it can keep the isolate alive, else lets the caller wait. */
-function deliver(promise: Promise<unknown>, waitUntil: WaitUntil): Promise<void> {
-  const settled = promise.then(
-    () => undefined,
-    (error: unknown) => console.error(`cron-guard: monitoring: ${messageOf(error)}`),
-  );
-  if (waitUntil) {
-    waitUntil(settled);
-    return Promise.resolve();
-  }
-  return settled;
+/**
+ * Sends alerts (and runs the periodic check) beside the work, never in its way: the promise goes to
+ * the platform's `waitUntil` when it has one (so the isolate lives until it is done), else it runs
+ * detached. Either way what is handed over settles within `boundMs` (the webhook's own timeout is
+ * shorter), and the caller never waits for it: a webhook that never answers cannot delay a run, a
+ * tick or a response. Failures are logged.
+ */
+function deliver(promise: Promise<unknown>, waitUntil: WaitUntil, boundMs: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const bound = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      console.error(`cron-guard: monitoring: gave up waiting after ${boundMs} ms`);
+      resolve();
+    }, boundMs);
+    (timer as { unref?: () => void }).unref?.();
+  });
+  const settled = Promise.race([
+    promise.then(
+      () => undefined,
+      (error: unknown) => console.error(`cron-guard: monitoring: ${messageOf(error)}`),
+    ),
+    bound,
+  ]).finally(() => clearTimeout(timer));
+  if (waitUntil) waitUntil(settled);
+  return Promise.resolve();
 }
+
+/** The webhook's timeout when the app sets none (the alert sender's default). */
+const DEFAULT_ALERT_TIMEOUT_MS = 5_000;
+/** Beyond the webhook's timeout: the alert claim and its release in the store. */
+const ALERT_STORE_MARGIN_MS = 10_000;
+/** The periodic check reads every overdue schedule before it alerts: it may take longer. */
+const CHECK_BOUND_MS = 60_000;
 
 const attached = new WeakMap<object, Monitoring>();
 
@@ -146,6 +171,10 @@ function createMonitoring<TRedis extends GuardStore>(
   const clock = settings.clock ?? Date.now;
   const noEnv = {};
   const senders = new WeakMap<object, AlertSender>();
+  const alertBoundMs =
+    (typeof alertOptions?.timeoutMs === "number"
+      ? alertOptions.timeoutMs
+      : DEFAULT_ALERT_TIMEOUT_MS) + ALERT_STORE_MARGIN_MS;
   const senderFor = (env: Bindings | undefined): AlertSender => {
     const key = env ?? noEnv;
     let sender = senders.get(key);
@@ -192,7 +221,7 @@ function createMonitoring<TRedis extends GuardStore>(
       slots: report.missed,
       region,
     };
-    return deliver(sender.send([event]), waitUntil);
+    return deliver(sender.send([event]), waitUntil, alertBoundMs);
   };
 
   async function jobStatus(env: Bindings | undefined, job: string, waitUntil?: WaitUntil) {
@@ -243,7 +272,7 @@ function createMonitoring<TRedis extends GuardStore>(
         region,
         error: messageOf(result.error),
       };
-      return deliver(sender.send([event]), waitUntil);
+      return deliver(sender.send([event]), waitUntil, alertBoundMs);
     },
 
     tickFinished(env, tick, waitUntil) {
@@ -264,7 +293,7 @@ function createMonitoring<TRedis extends GuardStore>(
         }
         await sender.send(events);
       })();
-      return deliver(work, waitUntil);
+      return deliver(work, waitUntil, alertBoundMs);
     },
 
     check(env, waitUntil) {
@@ -289,7 +318,7 @@ function createMonitoring<TRedis extends GuardStore>(
           for (const schedule of schedules) await scheduleStatus(env, schedule);
         }
       })();
-      return deliver(work, waitUntil);
+      return deliver(work, waitUntil, CHECK_BOUND_MS);
     },
   } satisfies Monitoring);
 }
@@ -309,25 +338,32 @@ export function alertingHandlers<TRedis extends GuardStore>(
   for (const [name, handler] of Object.entries(handlers)) {
     if (typeof handler !== "function") return options;
     wrapped[name] = async (context) => {
+      // Never awaited: runFinished hands the alert to the tick's waitUntil (or detaches it), so a
+      // slow webhook cannot hold the run, its lease or the tick's budget.
       const report = (error: unknown) =>
-        monitoring().runFinished(context.env, "schedule", {
-          status: "failed",
-          job: context.job,
-          slot: context.slot,
-          fence: context.fence,
-          durationMs: 0,
-          error,
-          lockLost: context.signal.aborted,
-          unguarded: context.lease === null,
-        });
+        void monitoring().runFinished(
+          context.env,
+          "schedule",
+          {
+            status: "failed",
+            job: context.job,
+            slot: context.slot,
+            fence: context.fence,
+            durationMs: 0,
+            error,
+            lockLost: context.signal.aborted,
+            unguarded: context.lease === null,
+          },
+          context.waitUntil,
+        );
       let value: unknown;
       try {
         value = await handler(context);
       } catch (error) {
-        await report(error);
+        report(error);
         throw error;
       }
-      if (context.signal.aborted) await report(context.signal.reason);
+      if (context.signal.aborted) report(context.signal.reason);
       return value;
     };
   }

@@ -172,6 +172,8 @@ describe("alerts", () => {
     const down = makeApp(clock, "http://127.0.0.1:9/unreachable");
     clock.now = at(1, 1);
     expect((await down.request("/cron/boom", { method: "POST", headers: auth })).status).toBe(500);
+    // alerts go out beside the answer, not before it: let the failed delivery release its claim
+    await settle();
     // the same slot fails again (released) on an instance whose webhook works: it is alerted
     expect(
       (await makeApp(clock).request("/cron/boom", { method: "POST", headers: auth })).status,

@@ -20,6 +20,11 @@ export interface ScheduleRunContext extends JobContext {
   payload: unknown;
   /** 0 for the first attempt of this fire, 1 for the first retry, ... */
   attempt: number;
+  /**
+   * The platform's `waitUntil` of this tick, when it has one: hand it background work (an alert)
+   * that must outlive the run without delaying it.
+   */
+  waitUntil?: (promise: Promise<unknown>) => void;
 }
 
 export type ScheduleHandler = (context: ScheduleRunContext) => unknown;
@@ -245,6 +250,7 @@ export function createDispatcher(options: DispatcherOptions) {
               schedule,
               payload: schedule.payload,
               attempt: pending.attempt,
+              waitUntil: tickOptions.waitUntil,
             });
           },
           { waitUntil: tickOptions.waitUntil, periodMs: periodMsOf(cron, fireMs) },

@@ -285,12 +285,14 @@ export function dashboardRoutes<TRedis extends GuardStore>(
           schedule,
           payload: schedule.payload,
           attempt: 0,
+          waitUntil,
           redis: deployment.redis(c.env),
           env: c.env ?? {},
           trigger: "dispatch",
         }),
       { waitUntil, periodMs: periodMsOf(cron, slotMs) },
     );
+    // Hands the alert to waitUntil (or detaches it): the answer never waits for the webhook.
     await monitoring.runFinished(c.env, "schedule", result, waitUntil);
     const headers = { "cron-guard-status": result.status, "cron-guard-slot": slot };
     if (result.status === "skipped") {
