@@ -22,10 +22,23 @@
  * - STATUS (read-only): needs a majority of answers; returns the answer of the store with the
  *   highest fence counter (the most up-to-date one; a store that lost its data has a lower one),
  *   with `fence` the maximum.
- * - Any other script (the schedule registry's, or one we do not know): runs on every store; the
- *   answer a majority gave identically wins; if a majority answered but they disagree, the answer
- *   of the first store (in configuration order) that answered. Fewer answers than a majority is a
- *   store error. The registry is thereby replicated, not linearizable: see the README.
+ * - The schedule registry's scripts (schedules/scripts.ts) run on every store and wait for every
+ *   answer (within the timeout). The result is the answer a majority of databases gave
+ *   identically (compared with object keys sorted); anything else (too few answers, or answers
+ *   that disagree with no majority among them) is a StoreUnavailableError of kind `unreachable`,
+ *   never one database's answer. A database that answered differently from the majority gets the
+ *   majority's state of the schedules the call concerned (read repair: REGISTRY_SNAPSHOT_SCRIPT
+ *   everywhere, then REGISTRY_REPAIR_SCRIPT, compare-and-set per schedule, on the databases that
+ *   differ). A write (upsert, pause/resume, delete, advance) first reads its schedule everywhere
+ *   and runs only when a majority agrees on it (repairing the others first), so a write can never
+ *   land on a lone database while the others disagree and leave a schedule no majority can settle.
+ *   LIST merges the whole registry of every database (see `list`: HSCAN pages cannot be compared);
+ *   EVENTS compares events by content (stream ids are each database's own) and shows those a
+ *   majority holds. The registry is thereby replicated, not linearizable: see the README.
+ * - Any other script (one we do not know, e.g. the alert claim): runs on every store; the answer a
+ *   majority gave identically wins; if a majority answered but they disagree, the answer of the
+ *   first store (in configuration order) that answered. Fewer answers than a majority is a store
+ *   error.
  *
  * Lease validity and clock drift (Redlock: validity = lease - elapsed - drift, drift = lease *
  * driftFactor + 2 ms): instead of shrinking the time the guard trusts its lease, the store lengthens
@@ -99,7 +112,80 @@ export const REPAIR_SCRIPT = luaScript(
   `return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])`,
 );
 
-/** Scripts merged by the generic rule (majority of identical answers). */
+/**
+ * KEYS: definitions, due, fires (the registry's). ARGV: schedule ids; none for every id the
+ * registry holds anywhere (definitions, fires or due). Read-only. Per id `[id, definition, fire,
+ * due score]`, '' for an absent part: what the registry repair compares and copies.
+ */
+export const REGISTRY_SNAPSHOT_SCRIPT = luaScript(
+  "quorum-registry-snapshot",
+  `local ids = ARGV
+if #ids == 0 then
+  ids = {}
+  local seen = {}
+  local function add(list)
+    for _, id in ipairs(list) do
+      if not seen[id] then
+        seen[id] = true
+        ids[#ids + 1] = id
+      end
+    end
+  end
+  add(redis.call('HKEYS', KEYS[1]))
+  add(redis.call('HKEYS', KEYS[3]))
+  add(redis.call('ZRANGE', KEYS[2], 0, -1))
+end
+local out = {}
+for i, id in ipairs(ids) do
+  out[i] = { id, redis.call('HGET', KEYS[1], id) or '', redis.call('HGET', KEYS[3], id) or '',
+    redis.call('ZSCORE', KEYS[2], id) or '' }
+end
+if #out == 0 then return '[]' end
+return cjson.encode(out)`,
+);
+
+/**
+ * KEYS: definitions, due, fires. ARGV: JSON `[[id, seen definition, seen fire, seen due, definition,
+ * fire, due], ...]` ('' for absent). Registry read repair, compare-and-set per id: a schedule whose
+ * state on this database is still what the quorum saw there gets the majority's state; one that
+ * changed since (a write raced the repair) is left alone. The number of ids repaired.
+ */
+export const REGISTRY_REPAIR_SCRIPT = luaScript(
+  "quorum-registry-repair",
+  `local repaired = 0
+for _, r in ipairs(cjson.decode(ARGV[1])) do
+  local id = r[1]
+  local def = redis.call('HGET', KEYS[1], id) or ''
+  local fire = redis.call('HGET', KEYS[3], id) or ''
+  local due = redis.call('ZSCORE', KEYS[2], id) or ''
+  if def == r[2] and fire == r[3] and due == r[4] then
+    if r[5] == '' then redis.call('HDEL', KEYS[1], id) else redis.call('HSET', KEYS[1], id, r[5]) end
+    if r[6] == '' then redis.call('HDEL', KEYS[3], id) else redis.call('HSET', KEYS[3], id, r[6]) end
+    if r[7] == '' then redis.call('ZREM', KEYS[2], id) else redis.call('ZADD', KEYS[2], r[7], id) end
+    repaired = repaired + 1
+  end
+end
+return repaired`,
+);
+
+/** Registry writes: each touches the one schedule its first argument names. */
+const WRITE_SCRIPTS: readonly LuaScript[] = [
+  UPSERT_SCRIPT,
+  SET_ENABLED_SCRIPT,
+  DELETE_SCRIPT,
+  SET_PENDING_SCRIPT,
+];
+
+/** Registry scripts whose first argument is the one schedule id they touch. */
+const SINGLE_SCHEDULE_SCRIPTS: readonly LuaScript[] = [
+  UPSERT_SCRIPT,
+  SET_ENABLED_SCRIPT,
+  DELETE_SCRIPT,
+  READ_SCRIPT,
+  SET_PENDING_SCRIPT,
+];
+
+/** The schedule registry's scripts: a majority of identical answers, and read repair. */
 const REGISTRY_SCRIPTS: readonly LuaScript[] = [
   UPSERT_SCRIPT,
   SET_ENABLED_SCRIPT,
@@ -214,6 +300,54 @@ function decodeSafely<T>(value: unknown): T | undefined {
     return undefined;
   }
 }
+
+/**
+ * A comparison key for an answer: objects with sorted keys, and strings that hold JSON (a stored
+ * schedule definition) parsed first, so that two databases that hold the same data compare equal
+ * whatever order their Lua tables encoded it in.
+ */
+function canonical(value: unknown): string {
+  const normal = (v: unknown): unknown => {
+    if (typeof v === "string" && /^[[{]/.test(v)) {
+      try {
+        return normal(JSON.parse(v));
+      } catch {
+        return v;
+      }
+    }
+    if (Array.isArray(v)) return v.map(normal);
+    if (v !== null && typeof v === "object") {
+      return Object.fromEntries(
+        Object.keys(v)
+          .sort()
+          .map((key) => [key, normal((v as Record<string, unknown>)[key])]),
+      );
+    }
+    return v;
+  };
+  return JSON.stringify(normal(value)) ?? "undefined";
+}
+
+/** The group of identical values (by `keyOf`) that a majority holds, if any. */
+function majorityGroup<T>(
+  values: readonly (T | undefined)[],
+  keyOf: (value: T) => string,
+  majority: number,
+): { value: T; key: string; count: number } | undefined {
+  const groups = new Map<string, { value: T; key: string; count: number }>();
+  for (const value of values) {
+    if (value === undefined) continue;
+    const key = keyOf(value);
+    const group = groups.get(key) ?? { value, key, count: 0 };
+    group.count += 1;
+    groups.set(key, group);
+  }
+  return [...groups.values()].find((group) => group.count >= majority);
+}
+
+/** One schedule's state on one database: [id, definition, fire, due], '' for absent. */
+type ScheduleState = [string, string, string, string];
+const stateKey = (state: ScheduleState) => canonical([state[1], state[2], state[3]]);
 
 function checkStores(stores: unknown): asserts stores is GuardStore[] {
   if (!Array.isArray(stores)) {
@@ -571,7 +705,205 @@ export function createQuorumStore(stores: GuardStore[], options: QuorumOptions =
     return { ...freshest, fence: fenceOf(freshest) };
   }
 
-  /** The answer a majority gave identically; else the first store's answer among a majority. */
+  /** Answers that disagree with a majority: no answer, a StoreUnavailableError. */
+  function disagreement(what: string, answers: readonly (Answer | undefined)[]) {
+    const answered = answers.filter(isOk).length;
+    if (answered < majority) return quorumError(what, answers);
+    return new StoreUnavailableError(
+      `quorum not reached for ${what}: ${answered} of ${n} databases answered but no ${majority} of them gave the same answer (a database lost data or missed a write, and too few agree to tell which)`,
+      { kind: "unreachable" },
+    );
+  }
+
+  /** Each answering database's state of `ids` (all schedules when empty), by database. */
+  async function snapshots(
+    registryKeys: string[],
+    ids: readonly string[],
+  ): Promise<{
+    answers: (Answer | undefined)[];
+    states: (Map<string, ScheduleState> | undefined)[];
+  }> {
+    const answers = await gather(onAll(REGISTRY_SNAPSHOT_SCRIPT, registryKeys, [...ids]));
+    const states = answers.map((answer) => {
+      if (!isOk(answer)) return undefined;
+      const rows = decodeSafely<ScheduleState[] | Record<string, never>>(answer.value);
+      if (rows === undefined) return undefined;
+      return new Map((Array.isArray(rows) ? rows : []).map((row) => [String(row[0]), row]));
+    });
+    return { answers, states };
+  }
+
+  /**
+   * Per schedule id, the state a majority of databases holds (undefined when none does), and the
+   * compare-and-set repairs that copy it to the databases holding something else. Runs them.
+   */
+  async function repairSchedules(
+    registryKeys: string[],
+    ids: readonly string[],
+    states: readonly (Map<string, ScheduleState> | undefined)[],
+  ): Promise<Map<string, ScheduleState | undefined>> {
+    const agreed = new Map<string, ScheduleState | undefined>();
+    const fixes: string[][][] = states.map(() => []);
+    for (const id of ids) {
+      const held = states.map((byId) =>
+        byId ? (byId.get(id) ?? ([id, "", "", ""] as ScheduleState)) : undefined,
+      );
+      const group = majorityGroup(held, stateKey, majority);
+      agreed.set(id, group?.value);
+      if (!group) continue;
+      held.forEach((state, i) => {
+        if (state && stateKey(state) !== group.key) {
+          fixes[i]?.push([
+            id,
+            state[1],
+            state[2],
+            state[3],
+            group.value[1],
+            group.value[2],
+            group.value[3],
+          ]);
+        }
+      });
+    }
+    const targets = fixes.flatMap((list, i) => (list.length > 0 ? [i] : []));
+    await Promise.all(
+      targets.map((i) =>
+        ask(
+          () =>
+            runScript(members[i] as GuardStore, REGISTRY_REPAIR_SCRIPT, registryKeys, [
+              JSON.stringify(fixes[i]),
+            ]),
+          `registry repair on store #${i + 1}`,
+          timeoutMs,
+        ),
+      ),
+    );
+    return agreed;
+  }
+
+  /** Reads `ids` everywhere and repairs the databases that differ from the majority. */
+  async function repairIds(registryKeys: string[], ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const { states } = await snapshots(registryKeys, ids);
+    await repairSchedules(registryKeys, ids, states);
+  }
+
+  /**
+   * A registry script: the answer a majority of databases gave identically, else a
+   * StoreUnavailableError (never a minority's answer). Waits for every database (within the
+   * timeout) so that one that answered differently is seen: the schedules the call concerned are
+   * then read everywhere and the majority's state copied to the databases that differ.
+   */
+  async function registryCall(
+    script: LuaScript,
+    keys: string[],
+    args: (string | number)[],
+  ): Promise<unknown> {
+    if (script === LIST_SCRIPT) return list(keys, args);
+    const registryKeys = keys.slice(0, 3);
+    if (WRITE_SCRIPTS.includes(script)) {
+      // Writes only where a majority agrees on the schedule's state (the others repaired first):
+      // a write that reached a lone database while the others disagreed or were down would leave
+      // three different states, and no majority could ever settle that schedule again.
+      const id = String(args[0]);
+      const { answers: read, states } = await snapshots(registryKeys, [id]);
+      const agreed = await repairSchedules(registryKeys, [id], states);
+      if (agreed.get(id) === undefined) throw disagreement(`${script.name} (reading ${id})`, read);
+    }
+    const answers = await gather(onAll(script, keys, args));
+    if (script === EVENTS_SCRIPT) return events(answers);
+    const answered = answers.map((a) => (isOk(a) ? a : undefined));
+    const agreed = majorityGroup(answered, (a) => canonical(a.value), majority);
+    if (!agreed) throw disagreement(script.name, answers);
+    if (agreed.count < answered.filter(Boolean).length) {
+      let ids: string[] = [];
+      if (SINGLE_SCHEDULE_SCRIPTS.includes(script)) ids = [String(args[0])];
+      else if (script === PEEK_SCRIPT) {
+        const seen = new Set<string>();
+        for (const answer of answered) {
+          const reply =
+            answer && decodeSafely<{ items?: { id?: unknown }[] | object }>(answer.value);
+          const items = reply && Array.isArray(reply.items) ? reply.items : [];
+          for (const item of items) if (typeof item.id === "string") seen.add(item.id);
+        }
+        ids = [...seen];
+      }
+      await repairIds(registryKeys, ids);
+    }
+    return agreed.value.value;
+  }
+
+  /**
+   * LIST in quorum mode. HSCAN's cursors and page order differ between databases even when they
+   * hold the same schedules, so pages cannot be compared: every page reads the whole registry from
+   * every database (REGISTRY_SNAPSHOT_SCRIPT), takes each schedule's state from a majority
+   * (repairing the databases that differ), sorts the ids and cuts the page out of that; the cursor
+   * is the offset in the sorted ids. Cost: O(N) per page and database for N schedules (about
+   * 300 bytes each: 1 000 schedules are ~300 kB per database per page). A schedule no majority
+   * agrees on makes the whole page an error, never a page without it.
+   */
+  async function list(keys: string[], args: (string | number)[]): Promise<unknown> {
+    const registryKeys = keys.slice(0, 3);
+    const offset = Number(args[0]);
+    const count = Math.max(1, Number(args[1]));
+    const { answers, states } = await snapshots(registryKeys, []);
+    if (states.filter(Boolean).length < majority) throw quorumError("schedule-list", answers);
+    const ids = [...new Set(states.flatMap((byId) => (byId ? [...byId.keys()] : [])))].sort();
+    const agreed = await repairSchedules(registryKeys, ids, states);
+    const undecided = ids.filter((id) => agreed.get(id) === undefined);
+    if (undecided.length > 0) {
+      throw new StoreUnavailableError(
+        `quorum not reached for schedule-list: no ${majority} of ${n} databases hold the same state of ${undecided.slice(0, 5).join(", ")}${undecided.length > 5 ? ", ..." : ""}`,
+        { kind: "unreachable" },
+      );
+    }
+    const items = ids.flatMap((id) => {
+      const state = agreed.get(id) as ScheduleState;
+      return state[1] === "" ? [] : [{ id, schedule: state[1], fire: state[2] || undefined }];
+    });
+    const page = items.slice(offset, offset + count);
+    const next = offset + count < items.length ? String(offset + count) : "0";
+    return { cursor: next, items: page };
+  }
+
+  /**
+   * EVENTS: stream ids are each database's own, so answers are compared by content. An event is
+   * shown when a majority of databases holds it (same schedule, same event), newest first by its
+   * id on the first database that holds it. Events are a log: they are not repaired.
+   */
+  function events(answers: readonly (Answer | undefined)[]): unknown {
+    type Entry = { id: string; schedule: string; event: string };
+    const lists = answers.map((answer) => {
+      if (!isOk(answer)) return undefined;
+      const reply = decodeSafely<Entry[] | object>(answer.value);
+      return reply === undefined ? undefined : Array.isArray(reply) ? reply : [];
+    });
+    if (lists.filter(Boolean).length < majority) throw quorumError("schedule-events", answers);
+    const held = new Map<string, { entry: Entry; count: number }>();
+    for (const entries of lists) {
+      if (!entries) continue;
+      const seen = new Set<string>();
+      for (const entry of entries) {
+        const key = canonical([entry.schedule, entry.event]);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const known = held.get(key) ?? { entry, count: 0 };
+        known.count += 1;
+        held.set(key, known);
+      }
+    }
+    const idMs = (id: string) => id.split("-").map(Number) as [number, number];
+    return [...held.values()]
+      .filter((e) => e.count >= majority)
+      .map((e) => e.entry)
+      .sort((a, b) => {
+        const [am, as] = idMs(a.id);
+        const [bm, bs] = idMs(b.id);
+        return bm - am || bs - as;
+      });
+  }
+
+  /** A script we do not know: the answer a majority gave identically; else the first store's among a majority. */
   async function byMajority(what: string, calls: Promise<Answer>[]): Promise<unknown> {
     const agreeing = (so: readonly (Answer | undefined)[]) => {
       const groups = new Map<string, { value: unknown; count: number }>();
@@ -614,6 +946,7 @@ export function createQuorumStore(stores: GuardStore[], options: QuorumOptions =
       case STATUS_SCRIPT:
         return status(keys, args);
       default:
+        if (REGISTRY_SCRIPTS.includes(script)) return registryCall(script, keys, args);
         return byMajority(script.name, onAll(script, keys, args));
     }
   }

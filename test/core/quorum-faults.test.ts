@@ -1,0 +1,211 @@
+/**
+ * Quorum mode under the faults of issue 18: a flushed database (a restart without persistence), a
+ * stopped one (SIGSTOP), and both at once. Three real redis-servers, each behind its own bridge,
+ * reached through real @upstash/redis clients; every simulated instance gets clients of its own.
+ */
+import { Redis } from "@upstash/redis";
+import { createClient } from "redis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  type RedisServerHandle,
+  type RunningBridge,
+  spawnRedisServer,
+  startBridge,
+} from "../../src/bridge/index.js";
+import {
+  createDispatcher,
+  createGuard,
+  createQuorumStore,
+  createScheduleRegistry,
+  type GuardStore,
+  StoreUnavailableError,
+} from "../../src/core/index.js";
+import { sleep } from "../../src/core/sleep.js";
+import { tally } from "../support/guard-contract.js";
+
+const SLOT = Date.UTC(2026, 11, 7, 9, 40);
+const PREFIX = "qf";
+/** The bridges run in this process: 150 instances x 3 databases queue behind each other. */
+const TIMEOUT_MS = 5_000;
+
+const servers: RedisServerHandle[] = [];
+const bridges: RunningBridge[] = [];
+const direct: ReturnType<typeof createClient>[] = [];
+
+beforeAll(async () => {
+  for (let i = 0; i < 3; i += 1) {
+    const server = await spawnRedisServer();
+    servers.push(server);
+    bridges.push(await startBridge({ redisUrl: server.url }));
+    const client = createClient({ url: server.url, RESP: 2 });
+    client.on("error", () => {});
+    await client.connect();
+    direct.push(client);
+  }
+}, 60_000);
+
+afterAll(async () => {
+  for (const server of servers) resume(server);
+  for (const client of direct) client.destroy();
+  await Promise.all(bridges.map((bridge) => bridge.close()));
+  await Promise.all(servers.map((server) => server.stop()));
+});
+
+/** A client as an application makes it: @upstash/redis's defaults (retries, auto-pipelining). */
+function client(index: number): Redis {
+  const bridge = bridges[index] as RunningBridge;
+  return new Redis({ url: bridge.url, token: bridge.token, enableTelemetry: false });
+}
+
+/** A quorum store over fresh clients of the three databases, like a separate deployment. */
+function quorum(timeoutMs = TIMEOUT_MS): GuardStore {
+  return createQuorumStore([client(0), client(1), client(2)], { timeoutMs });
+}
+
+function db(index: number): ReturnType<typeof createClient> {
+  return direct[index] as ReturnType<typeof createClient>;
+}
+
+const stopped = new Set<RedisServerHandle>();
+function pause(server: RedisServerHandle | undefined): void {
+  if (!server) return;
+  process.kill(server.pid, "SIGSTOP");
+  stopped.add(server);
+}
+function resume(server: RedisServerHandle | undefined): void {
+  if (!server || !stopped.has(server)) return;
+  process.kill(server.pid, "SIGCONT");
+  stopped.delete(server);
+}
+
+let jobCounter = 0;
+const uniqueJob = (name: string) => `${name}-${++jobCounter}`;
+
+describe("finding 2: a flushed database and concurrent late duplicates", () => {
+  it("runs a slot once: 150 racing instances, FLUSHALL of one database, 60 more, 5 times", async () => {
+    // Warm-up: loads the scripts into every database.
+    await createGuard({ redis: quorum(), prefix: PREFIX }).run(uniqueJob("warm"), SLOT, () => 0);
+    const ranAgain: number[] = [];
+    for (let round = 0; round < 5; round += 1) {
+      const job = uniqueJob("flush-late");
+      let runs = 0;
+      const race = async (count: number) =>
+        (
+          await Promise.allSettled(
+            Array.from({ length: count }, () =>
+              createGuard({ redis: quorum(), prefix: PREFIX, leaseMs: 10_000 }).run(
+                job,
+                SLOT,
+                async () => {
+                  runs += 1;
+                  await sleep(5);
+                  return "sent";
+                },
+              ),
+            ),
+          )
+        ).flatMap((settled) => (settled.status === "fulfilled" ? [settled.value] : []));
+      const first = await race(150);
+      expect(tally(first)).toMatchObject({ ran: 1, skipped: 149, failed: 0 });
+      await db(0).flushAll();
+      const late = await race(60);
+      expect(tally(late).failed).toBe(0);
+      if (runs !== 1) ranAgain.push(round);
+      await db(0).flushAll();
+      await race(60);
+      if (runs !== 1 && ranAgain.at(-1) !== round) ranAgain.push(round);
+    }
+    expect(ranAgain).toEqual([]);
+  }, 120_000);
+});
+
+describe("finding 3: the registry never takes a minority's answer, and repairs a database", () => {
+  const REGISTRY_PREFIX = "qr";
+  const defs = `${REGISTRY_PREFIX}:{schedules}:defs`;
+  const fires = `${REGISTRY_PREFIX}:{schedules}:fires`;
+  const due = `${REGISTRY_PREFIX}:{schedules}:due`;
+  const ids = ["q1", "q2", "q3"];
+  const registry = () =>
+    createScheduleRegistry({ redis: quorum(1_000), prefix: REGISTRY_PREFIX, handlers: ["h"] });
+  const ran: string[] = [];
+  /** A tick an hour after the schedules were created: every one of them is due. */
+  const tick = () =>
+    createDispatcher({
+      redis: quorum(1_000),
+      prefix: REGISTRY_PREFIX,
+      handlers: { h: ({ schedule }) => ran.push(schedule.id) },
+      guardOptions: { clock: () => Date.now() + 3_600_000 },
+    }).tick();
+  const input = (id: string) => ({ id, cron: "*/5 * * * *", handler: "h", payload: { id } });
+  /** A tick that fails: it throws a store error or counts one, and runs nothing. */
+  async function expectFailedTick() {
+    const before = ran.length;
+    const outcome = await tick().then(
+      (result) => result,
+      (error: unknown) => error,
+    );
+    if (outcome instanceof Error) expect(outcome).toBeInstanceOf(StoreUnavailableError);
+    else expect(outcome).toMatchObject({ ran: 0, errors: expect.any(Number) });
+    if (!(outcome instanceof Error))
+      expect((outcome as { errors: number }).errors).toBeGreaterThan(0);
+    expect(ran.length).toBe(before);
+  }
+
+  it("errors while database #1 is flushed and #3 stopped; answers right and repairs #1 once #3 is back", async () => {
+    const created = await Promise.all(ids.map((id) => registry().upsert(input(id))));
+    expect(created.map((c) => c.outcome)).toEqual(["created", "created", "created"]);
+    const before = await registry().get("q1");
+    const listed = await registry().list();
+    expect(listed.schedules.map((s) => s.id).sort()).toEqual(ids);
+
+    await db(0).flushAll();
+    pause(servers[2]);
+    try {
+      await expect(registry().get("q1")).rejects.toBeInstanceOf(StoreUnavailableError);
+      await expect(registry().list()).rejects.toBeInstanceOf(StoreUnavailableError);
+      await expect(registry().events()).resolves.toEqual([]); // nobody holds an event: agreed
+      await expectFailedTick();
+      // A redeploy during the outage: #1 answers `created`, #2 `unchanged`: no majority.
+      await expect(registry().upsert(input("q2"))).rejects.toBeInstanceOf(StoreUnavailableError);
+      await expect(registry().pause("q3")).rejects.toBeInstanceOf(StoreUnavailableError);
+    } finally {
+      resume(servers[2]);
+    }
+
+    // Database #2 paused q3 above (its answer had no majority); #3 did not. Database #1 lost
+    // everything. With all three up, each schedule needs two databases that agree.
+    const after = await registry().get("q1");
+    expect(after).toEqual(before);
+    const page = await registry().list();
+    expect(page.schedules.map((s) => s.id).sort()).toEqual(ids);
+    for (const key of [defs, fires]) {
+      expect(await db(0).hGetAll(key)).toEqual(await db(2).hGetAll(key));
+    }
+    expect(await db(0).zRangeWithScores(due, 0, -1)).toEqual(
+      await db(2).zRangeWithScores(due, 0, -1),
+    );
+    const result = await tick();
+    expect(result.errors).toBe(0);
+    expect(ran.sort()).toEqual(ids);
+  }, 60_000);
+
+  it("pages LIST by a merge of every database, with the same schedules whatever HSCAN's order", async () => {
+    const many = Array.from({ length: 25 }, (_, i) => `m${String(i).padStart(2, "0")}`);
+    const store = createScheduleRegistry({
+      redis: quorum(),
+      prefix: "ql",
+      handlers: ["h"],
+    });
+    for (const id of many) await store.upsert({ id, cron: "0 * * * *", handler: "h" });
+    await db(1).flushAll();
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await store.list({ cursor, limit: 7 });
+      seen.push(...page.schedules.map((s) => s.id));
+      cursor = page.cursor ?? undefined;
+    } while (cursor);
+    expect(seen).toEqual(many);
+    expect(await db(1).hLen("ql:{schedules}:defs")).toBe(25);
+  });
+});
