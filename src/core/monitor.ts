@@ -183,7 +183,8 @@ export function statusDepth(schedule: CronSchedule, nowMs: number, windowMs: num
 /**
  * A job's status with its missed and late fires, in one store round trip (the status script).
  *
- * @param options.sinceMs See {@link detectMissedAndLate}.
+ * @param options.sinceMs See {@link detectMissedAndLate}. Default: when the job first claimed a
+ *   slot, as its ledger remembers (else its oldest claim's fire time).
  */
 export async function monitorJob(
   guard: Guard,
@@ -199,7 +200,9 @@ export async function monitorJob(
     schedule,
     nowMs,
     claims: claimsFromStatus(status),
-    sinceMs: options.sinceMs,
+    // The job's first claim (from its ledger), not its oldest claimed slot: a backfill of an
+    // earlier slot must not turn the fires between it and the job's start into missed ones.
+    sinceMs: options.sinceMs ?? status.sinceMs ?? undefined,
     options,
   });
   return { ...status, monitor };

@@ -21,7 +21,7 @@ function makeApp(prefix: string, clock: { now: number }) {
     redis: upstash(),
     jobs: [
       { name: "tick", cron: "* * * * *", handler: () => "ok" },
-      { name: "nightly", cron: "0 3 * * *", timezone: "Europe/Berlin", handler: () => "ok" },
+      { name: "nightly", cron: "0 2 * * *", handler: () => "ok" },
     ],
     handlers: {
       ...exampleHandlers(),
@@ -123,7 +123,7 @@ describe("/dashboard", () => {
     ]);
     expect(tick?.rows[3]).toMatchObject({ region: "test-1", fence: 2, lateMs: 45_000 });
     expect(data.jobs.find((job) => job.name === "nightly")).toMatchObject({
-      timezone: "Europe/Berlin",
+      timezone: "UTC",
       next: [
         iso(Date.UTC(2026, 10, 26, 2)),
         iso(Date.UTC(2026, 10, 27, 2)),

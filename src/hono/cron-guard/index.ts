@@ -110,6 +110,51 @@ function jsonResponse(body: unknown, status: number, headers: Record<string, str
   });
 }
 
+/**
+ * `?force=true` (or `1`): run the slot even though the ledger says it already ran (or cannot vouch
+ * for it). Absent, `false` or `0`: don't. Anything else, or given twice, is a SlotError (400).
+ */
+export function forceOf(request: Request): boolean {
+  const values = new URL(request.url).searchParams.getAll("force");
+  if (values.length > 1) throw new SlotError(`give one ?force=, not ${values.length}`);
+  const value = values[0];
+  if (value === undefined || value === "false" || value === "0") return false;
+  if (value === "true" || value === "1") return true;
+  throw new SlotError(
+    `?force= must be true, 1, false or 0, got ${JSON.stringify(value.slice(0, 20))}`,
+  );
+}
+
+/**
+ * The 409 of a backfill (`?slot=`) the slot ledger turned away: the slot already ran (or failed
+ * under "keep"), or is older than the ledger can vouch for. Says what is recorded and how to run
+ * it anyway.
+ */
+async function refusedBackfill(
+  guard: Guard,
+  job: string,
+  slot: string,
+  reason: "done" | "failed" | "unvouched",
+): Promise<Response> {
+  const record = await guard.lookup(job, slot).catch(() => undefined);
+  const last = record?.runs[record.runs.length - 1];
+  const what =
+    reason === "unvouched"
+      ? "is older than the slot ledger remembers, so nobody can tell whether it ran"
+      : `already ${reason === "done" ? "ran" : "failed"}${last ? ` (fence ${last.fence}, finished ${last.finishedAt}${record && record.runs.length > 1 ? `, ${record.runs.length} runs` : ""})` : ""}`;
+  return jsonResponse(
+    {
+      error: `slot ${slot} of job ${job} ${what}: add force=true to run it again on purpose`,
+      job,
+      slot,
+      reason,
+      ...(record ? { status: record.status, runs: record.runs } : {}),
+    },
+    409,
+    { "cron-guard-status": "skipped", "cron-guard-reason": reason, "cron-guard-slot": slot },
+  );
+}
+
 /** The methods that may claim a slot: what Vercel (GET) and a manual trigger (POST) send. */
 const CLAIMING_METHODS = new Set(["GET", "POST"]);
 
@@ -117,7 +162,10 @@ const CLAIMING_METHODS = new Set(["GET", "POST"]);
  * Lets one invocation per slot through to the handler. Skipped invocations answer 204 with
  * `cron-guard-status: skipped`, `cron-guard-reason` and `cron-guard-slot`; the one that runs gets the
  * handler's response plus `cron-guard-status: ran`, `cron-guard-slot` and `cron-guard-fence`.
- * A bad `?slot=` is a 400, a store outage (closed policy) a 503, a throwing handler a 500, all JSON.
+ * A bad `?slot=` or `?force=` is a 400, a store outage (closed policy) a 503, a throwing handler a
+ * 500, all JSON. A backfill (`?slot=`) of a slot that already ran, failed under "keep", or is older
+ * than the slot ledger can vouch for is a 409 that says what is recorded; `?force=true` runs it
+ * anyway (never while another claim runs it).
  * Only GET and POST claim a slot: HEAD (which Hono routes to GET handlers) and every other method
  * get 405 JSON with `Allow: GET, POST`, and nothing is written.
  */
@@ -158,7 +206,9 @@ export const cronGuard = ({
     }
     periodMs ??= periodMsOf(schedule, activeGuard.options.clock());
     let resolved: ReturnType<typeof slotForRequest>;
+    let force: boolean;
     try {
+      force = forceOf(c.req.raw);
       resolved = slotForRequest(c.req.raw, {
         schedule,
         cron,
@@ -183,7 +233,7 @@ export const cronGuard = ({
           if (c.res.status >= 500) throw new HandlerFailedError(c.res.status);
           return c.res.status;
         },
-        { waitUntil: waitUntilOf(c), periodMs },
+        { waitUntil: waitUntilOf(c), periodMs, force },
       );
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
@@ -199,6 +249,14 @@ export const cronGuard = ({
     }
     await onResult?.(result, c);
 
+    if (
+      result.status === "skipped" &&
+      resolved.trigger === "manual" &&
+      (result.reason === "done" || result.reason === "failed" || result.reason === "unvouched")
+    ) {
+      replaceResponse(c, await refusedBackfill(activeGuard, job, slotHeader, result.reason));
+      return;
+    }
     if (result.status === "skipped") {
       replaceResponse(
         c,

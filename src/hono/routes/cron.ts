@@ -1,5 +1,6 @@
 import { type Context, Hono } from "hono";
-import { nextFireTimes, slotId } from "../../core/slot.js";
+import { SlotError } from "../../core/errors.js";
+import { nextFireTimes, parseExplicitSlot, slotId } from "../../core/slot.js";
 import type { GuardStore } from "../../core/store.js";
 import { cronGuard } from "../cron-guard/index.js";
 import type { Deployment, PreparedJob } from "../deployment.js";
@@ -22,7 +23,8 @@ const STATUS_RUNS = 20;
 /**
  * `/cron`: `GET /` lists the jobs with their next fire times, `GET|POST /:job` runs a job once per
  * slot (any other method, HEAD included, is a 405 that writes nothing), `GET /:job/status` shows
- * its recent slots and runs. The caller mounts it behind the bearer secret.
+ * its recent slots and runs, `GET /:job/slots/:slot` what the slot ledger knows of one slot. The
+ * caller mounts it behind the bearer secret.
  */
 export function cronRoutes<TRedis extends GuardStore>(
   deployment: Deployment<TRedis>,
@@ -72,6 +74,20 @@ export function cronRoutes<TRedis extends GuardStore>(
     });
   });
 
+  routes.get("/:job/slots/:slot", async (c) => {
+    const entry = deployment.job(c.req.param("job"));
+    if (!entry) return jsonError(c, 404, unknownJob(c.req.param("job")));
+    let slotMs: number;
+    try {
+      slotMs = parseExplicitSlot(c.req.param("slot"), entry.schedule);
+    } catch (error) {
+      if (error instanceof SlotError) return jsonError(c, 400, error.message);
+      throw error;
+    }
+    const lookup = await deployment.guard(c.env, entry).lookup(entry.job.name, slotMs);
+    return c.json(lookup);
+  });
+
   routes.on(
     ["GET", "POST"],
     "/:job",
@@ -102,6 +118,7 @@ export function cronRoutes<TRedis extends GuardStore>(
 
   routes.all("/", (c) => methodNotAllowed(c, "GET"));
   routes.all("/:job/status", (c) => methodNotAllowed(c, "GET"));
+  routes.all("/:job/slots/:slot", (c) => methodNotAllowed(c, "GET"));
   routes.all("/:job", (c) => methodNotAllowed(c, "GET, POST"));
   return routes;
 }
