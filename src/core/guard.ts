@@ -66,9 +66,11 @@ export interface Guard {
   /** Whether one slot ran, when, with which fence, after which attempts (the slot ledger). */
   lookup(job: string, slot: number | Date | string): Promise<SlotLookup>;
   /**
-   * Shares a slot's tasks among every instance that calls this with the same list: each task (its
-   * id is the job name) runs once, the work spreads over the callers, and tasks of a caller that
-   * crashed are taken over when their lease ends. See DistributeResult.
+   * Shares a slot's tasks among every instance that calls this with the same workload and list:
+   * each task runs once, the work spreads over the callers, and tasks of a caller that crashed are
+   * taken over when their lease ends. Tasks are claimed under `<prefix>:distribute:<workload>`
+   * (option `workload`, default "default"), apart from jobs, schedules and other workloads. See
+   * DistributeResult and docs/distribute.md.
    */
   distribute<T extends Task>(
     slot: number | Date | string,

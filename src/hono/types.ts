@@ -34,9 +34,16 @@ export type JobGuardOptions = Pick<
 export interface CronJob<TRedis extends GuardStore = GuardStore> extends JobGuardOptions {
   /** `[A-Za-z0-9._-]{1,128}`; the route is `/cron/<name>`. */
   name: string;
-  /** 5-field cron expression; must match the platform's (wrangler.toml `crons`, vercel.json). */
+  /** 5-field cron expression, read in UTC; must match the platform's (wrangler.toml `crons`, vercel.json). */
   cron: string;
-  /** IANA time zone of `cron`. Default UTC. Cloudflare and Vercel fire in UTC. */
+  /**
+   * IANA time zone of `cron`: only UTC, or a name for it such as `Etc/UTC` or `GMT`. Default UTC.
+   * Cloudflare and Vercel fire crons in UTC, so a code job in another zone could never run at its
+   * own fire times; creating the app throws a ConfigError naming `timezone`. For 09:00 Berlin time,
+   * declare a dynamic schedule (`schedules: [{ id, cron: "0 9 * * *", timezone: "Europe/Berlin",
+   * handler }]`, dispatched by `dispatchCron`, which follows daylight saving time) or write the cron
+   * in UTC (`"0 8 * * *"`, which does not). See docs/time-zones.md.
+   */
   timezone?: string;
   /**
    * How long after a fire time this job may start before the fire counts as missed (no claim) or
