@@ -114,18 +114,32 @@ describe("dashboard in chromium", () => {
     await card("job", "heartbeat").locator(`tr[data-outcome="ran"][data-slot="${slot}"]`).waitFor();
     expect(ranResponse.request().url()).not.toContain(SECRET);
 
-    // backfill a minute before the stack started (no scheduler fired it): a ran row marked late
+    // backfill a minute before the stack started (no scheduler fired it): a ran row, not marked
+    // late (the job did not exist yet at that fire time: its first claim was the storm's)
     const previous = new Date(Math.floor(stackStartedAt / 60_000) * 60_000 - 60_000)
       .toISOString()
       .replace(".000Z", "Z");
     const heartbeat = card("job", "heartbeat");
     await heartbeat.locator("input").fill(previous);
     await heartbeat.locator('button[data-action="backfill"]').click();
-    await heartbeat.locator(`tr[data-outcome="ran"][data-slot="${previous}"][data-late]`).waitFor();
+    await heartbeat
+      .locator(`tr[data-outcome="ran"][data-slot="${previous}"]:not([data-late])`)
+      .waitFor();
 
-    // the same backfill again: skipped (done), shown for this tab's action (skips are not stored)
-    await heartbeat.locator('button[data-action="backfill"]').click();
+    // the same backfill again: the ledger says it ran (409), shown for this tab's action, with a
+    // deliberate "run it again anyway" that sends force=true
+    const [refused] = await Promise.all([
+      page.waitForResponse((r) => r.url().includes("/cron/heartbeat?slot=")),
+      heartbeat.locator('button[data-action="backfill"]').click(),
+    ]);
+    expect(refused.status()).toBe(409);
     await heartbeat.locator(`tr[data-outcome="skipped"][data-slot="${previous}"]`).waitFor();
+    const [forced] = await Promise.all([
+      page.waitForResponse((r) => r.url().includes("force=true")),
+      page.locator('#activity button[data-action="force"]').first().click(),
+    ]);
+    expect(forced.status()).toBe(200);
+    expect(Number(forced.headers()["cron-guard-fence"])).toBeGreaterThan(1);
 
     // pause a schedule: shown paused, with a resume button
     await card("schedule", "record-every-minute").locator('button[data-action="pause"]').click();

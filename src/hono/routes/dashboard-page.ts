@@ -127,6 +127,9 @@ async function act(label, method, path, key) {
     let detail = "";
     if (response.status >= 400) detail = ((await response.json().catch(() => ({}))).error) || "";
     entry = { label, http: response.status, status, reason, slot, detail };
+    // 409: the slot ledger says this slot already ran (or cannot vouch for it); re-running it is
+    // a deliberate second click that sends force=true.
+    if (response.status === 409) entry.force = () => act("force " + label, method, path + (path.includes("?") ? "&" : "?") + "force=true", key);
     if (status === "skipped" && key) {
       const rows = localRows.get(key) || [];
       rows.unshift({ slot, outcome: "skipped", reason, summary: "this tab's " + label.split(" ")[0] + " (not stored)" });
@@ -144,7 +147,8 @@ async function act(label, method, path, key) {
 function renderActivity() {
   $("activity").replaceChildren(...activity.slice(0, 15).map((a) =>
     el("li", { "data-status": a.status }, short(a.at) + " " + a.label + ": ", badge(a.status === "ran" ? "ran" : a.status === "skipped" ? "skipped" : a.http >= 400 || a.status === "error" ? "failed" : "ran", a.status + (a.reason ? " (" + a.reason + ")" : "")),
-      " HTTP " + a.http + (a.slot ? " slot " + a.slot : "") + (a.detail ? " — " + a.detail : ""))));
+      " HTTP " + a.http + (a.slot ? " slot " + a.slot : "") + (a.detail ? " — " + a.detail : ""),
+      a.force ? [" ", el("button", { "data-action": "force", onclick: () => { const run = a.force; a.force = undefined; run(); } }, "Run it again anyway")] : null)));
 }
 
 function card(kind, item, data) {
