@@ -92,10 +92,15 @@ local function ledger_append(ledger, slot, score, outcome, fence, finished, forc
     table.sort(entries, function(a, b) return a[2] < b[2] end)
     local floor = tonumber(redis.call('HGET', ledger, '~floor') or '')
     local excess = #entries - maxSlots
-    for i, entry in ipairs(entries) do
-      if i > excess and entry[2] >= now - maxAge then break end
-      redis.call('HDEL', ledger, entry[1])
-      if floor == nil or entry[2] > floor then floor = entry[2] end
+    local evicted = 0
+    for _, entry in ipairs(entries) do
+      if evicted >= excess and entry[2] >= now - maxAge then break end
+      -- The run just entered stays until the next sweep, however old its slot.
+      if evicted < excess or entry[1] ~= slot then
+        redis.call('HDEL', ledger, entry[1])
+        evicted = evicted + 1
+        if floor == nil or entry[2] > floor then floor = entry[2] end
+      end
     end
     if floor ~= nil then redis.call('HSET', ledger, '~floor', string.format('%d', floor)) end
     redis.call('HSET', ledger, '~sweep', string.format('%d', now + math.min(3600000, maxAge)))

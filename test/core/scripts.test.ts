@@ -31,10 +31,10 @@ describe("Lua scripts", () => {
     }
     expect(digests).toMatchInlineSnapshot(`
       {
-        "CLAIM_SCRIPT": "f6490b52ffdeb205f63df778beb4b54df7f4fa14",
-        "COMPLETE_SCRIPT": "b2011b58f88a32c2ac3169f378131b7e08c65be0",
+        "CLAIM_SCRIPT": "c8ea6c12d86477b4b8e55cece4d1094639ad7339",
+        "COMPLETE_SCRIPT": "390f0823c666a8005aed6386d419b878722bd308",
         "EXTEND_SCRIPT": "39b30a570beda2a6f3a8571ca102c2ae5da99bf8",
-        "LOOKUP_SCRIPT": "23e65bf05a72020db305c22f3a211972f7478bda",
+        "LOOKUP_SCRIPT": "c9b81f119aafce9fae06d48a7e9c332782a773bd",
         "STATUS_SCRIPT": "5e6b78799c6d1ef3b12367b4532162643849abc3",
       }
     `);

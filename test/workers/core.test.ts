@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { createGuard } from "../../src/core/index.js";
 
 /** Each test gets its own key prefix, so reruns against a long-lived store never collide. */
-function guardFor(options: { leaseMs?: number } = {}) {
+function guardFor(options: { leaseMs?: number; retentionMs?: number } = {}) {
   const redis = new Redis({
     url: env.UPSTASH_REDIS_REST_URL,
     token: env.UPSTASH_REDIS_REST_TOKEN,
@@ -67,5 +67,25 @@ describe("src/core inside workerd, over @upstash/redis/cloudflare and the bridge
     });
     expect(first).toMatchObject({ status: "ran", value: "long job" });
     expect(sawRunning).toMatchObject({ status: "skipped", reason: "running" });
+  });
+
+  it("remembers a finished slot in its ledger after the slot key expired; force re-runs it", async () => {
+    const guard = guardFor({ retentionMs: 1 });
+    const slot = Math.floor(Date.now() / 60_000) * 60_000 - 60_000;
+    expect(await guard.run("workerd-ledger", slot, () => 1)).toMatchObject({ status: "ran" });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await guard.run("workerd-ledger", slot, () => 2)).toMatchObject({
+      status: "skipped",
+      reason: "done",
+      holder: { ledger: true },
+    });
+    expect(await guard.run("workerd-ledger", slot, () => 3, { force: true })).toMatchObject({
+      status: "ran",
+      value: 3,
+    });
+    expect(await guard.lookup("workerd-ledger", slot)).toMatchObject({
+      status: "ran",
+      runs: [{ forced: false }, { forced: true }],
+    });
   });
 });
