@@ -50,11 +50,15 @@ export const startCommand: CliCommand = {
     io.out(`        UPSTASH_REDIS_REST_TOKEN=${stack.bridgeToken}`);
     io.out(`secret: CRON_SECRET=${stack.secret}`);
     io.out("");
-    io.out("Trigger a job by hand (run it twice: 200, then 204):");
+    io.out(
+      "Trigger a job by hand (the current minute: 204 done if the scheduler already ran it, else 200):",
+    );
     io.out(
       `  curl -i -X POST -H "Authorization: Bearer ${stack.secret}" ${stack.appUrl}/cron/heartbeat`,
     );
-    io.out("Backfill a past slot (must be a fire time of the job's cron):");
+    io.out(
+      "Backfill a past slot (a fire time of the job's cron; run it twice: 200, then 409 with what ran, then add &force=true):",
+    );
     // The minute before the storm's slot: a fire time of "* * * * *" that the storm did not run.
     const heartbeatSlot = stack.storms.find((storm) => storm.job === "heartbeat")?.slot;
     const stormSlotMs = Date.parse(heartbeatSlot ?? "") || Date.now();

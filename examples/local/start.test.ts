@@ -44,7 +44,13 @@ describe("npm start", () => {
       const backfill = await fetch(backfillUrl, { method: "POST", headers: { authorization } });
       expect(backfill.status).toBe(200);
       const again = await fetch(backfillUrl, { method: "POST", headers: { authorization } });
-      expect(again.status).toBe(204);
+      expect(again.status).toBe(409);
+      expect(await again.json()).toMatchObject({ reason: "done", status: "ran" });
+      const forced = await fetch(`${backfillUrl}&force=true`, {
+        method: "POST",
+        headers: { authorization },
+      });
+      expect(forced.status).toBe(200);
     } finally {
       await result.running.stop();
     }
