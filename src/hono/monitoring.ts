@@ -14,8 +14,8 @@ import {
   resolveMonitorOptions,
 } from "../core/monitor.js";
 import type { TickResult } from "../core/schedules/dispatch.js";
-import type { ScheduleView } from "../core/schedules/registry.js";
-import { type CronSchedule, parseSchedule, slotId } from "../core/slot.js";
+import type { RegistryEvent, ScheduleView } from "../core/schedules/registry.js";
+import { type CronSchedule, nextFireTimes, parseSchedule, slotId } from "../core/slot.js";
 import { type GuardStore, runScript } from "../core/store.js";
 import type { Deployment, PreparedJob } from "./deployment.js";
 import type { AppScheduleHandler, Bindings, CronAppOptions } from "./types.js";
@@ -57,8 +57,9 @@ export interface Monitoring {
   tickFinished(env: Bindings | undefined, tick: TickResult, waitUntil?: WaitUntil): Promise<void>;
   /**
    * Looks for missed fires of every job and schedule and alerts them, at most once a minute for the
-   * whole deployment (the minute is claimed like a slot) and once per 30 s per instance. Does
-   * nothing without an alert URL.
+   * whole deployment (the minute is claimed like a slot) and once per 30 s per instance. Every
+   * schedule is covered: it reads the ones whose pending fire is older than the grace period (the
+   * due set, paged), so it costs O(overdue) store calls. Does nothing without an alert URL.
    */
   check(env: Bindings | undefined, waitUntil?: WaitUntil): Promise<void>;
   alertsEnabled(env: Bindings | undefined): boolean;
@@ -66,7 +67,28 @@ export interface Monitoring {
 
 const CHECK_EVERY_MS = 30_000;
 const CHECK_CLAIM_MS = 120_000;
-const MAX_CHECKED_SCHEDULES = 100;
+/** Overdue schedules read per page by the periodic check, and status reads in flight at once. */
+const OVERDUE_PAGE = 100;
+/** Fires one `missed` event of the dispatcher is listed with in its alert, at most. */
+const MAX_MISSED_SLOTS = 1_000;
+const CHECK_CONCURRENCY = 8;
+
+/** Calls `fn` for each item, at most `limit` at once. */
+async function inParallel<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<unknown>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next] as T;
+      next += 1;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
 
 /** The alert URL: the option, else `env.CRON_GUARD_ALERT_URL`, else `process.env.CRON_GUARD_ALERT_URL`. */
 function alertUrlOf(options: CronAppOptions<never>["alerts"], env: Bindings): string | undefined {
@@ -203,6 +225,20 @@ function createMonitoring<TRedis extends GuardStore>(
     return schedule;
   };
   const graceMsOf = (entry: PreparedJob<never>) => entry.job.graceMs ?? options.graceMs;
+  /** The fires a `missed` event covers (at most MAX_MISSED_SLOTS), from its cron; else its first. */
+  const missedSlots = (event: RegistryEvent["event"]): string[] => {
+    const firstMs = Date.parse(event.fire);
+    const fires = Math.min(event.fires ?? 1, MAX_MISSED_SLOTS);
+    if (!Number.isFinite(firstMs) || typeof event.cron !== "string" || fires <= 1) {
+      return [event.fire];
+    }
+    try {
+      const cron = cronOf(event.cron, event.timezone ?? "UTC");
+      return [firstMs, ...nextFireTimes(cron, firstMs, fires - 1)].map(slotId);
+    } catch {
+      return [event.fire];
+    }
+  };
 
   const alertMissed = (
     env: Bindings | undefined,
@@ -283,13 +319,22 @@ function createMonitoring<TRedis extends GuardStore>(
         const registry = await dynamic.registry(env);
         const oldestMs = clock() - options.windowMs;
         const events: AlertEvent[] = [];
-        for (const { schedule, event } of await registry.events(50)) {
-          if (!(Date.parse(event.fire) >= oldestMs)) continue;
+        // Newest first: enough to reach back past every event this tick recorded (each of its
+        // dead fires and missed-fire events is one), and other ticks' on top.
+        const recent = Math.min(1_000, 50 + tick.dead + tick.missed);
+        for (const { schedule, event } of await registry.events(recent)) {
           const base = { job: schedule, source: "schedule" as const, slot: event.fire, region };
           if (event.kind === "dead") {
-            const attempts = (event as { attempts?: number }).attempts;
-            events.push({ ...base, kind: "dead", error: event.error, attempts });
-          } else events.push({ ...base, kind: "missed" });
+            if (!(Date.parse(event.fire) >= oldestMs)) continue;
+            events.push({ ...base, kind: "dead", error: event.error, attempts: event.attempts });
+            continue;
+          }
+          // Every missed fire within the window, not only the first: the periodic check does not
+          // see them again once the tick moved the schedule on.
+          const slots = missedSlots(event).filter((slot) => Date.parse(slot) >= oldestMs);
+          if (slots.length > 0) {
+            events.push({ ...base, kind: "missed", slot: slots[0] as string, slots });
+          }
         }
         await sender.send(events);
       })();
@@ -313,9 +358,19 @@ function createMonitoring<TRedis extends GuardStore>(
         if (!Array.isArray(list) || list.length === 0) return;
         for (const entry of deployment.jobs.values()) await jobStatus(env, entry.job.name);
         if (deployment.dynamic) {
+          // Only a schedule whose pending fire is older than the grace period can have missed
+          // fires (a tick that settles a fire moves it on): read those, page by page, however
+          // many schedules there are. O(overdue), not O(schedules).
           const registry = await deployment.dynamic.registry(env);
-          const { schedules } = await registry.list({ limit: MAX_CHECKED_SCHEDULES });
-          for (const schedule of schedules) await scheduleStatus(env, schedule);
+          const beforeMs = nowMs - options.graceMs;
+          let cursor: string | undefined;
+          do {
+            const page = await registry.overdue({ beforeMs, cursor, limit: OVERDUE_PAGE });
+            await inParallel(page.schedules, CHECK_CONCURRENCY, (schedule) =>
+              scheduleStatus(env, schedule, waitUntil),
+            );
+            cursor = page.cursor ?? undefined;
+          } while (cursor !== undefined);
         }
       })();
       return deliver(work, waitUntil, CHECK_BOUND_MS);

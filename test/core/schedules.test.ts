@@ -126,6 +126,35 @@ describe("schedule registry", () => {
     expect(await registry.get("s3")).toBeNull();
   });
 
+  it("pages through the overdue schedules only, skipping none while some move on", async () => {
+    const w = world(prefix());
+    for (let i = 0; i < 40; i += 1) await w.registry.upsert(every(`o${i}`)); // next fire 12:01
+    for (let i = 0; i < 5; i += 1) await w.registry.pause(`o${i}`);
+    await w.registry.upsert(every("hourly", { cron: "0 * * * *" })); // next fire 13:00
+    w.setNow(T0 + 4 * MINUTE); // 12:04:30
+    const beforeMs = T0 + 2 * MINUTE; // overdue: due by 12:02:30
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const page = await w.registry.overdue({ beforeMs, cursor, limit: 7 });
+      seen.push(...page.schedules.map((schedule) => schedule.id));
+      if (pages === 1) {
+        // schedules already listed move later in the due set (as when a tick settles them), the
+        // cursor's own member among them: the next page must still start where this one ended
+        for (const id of [seen[0], seen[seen.length - 1]] as string[]) {
+          await w.registry.pause(id);
+          await w.registry.resume(id);
+        }
+      }
+      cursor = page.cursor ?? undefined;
+      pages += 1;
+    } while (cursor);
+    const expected = Array.from({ length: 35 }, (_, i) => `o${i + 5}`);
+    expect(new Set(seen)).toEqual(new Set(expected));
+    await expect(w.registry.overdue({ beforeMs, cursor: "x" })).rejects.toBeInstanceOf(RangeError);
+  });
+
   it("refuses bad schedules naming the field, writing nothing", async () => {
     const { registry } = world(prefix());
     const bad: [unknown, string][] = [

@@ -205,6 +205,14 @@ export function createDispatcher(options: DispatcherOptions) {
       const nextAfter = (ms: number) => nextFireTimes(cron, ms, 1)[0] ?? Number.MAX_SAFE_INTEGER;
       let fireMs = pending.fireMs;
       let missed = 0;
+      /** `fires` consecutive fires from the pending one were not run; the cron lets a reader list them. */
+      const missedEvent = (fires: number) => ({
+        kind: "missed",
+        fire: slotId(pending.fireMs),
+        fires,
+        cron: schedule.cron,
+        timezone: schedule.timezone,
+      });
       if (pending.attempt === 0) {
         const latest = slotFromCron(cron, nowMs, { skewToleranceMs: 0 });
         if (latest > fireMs) {
@@ -223,7 +231,7 @@ export function createDispatcher(options: DispatcherOptions) {
           missed += 1;
           const next = nextAfter(nowMs);
           const recorded = await setPending(item, { fireMs: next, attempt: 0, dueAtMs: next }, [
-            { kind: "missed", fire: slotId(pending.fireMs), fires: missed },
+            missedEvent(missed),
           ]);
           if (recorded) {
             result.missed += missed;
@@ -233,8 +241,7 @@ export function createDispatcher(options: DispatcherOptions) {
         }
       }
       /** The catch-up's missed fires, recorded with whatever settles this fire. */
-      const missedEvents =
-        missed > 0 ? [{ kind: "missed", fire: slotId(pending.fireMs), fires: missed }] : [];
+      const missedEvents = missed > 0 ? [missedEvent(missed)] : [];
       const handler = options.handlers[schedule.handler];
       const slot =
         pending.attempt === 0 ? slotId(fireMs) : `${slotId(fireMs)}.retry${pending.attempt}`;

@@ -1,4 +1,4 @@
-import { assertJobName, assertPrefix } from "../keys.js";
+import { assertJobName, assertPrefix, isValidJobName } from "../keys.js";
 import type { LuaScript } from "../scripts.js";
 import { nextFireTimes, parseSchedule, slotId } from "../slot.js";
 import { decodeReply, type GuardStore, runScript } from "../store.js";
@@ -7,6 +7,7 @@ import {
   DELETE_SCRIPT,
   EVENTS_SCRIPT,
   LIST_SCRIPT,
+  OVERDUE_SCRIPT,
   READ_SCRIPT,
   SET_ENABLED_SCRIPT,
   UPSERT_SCRIPT,
@@ -47,7 +48,17 @@ export interface UpsertResult {
 export interface RegistryEvent {
   id: string;
   schedule: string;
-  event: { kind: "dead" | "missed"; fire: string; fires?: number; error?: string };
+  event: {
+    kind: "dead" | "missed";
+    /** The fire (slot id) the event is about; for `missed`, the first of `fires` consecutive ones. */
+    fire: string;
+    fires?: number;
+    error?: string;
+    attempts?: number;
+    /** `missed`: the schedule's cron and time zone when the fires were missed, to list them. */
+    cron?: string;
+    timezone?: string;
+  };
 }
 
 export interface ScheduleRegistry {
@@ -56,6 +67,16 @@ export interface ScheduleRegistry {
   get(id: string): Promise<ScheduleView | null>;
   /** One page, in no particular order; pass the returned cursor for the next, null at the end. */
   list(options?: {
+    cursor?: string;
+    limit?: number;
+  }): Promise<{ schedules: ScheduleView[]; cursor: string | null }>;
+  /**
+   * One page of the enabled schedules whose pending fire (or retry) was due at or before
+   * `beforeMs`, oldest first: the ones a monitor must look at for missed fires. Costs O(page), not
+   * O(schedules). Pass the returned cursor for the next page, null at the end.
+   */
+  overdue(options: {
+    beforeMs: number;
     cursor?: string;
     limit?: number;
   }): Promise<{ schedules: ScheduleView[]; cursor: string | null }>;
@@ -108,6 +129,15 @@ export interface RegistryOptions {
 }
 
 const PAGE_LIMIT_MAX = 500;
+/** Redis's SCAN cursors are unsigned 64-bit integers: a larger one is "ERR invalid cursor". */
+const MAX_SCAN_CURSOR = 18_446_744_073_709_551_615n;
+
+/** True for a cursor `list` can be given: "0" or one a previous page returned (an unsigned 64-bit integer). */
+export function isListCursor(cursor: unknown): cursor is string {
+  return (
+    typeof cursor === "string" && /^\d{1,20}$/.test(cursor) && BigInt(cursor) <= MAX_SCAN_CURSOR
+  );
+}
 
 /** The schedule registry: schedules are data in Redis, changed at run time without a deploy. */
 export function createScheduleRegistry(options: RegistryOptions): ScheduleRegistry {
@@ -147,7 +177,8 @@ export function createScheduleRegistry(options: RegistryOptions): ScheduleRegist
     },
 
     async list({ cursor = "0", limit = 100 } = {}) {
-      if (!/^\d{1,20}$/.test(cursor)) throw new RangeError("cursor must be a number from a list");
+      if (!isListCursor(cursor))
+        throw new RangeError("cursor must be a cursor a previous list returned");
       const count = Math.max(1, Math.min(PAGE_LIMIT_MAX, Math.trunc(limit)));
       const reply = decodeReply<{
         cursor: string;
@@ -164,6 +195,45 @@ export function createScheduleRegistry(options: RegistryOptions): ScheduleRegist
       return {
         schedules: items.map((item) => decodeSchedule(item.schedule, item.fire)),
         cursor: String(reply.cursor) === "0" ? null : String(reply.cursor),
+      };
+    },
+
+    async overdue({
+      beforeMs,
+      cursor,
+      limit = 100,
+    }: {
+      beforeMs: number;
+      cursor?: string;
+      limit?: number;
+    }) {
+      if (!Number.isFinite(beforeMs)) throw new RangeError("beforeMs must be a finite number");
+      let score = "";
+      let after = "";
+      if (cursor !== undefined) {
+        const match = /^(\d{1,16}):(.+)$/.exec(cursor);
+        if (!match || !isValidJobName(match[2] ?? "")) {
+          throw new RangeError("cursor must be the cursor of a previous overdue page");
+        }
+        score = match[1] as string;
+        after = match[2] as string;
+      }
+      const count = Math.max(1, Math.min(PAGE_LIMIT_MAX, Math.trunc(limit)));
+      const reply = decodeReply<{
+        cursor: string | false | null;
+        items: { id: string; schedule: string; fire: string }[] | Record<string, never>;
+      }>(
+        await runScript(redis, OVERDUE_SCRIPT, registryKeyList, [
+          Math.floor(beforeMs),
+          score,
+          after,
+          count,
+        ]),
+      );
+      const items = Array.isArray(reply.items) ? reply.items : [];
+      return {
+        schedules: items.map((item) => decodeSchedule(item.schedule, item.fire)),
+        cursor: typeof reply.cursor === "string" ? reply.cursor : null,
       };
     },
 

@@ -129,6 +129,38 @@ return cjson.encode({ total = total, items = items })`,
 );
 
 /**
+ * ARGV: before ms, cursor score ('' for the first page), cursor id, count. One page of the
+ * schedules whose due time is at or before `before` (paused ones are not in the due set), oldest
+ * first, with the cursor of the next page (false at the end). The cursor is the last member seen:
+ * the next page starts after it (ZRANK) while it is still where it was, else at the first member
+ * of its due time (a repeat, never a gap: members only move later, when a tick settles them).
+ * O(log N + page), whatever the number of schedules.
+ */
+export const OVERDUE_SCRIPT = luaScript(
+  "schedule-overdue",
+  `local count = tonumber(ARGV[4])
+local start = 0
+if ARGV[2] ~= '' then
+  local score = redis.call('ZSCORE', KEYS[2], ARGV[3])
+  if score and tonumber(score) == tonumber(ARGV[2]) then
+    start = redis.call('ZRANK', KEYS[2], ARGV[3]) + 1
+  else
+    start = redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. ARGV[2])
+  end
+end
+local page = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', start, count)
+local items = {}
+for i = 1, #page, 2 do
+  local raw = redis.call('HGET', KEYS[1], page[i])
+  local fire = redis.call('HGET', KEYS[3], page[i])
+  if raw and fire then items[#items + 1] = { id = page[i], schedule = raw, fire = fire } end
+end
+local cursor = false
+if #page == 2 * count then cursor = page[#page] .. ':' .. page[#page - 1] end
+return cjson.encode({ items = items, cursor = cursor })`,
+);
+
+/**
  * KEYS: definitions, due, fires, events. ARGV: id, expected pending fire ("<ms>:<attempt>"), new
  * pending fire, due at ms, event JSON ('' for none), events to keep, optional second event JSON.
  * Compare-and-set: only the first of several instances that settled the same fire moves it on and

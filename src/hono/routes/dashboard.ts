@@ -3,7 +3,11 @@ import { messageOf, SlotError } from "../../core/errors.js";
 import { createGuard, type JobStatus, type SlotState } from "../../core/index.js";
 import { isValidJobName } from "../../core/keys.js";
 import type { LateRun } from "../../core/monitor.js";
-import type { RegistryEvent, ScheduleView } from "../../core/schedules/registry.js";
+import {
+  isListCursor,
+  type RegistryEvent,
+  type ScheduleView,
+} from "../../core/schedules/registry.js";
 import {
   nextFireTimes,
   parseExplicitSlot,
@@ -71,10 +75,16 @@ export interface DashboardData {
   })[];
   /** Dead and missed fires the dispatcher recorded, newest first. */
   events: RegistryEvent[];
+  /**
+   * The schedules come a page at a time (`?limit=`, 1-500, default 100): pass this as `?cursor=`
+   * for the next page; null on the last one.
+   */
+  schedulesCursor: string | null;
 }
 
 const ROWS = 20;
-const MAX_SCHEDULES = 100;
+/** Schedules per page of /dashboard/data unless `?limit=` says otherwise (at most 500). */
+const SCHEDULES_PAGE = 100;
 
 function holderOf(status: JobStatus): DashboardHolder | null {
   const live = [
@@ -184,6 +194,17 @@ export function dashboardRoutes<TRedis extends GuardStore>(
   routes.use("/schedules/*", requireSecret);
 
   routes.get("/data", async (c) => {
+    const cursor = c.req.query("cursor") ?? "0";
+    const limitText = c.req.query("limit") ?? String(SCHEDULES_PAGE);
+    if (!isListCursor(cursor)) {
+      return c.json(
+        { error: "cursor: use the schedulesCursor a previous answer returned", field: "cursor" },
+        400,
+      );
+    }
+    if (!/^\d{1,3}$/.test(limitText) || Number(limitText) < 1 || Number(limitText) > 500) {
+      return c.json({ error: "limit: a whole number from 1 to 500", field: "limit" }, 400);
+    }
     const waitUntil = waitUntilOf(c);
     const nowMs = clock();
     const jobs = await Promise.all(
@@ -200,13 +221,15 @@ export function dashboardRoutes<TRedis extends GuardStore>(
     );
     let schedules: DashboardData["schedules"] = [];
     let events: RegistryEvent[] = [];
+    let schedulesCursor: string | null = null;
     if (deployment.dynamic) {
       const registry = await deployment.dynamic.registry(c.env);
       const [page, recent] = await Promise.all([
-        registry.list({ limit: MAX_SCHEDULES }),
+        registry.list({ cursor, limit: Number(limitText) }),
         registry.events(50),
       ]);
       events = recent;
+      schedulesCursor = page.cursor;
       const listed = [...page.schedules].sort((a, b) => (a.id < b.id ? -1 : 1));
       schedules = await Promise.all(
         listed.map(async (schedule: ScheduleView) => {
@@ -238,6 +261,7 @@ export function dashboardRoutes<TRedis extends GuardStore>(
       jobs,
       schedules,
       events: events.slice(0, 20),
+      schedulesCursor,
     };
     c.header("cache-control", "no-store");
     return c.json(data);

@@ -2,6 +2,7 @@ import { type Context, Hono } from "hono";
 import { ConfigError } from "../../core/errors.js";
 import { createGuard } from "../../core/guard.js";
 import { isValidJobName } from "../../core/keys.js";
+import { isListCursor } from "../../core/schedules/registry.js";
 import type { GuardStore } from "../../core/store.js";
 import type { Deployment } from "../deployment.js";
 import type { DynamicSchedules } from "../dynamic.js";
@@ -47,7 +48,7 @@ export function scheduleRoutes<TRedis extends GuardStore>(
   routes.get("/", async (c) => {
     const cursor = c.req.query("cursor") ?? "0";
     const limitText = c.req.query("limit") ?? "100";
-    if (!/^\d{1,20}$/.test(cursor)) {
+    if (!isListCursor(cursor)) {
       return c.json(
         { error: "cursor: use the cursor a previous page returned", field: "cursor" },
         400,
