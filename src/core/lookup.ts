@@ -36,7 +36,7 @@ export interface SlotLookup {
   status: "ran" | "failed" | "released" | "running" | "never" | "unknown";
   /** Every run of the slot the ledger holds, oldest first. */
   runs: LedgerRun[];
-  /** The live slot key, while it exists (running, or within its retention). */
+  /** The live slot key, while it exists (running, or within its retention), without its token. */
   holder: SlotState | null;
 }
 
@@ -78,8 +78,22 @@ export async function lookupSlot(
       forced: run.forced === true,
     }),
   );
-  const holder = reply.state ?? null;
-  return { job, slot: id, status: statusOf(holder, runs, reply.vouched === true), runs, holder };
+  // The claim's token is its lease's secret and the score an internal order: neither is news.
+  const {
+    token: _token,
+    score: _score,
+    ...holder
+  } = (reply.state ?? {}) as SlotState & {
+    score?: number;
+  };
+  const live = reply.state ? (holder as SlotState) : null;
+  return {
+    job,
+    slot: id,
+    status: statusOf(live, runs, reply.vouched === true),
+    runs,
+    holder: live,
+  };
 }
 
 function statusOf(

@@ -30,7 +30,7 @@ describe("slot ledger", () => {
   });
 
   it("runs a finished slot again only with force, records both runs, and never forces past a running claim", async () => {
-    const guard = instance();
+    const guard = instance({ retentionMs: 60_000 });
     await guard.run("report", SLOT, () => "first");
     const forced = await guard.run("report", SLOT, () => "again", { force: true });
     expect(forced).toMatchObject({ status: "ran", fence: 2, value: "again" });
@@ -41,7 +41,9 @@ describe("slot ledger", () => {
         { outcome: "done", fence: 1, attempt: 0, forced: false },
         { outcome: "done", fence: 2, attempt: 1, forced: true },
       ],
+      holder: { state: "done", fence: 2 },
     });
+    expect(lookup.holder).not.toHaveProperty("token");
     expect((await guard.status("report")).runs[0]).toMatchObject({ fence: 2, forced: true });
 
     let release: () => void = () => {};
