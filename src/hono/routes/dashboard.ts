@@ -22,6 +22,7 @@ import { jsonError, methodNotAllowed } from "../http.js";
 import { type MonitoredStatus, monitoringOf } from "../monitoring.js";
 import type { Bindings, CronAppOptions } from "../types.js";
 import { dashboardPage } from "./dashboard-page.js";
+import { storeErrorAs503 } from "./schedules.js";
 
 /** What a row of the dashboard shows: one slot of a job or schedule and how it went. */
 export interface DashboardRow {
@@ -172,6 +173,7 @@ export function dashboardRoutes<TRedis extends GuardStore>(
   requireSecret: MiddlewareHandler,
 ): Hono<{ Bindings: Bindings }> {
   const routes = new Hono<{ Bindings: Bindings }>();
+  routes.onError(storeErrorAs503);
   const monitoring = monitoringOf(deployment);
   const clock = deployment.guardOptions.clock ?? Date.now;
   const storeOf = (env: Bindings | undefined): GuardStore =>

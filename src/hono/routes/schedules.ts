@@ -1,5 +1,5 @@
 import { type Context, Hono } from "hono";
-import { ConfigError } from "../../core/errors.js";
+import { ConfigError, messageOf, StoreUnavailableError } from "../../core/errors.js";
 import { createGuard } from "../../core/guard.js";
 import { isValidJobName } from "../../core/keys.js";
 import { isListCursor } from "../../core/schedules/registry.js";
@@ -20,6 +20,19 @@ function waitUntilOf(c: Context): ((promise: Promise<unknown>) => void) | undefi
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The store's trouble (unreachable, refusing, no quorum) is the service being unavailable: 503
+ * with a JSON error, like the guarded routes under the closed store policy; anything else goes on
+ * to the app's handler (500).
+ */
+export function storeErrorAs503(error: Error, c: Context): Response | Promise<Response> {
+  if (error instanceof StoreUnavailableError) {
+    console.error(`cron-guard: ${c.req.method} ${c.req.path}: ${messageOf(error)}`);
+    return jsonError(c, 503, `store unavailable: ${messageOf(error)}`);
+  }
+  throw error;
 }
 
 /** Largest schedule body accepted, in bytes (the payload alone may be 16 KiB). */
@@ -45,6 +58,7 @@ export function scheduleRoutes<TRedis extends GuardStore>(
   dynamic: DynamicSchedules<TRedis>,
 ): Hono<{ Bindings: Bindings }> {
   const routes = new Hono<{ Bindings: Bindings }>();
+  routes.onError(storeErrorAs503);
   routes.get("/", async (c) => {
     const cursor = c.req.query("cursor") ?? "0";
     const limitText = c.req.query("limit") ?? "100";
@@ -157,6 +171,7 @@ export function dispatchRoutes<TRedis extends GuardStore>(
   deployment?: Deployment<TRedis>,
 ): Hono<{ Bindings: Bindings }> {
   const routes = new Hono<{ Bindings: Bindings }>();
+  routes.onError(storeErrorAs503);
   routes.on(["GET", "POST"], "/", async (c) => {
     // Hono answers HEAD with the GET handler; a HEAD must not run a tick.
     if (c.req.method === "HEAD") return methodNotAllowed(c, "GET, POST");
