@@ -5,21 +5,27 @@
  * that arrive at random times with skewed clocks, run jobs of random length that may throw or crash,
  * retry after a store error, and talk to Redis through a FaultyStore that fails calls before sending,
  * loses answers of commands that ran, delays commands (so they land after the caller gave up) and
- * delays answers. Once every fault is over, one fresh delivery per slot checks that nothing stayed
- * stranded. A ledger records, with real timestamps, every job body (start, end, abort, crash, fence),
+ * delays answers. Slot keys live a short `retentionMs` (a fraction of the lease), so they expire during
+ * a case and every later delivery depends on the slot ledger; a few deliveries are forced (`force`).
+ * Once every fault is over, one fresh delivery per slot checks that nothing stayed stranded; then,
+ * once the retention has run out again, concurrent late duplicates (and maybe a forced re-run) of
+ * every slot arrive, and `guard.lookup` reads what the ledger holds. A ledger records, with real timestamps, every job body (start, end, abort, crash, fence),
  * every result and thrown error, and every command as Redis saw it; each promise of DESIGN.md §3 is
  * then checked against that ledger:
- *  1. at most one successful run per slot, unless the earlier ones admit a lost lease;
+ *  1. at most one successful unforced run per slot, unless the earlier ones admit a lost lease; the
+ *     ledger: no unforced claim wins a slot after a successful run of it was recorded (in Redis's
+ *     own order), however long after the retention, and every late duplicate is skipped;
  *  2. no two bodies of a slot run while both believe they hold the lease; no body starts on a claim
  *     whose lease had already run out;
  *  3. no stranded slot: a fresh delivery after the faults runs or finds the slot finished, and no
  *     delivery is told `running` by a holder that had already given up without being stopped by a fault;
  *  4. results tell the truth (ran / failed / skipped / thrown match what the body did; lockLost only
- *     when the lease really was lost; fences increase in claim order).
+ *     when the lease really was lost; fences increase in claim order); a late forced re-run runs, and
+ *     `guard.lookup` lists every recorded run (forced ones as forced) and no run that never finished.
  */
 import fc from "fast-check";
 import { createClient } from "redis";
-import { afterAll, beforeAll, describe, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   createGuard,
   type Guard,
@@ -27,9 +33,11 @@ import {
   LockLostError,
   StoreUnavailableError,
 } from "../../src/core/index.js";
+import type { SlotLookup } from "../../src/core/lookup.js";
 import type { LuaScript } from "../../src/core/scripts.js";
 import * as coreScripts from "../../src/core/scripts.js";
 import { sleep } from "../../src/core/sleep.js";
+import { slotId } from "../../src/core/slot.js";
 import { type CallRecord, type Fault, FaultyStore } from "../support/faulty-store.js";
 import { uniquePrefix } from "../support/harness.js";
 
@@ -70,6 +78,8 @@ interface Delivery {
   retries: number;
   /** Faults for the instance's store calls, in call order; none once it runs out. */
   plan: Fault[];
+  /** A deliberate re-run (`RunOptions.force`). Absent: false. */
+  force?: boolean;
 }
 
 interface Scenario {
@@ -79,6 +89,13 @@ interface Scenario {
   /** Client timeout of every faulty store (ms), or none. */
   timeoutMs: number | null;
   deliveries: Delivery[];
+  /** The guards' `retentionMs`, in % of the lease. Absent: the guard's default (no expiry in a case). */
+  retentionPct?: number;
+  /**
+   * After the fresh deliveries and once the retention has run out: `copies` concurrent unforced
+   * late duplicates of every slot, and one forced re-run of every slot if `force`. Absent: none.
+   */
+  late?: { copies: number; force: boolean };
 }
 
 /** One call's fault; `okWeight` (0..6, out of okWeight + 5) sets how flaky this instance's link is. */
@@ -108,8 +125,10 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc
     slots: fc.integer({ min: 1, max: MAX_SLOTS }),
     onFailure: fc.constantFrom<"release" | "keep">("release", "keep"),
     timeoutPct: fc.option(fc.integer({ min: 50, max: 200 }), { nil: null, freq: 2 }),
+    retentionPct: fc.integer({ min: 2, max: 100 }),
+    late: fc.record({ copies: fc.integer({ min: 1, max: 4 }), force: fc.boolean() }),
   })
-  .chain(({ leaseMs, slots, onFailure, timeoutPct }) =>
+  .chain(({ leaseMs, slots, onFailure, timeoutPct, retentionPct, late }) =>
     fc
       .array(
         fc.record({
@@ -124,6 +143,10 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc
           plan: fc
             .integer({ min: 0, max: 6 })
             .chain((okWeight) => fc.array(faultArb(leaseMs, okWeight), { maxLength: PLAN_LENGTH })),
+          force: fc.oneof(
+            { arbitrary: fc.constant(false), weight: 9 },
+            { arbitrary: fc.constant(true), weight: 1 },
+          ),
         }),
         { minLength: 1, maxLength: MAX_DELIVERIES },
       )
@@ -134,6 +157,8 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc
           onFailure,
           timeoutMs: timeoutPct === null ? null : Math.round((timeoutPct * leaseMs) / 100),
           deliveries,
+          retentionPct,
+          late,
         }),
       ),
   );
@@ -149,6 +174,7 @@ class JobError extends Error {
 interface Body {
   attempt: string;
   slot: number;
+  forced: boolean;
   fence: number | null;
   start: number;
   end?: number;
@@ -162,6 +188,9 @@ interface Attempt {
   id: string;
   slot: number;
   fresh: boolean;
+  /** A late duplicate (or forced re-run) after the fresh deliveries and the retention. */
+  late: boolean;
+  forced: boolean;
   calledAt: number;
   settledAt?: number;
   result?: GuardResult<string>;
@@ -176,6 +205,16 @@ interface Ledger {
   calls: CallRecord[];
   /** When the last faulty call was answered or gave up (ms, ledger clock). */
   faultsOverAt: number;
+  /** `guard.lookup` of every slot at the end of the case. */
+  lookups: SlotRead[];
+}
+
+interface SlotRead {
+  slot: number;
+  calledAt: number;
+  settledAt: number;
+  lookup?: SlotLookup;
+  thrown?: unknown;
 }
 
 let redis: ReturnType<typeof createClient>;
@@ -221,7 +260,12 @@ async function simulate(scenario: Scenario): Promise<Ledger> {
   const caseStart = now();
   const prefix = uniquePrefix("claim-prop");
   const { leaseMs } = scenario;
+  const retentionMs =
+    scenario.retentionPct === undefined
+      ? undefined
+      : Math.max(1, Math.round((scenario.retentionPct * leaseMs) / 100));
   const calls: CallRecord[] = [];
+  const lookups: SlotRead[] = [];
   const bodies: Body[] = [];
   const attempts: Attempt[] = [];
   const stores: FaultyStore[] = [];
@@ -242,6 +286,7 @@ async function simulate(scenario: Scenario): Promise<Ledger> {
       onStoreError: "closed",
       clock: () => Date.now() + skewMs,
       region: "p",
+      ...(retentionMs === undefined ? {} : { retentionMs }),
     });
 
   /** One run call; resolves when it settles or when its process crashes. */
@@ -250,11 +295,20 @@ async function simulate(scenario: Scenario): Promise<Ledger> {
     store: FaultyStore,
     id: string,
     slot: number,
-    delivery: Pick<Delivery, "durationPct" | "throws" | "respectsSignal" | "crashPct">,
-    fresh: boolean,
+    delivery: Pick<Delivery, "durationPct" | "throws" | "respectsSignal" | "crashPct" | "force">,
+    phase: "case" | "fresh" | "late",
   ): Promise<Attempt> => {
     store.label = id;
-    const attempt: Attempt = { id, slot, fresh, calledAt: now(), crashed: false };
+    const forced = delivery.force === true;
+    const attempt: Attempt = {
+      id,
+      slot,
+      fresh: phase === "fresh",
+      late: phase === "late",
+      forced,
+      calledAt: now(),
+      crashed: false,
+    };
     attempts.push(attempt);
     let crashed: () => void = () => {};
     const crash = new Promise<void>((resolve) => {
@@ -274,44 +328,49 @@ async function simulate(scenario: Scenario): Promise<Ledger> {
     const crashAfterMs =
       delivery.crashPct === null ? null : Math.round((delivery.crashPct * leaseMs) / 100);
     const run = guard
-      .run(JOB, slotTime(slot), async ({ signal, fence }) => {
-        const body: Body = { attempt: id, slot, fence, start: now() };
-        if (attempt.crashed) return new Promise<string>(() => {});
-        running = body;
-        bodies.push(body);
-        if (signal.aborted) body.abortedAt = body.start;
-        signal.addEventListener("abort", () => {
-          body.abortedAt ??= now();
-        });
-        const crashes = crashAfterMs !== null && crashAfterMs <= durationMs;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, crashes ? crashAfterMs : durationMs);
-          if (delivery.respectsSignal) {
-            signal.addEventListener("abort", () => {
-              clearTimeout(timer);
-              resolve();
-            });
+      .run(
+        JOB,
+        slotTime(slot),
+        async ({ signal, fence }) => {
+          const body: Body = { attempt: id, slot, forced, fence, start: now() };
+          if (attempt.crashed) return new Promise<string>(() => {});
+          running = body;
+          bodies.push(body);
+          if (signal.aborted) body.abortedAt = body.start;
+          signal.addEventListener("abort", () => {
+            body.abortedAt ??= now();
+          });
+          const crashes = crashAfterMs !== null && crashAfterMs <= durationMs;
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, crashes ? crashAfterMs : durationMs);
+            if (delivery.respectsSignal) {
+              signal.addEventListener("abort", () => {
+                clearTimeout(timer);
+                resolve();
+              });
+            }
+          });
+          if (delivery.respectsSignal && signal.aborted && !attempt.crashed) {
+            body.end = now();
+            body.threw = signal.reason;
+            throw signal.reason;
           }
-        });
-        if (delivery.respectsSignal && signal.aborted && !attempt.crashed) {
+          if (crashes) die();
+          if (attempt.crashed) {
+            await caseOver;
+            throw new Error("the process crashed");
+          }
           body.end = now();
-          body.threw = signal.reason;
-          throw signal.reason;
-        }
-        if (crashes) die();
-        if (attempt.crashed) {
-          await caseOver;
-          throw new Error("the process crashed");
-        }
-        body.end = now();
-        if (delivery.throws) {
-          const error = new JobError(`job ${id} threw`);
-          body.threw = error;
-          throw error;
-        }
-        body.value = id;
-        return id;
-      })
+          if (delivery.throws) {
+            const error = new JobError(`job ${id} threw`);
+            body.threw = error;
+            throw error;
+          }
+          body.value = id;
+          return id;
+        },
+        forced ? { force: true } : {},
+      )
       .then(
         (result) => {
           if (!attempt.crashed) {
@@ -351,7 +410,7 @@ async function simulate(scenario: Scenario): Promise<Ledger> {
             `d${index}.${retry}`,
             delivery.slot,
             delivery,
-            false,
+            "case",
           );
           if (attempt.crashed || !(attempt.thrown instanceof StoreUnavailableError)) break;
           await sleep(Math.round(leaseMs / 5));
@@ -385,12 +444,60 @@ async function simulate(scenario: Scenario): Promise<Ledger> {
             id,
             slot,
             { durationPct: 0, throws: false, respectsSignal: true, crashPct: null },
-            true,
+            "fresh",
           );
           const claim = calls.find((call) => call.label === id && call.script === "claim");
           const roundTripMs = (claim?.settledAt ?? Infinity) - (claim?.calledAt ?? 0);
           if (roundTripMs < leaseMs) break;
         }
+      }),
+    );
+    if (scenario.late) {
+      // Every slot key written so far has expired: only the ledger remembers the slots now.
+      if (retentionMs !== undefined) await sleep(retentionMs + 20);
+      const { copies, force } = scenario.late;
+      const lateRun = (id: string, slot: number, forced: boolean) => {
+        const store = new FaultyStore({ redis, plan: [], log: calls, names });
+        return attemptRun(
+          makeGuard(store, 0),
+          store,
+          id,
+          slot,
+          { durationPct: 0, throws: false, respectsSignal: true, crashPct: null, force: forced },
+          "late",
+        );
+      };
+      await Promise.all(
+        Array.from({ length: scenario.slots }, async (_, slot) => {
+          await Promise.all(
+            Array.from({ length: copies }, (_, copy) =>
+              lateRun(`late${slot}.${copy}`, slot, false),
+            ),
+          );
+          if (force) {
+            await lateRun(`force${slot}`, slot, true);
+            await lateRun(`late${slot}.after`, slot, false);
+          }
+        }),
+      );
+    }
+    await Promise.all(
+      Array.from({ length: scenario.slots }, async (_, slot) => {
+        const store = new FaultyStore({
+          redis,
+          plan: [],
+          log: calls,
+          names,
+          label: `lookup${slot}`,
+        });
+        const read: SlotRead = { slot, calledAt: now(), settledAt: 0 };
+        try {
+          read.lookup = await makeGuard(store, 0).lookup(JOB, slotTime(slot));
+        } catch (error) {
+          read.thrown = error;
+        }
+        read.settledAt = now();
+        lookups.push(read);
       }),
     );
     totals.cases += 1;
@@ -400,7 +507,7 @@ async function simulate(scenario: Scenario): Promise<Ledger> {
     totals.faults += calls.filter((call) => call.fault.kind !== "ok").length;
     totals.ms += now() - caseStart;
     totals.slowestMs = Math.max(totals.slowestMs, now() - caseStart);
-    return { scenario, bodies, attempts, calls, faultsOverAt };
+    return { scenario, bodies, attempts, calls, faultsOverAt, lookups };
   } finally {
     endCase();
     for (const store of stores) store.release();
@@ -483,6 +590,7 @@ function checkOneSuccessfulRun(ledger: Ledger): string[] {
       .filter(
         (body) =>
           body.slot === slot &&
+          !body.forced &&
           body.end !== undefined &&
           body.threw === undefined &&
           body.crashedAt === undefined,
@@ -492,10 +600,77 @@ function checkOneSuccessfulRun(ledger: Ledger): string[] {
       const attempt = attempts.get(body.attempt);
       if (!admitsLostLease(attempt)) {
         violations.push(
-          `P1 slot ${slot}: ${succeeded.length} successful runs (${succeeded.map(describeBody).join(", ")}), ` +
+          `P1 slot ${slot}: ${succeeded.length} successful unforced runs (${succeeded.map(describeBody).join(", ")}), ` +
             `but earlier ${describeAttempt(attempt)} does not admit a lost lease`,
         );
       }
+    }
+  }
+  return [...violations, ...checkLedgerRemembers(ledger)];
+}
+
+/** A store call's slot id: CLAIM's ARGV[5], COMPLETE's ARGV[9]. */
+function slotArg(call: CallRecord): string | undefined {
+  return call.script === "claim" ? call.args[4] : call.args[8];
+}
+
+/**
+ * Completions that landed in Redis and entered the run in the ledger (a done or failed run recorded;
+ * a done run found lost), per slot id, in the order Redis answered them.
+ */
+function landedCompletions(ledger: Ledger): Map<string, CallRecord[]> {
+  const landed = new Map<string, CallRecord[]>();
+  for (const call of ledger.calls) {
+    if (call.script !== "complete" || call.repliedAt === undefined) continue;
+    const outcome = parsed(call)?.outcome;
+    if (outcome !== "recorded" && !(outcome === "lost" && call.args[1] === "done")) continue;
+    const slot = slotArg(call) ?? "";
+    landed.set(slot, [...(landed.get(slot) ?? []), call]);
+  }
+  for (const calls of landed.values())
+    calls.sort((a, b) => (a.repliedAt ?? 0) - (b.repliedAt ?? 0));
+  return landed;
+}
+
+/**
+ * The ledger half of promise 1, in Redis's own order (a command ran between its sentAt and
+ * repliedAt): no unforced claim wins a slot after a successful run of it was recorded, whether or
+ * not the slot key's retention has run out; every late unforced duplicate is skipped as done (or
+ * failed, under "keep"), never run and never `unvouched`.
+ */
+function checkLedgerRemembers(ledger: Ledger): string[] {
+  const violations: string[] = [];
+  const firstDone = new Map<string, CallRecord>();
+  for (const [slot, calls] of landedCompletions(ledger)) {
+    const done = calls.find((call) => call.args[1] === "done");
+    if (done) firstDone.set(slot, done);
+  }
+  for (const call of ledger.calls) {
+    if (call.script !== "claim" || call.args[8] === "1" || call.sentAt === undefined) continue;
+    const reply = parsed(call);
+    if (reply?.outcome !== "claimed" || reply.retried === true) continue;
+    const done = firstDone.get(slotArg(call) ?? "");
+    if (done?.repliedAt !== undefined && call.sentAt > done.repliedAt) {
+      const fence = (reply.state as { fence?: number } | undefined)?.fence;
+      violations.push(
+        `P1 ledger ${slotArg(call)}: unforced claim of ${call.label} (fence ${fence}) ran in Redis ` +
+          `${fmt(call.sentAt - done.repliedAt)} ms after ${done.label}'s run (fence ${done.args[9]}) ` +
+          `was recorded ${parsed(done)?.outcome}: the slot runs a second time`,
+      );
+    }
+  }
+  for (const attempt of ledger.attempts) {
+    if (!attempt.late || attempt.forced) continue;
+    const result = attempt.result;
+    const finished =
+      result?.status === "skipped" &&
+      (result.reason === "done" ||
+        (result.reason === "failed" && ledger.scenario.onFailure === "keep"));
+    if (!finished) {
+      violations.push(
+        `P1 ledger slot ${attempt.slot}: late duplicate (after the retention) ${describeAttempt(attempt)}; ` +
+          "the ledger should have answered done",
+      );
     }
   }
   return violations;
@@ -678,6 +853,7 @@ function checkTruthfulResults(ledger: Ledger): string[] {
       say(`failed with an unexpected error ${String(result.error)}`);
     }
   }
+  violations.push(...checkLookups(ledger));
   const fences = ledger.bodies.map((body) => body.fence);
   if (new Set(fences).size !== fences.length) {
     violations.push(`P4 fences handed out twice: ${ledger.bodies.map(describeBody).join(", ")}`);
@@ -691,6 +867,112 @@ function checkTruthfulResults(ledger: Ledger): string[] {
       if ((after.fence ?? 0) <= (before.fence ?? 0)) {
         violations.push(
           `P4 slot ${slot}: fences do not increase in claim order: ${describeBody(before)} then ${describeBody(after)}`,
+        );
+      }
+    }
+  }
+  return violations;
+}
+
+/** Runs of one slot the ledger keeps (the last ones). */
+const LEDGER_RUNS_KEPT = 8;
+
+/**
+ * Promise 4 for forced re-runs and lookups: a late forced re-run (nothing runs the slot by then)
+ * runs; `guard.lookup` lists every run whose completion landed before it, with the outcome the
+ * ledger enters and `forced` as the claim was made, and no run whose completion was never sent.
+ */
+function checkLookups(ledger: Ledger): string[] {
+  const violations: string[] = [];
+  const { onFailure } = ledger.scenario;
+  for (const attempt of ledger.attempts) {
+    if (!attempt.late || !attempt.forced) continue;
+    if (attempt.result?.status !== "ran" || attempt.result.warning !== undefined) {
+      violations.push(
+        `P4 slot ${attempt.slot}: late forced re-run ${describeAttempt(attempt)}; it should have run`,
+      );
+    }
+  }
+  const forcedFences = new Set<number>();
+  for (const call of ledger.calls) {
+    const reply = call.script === "claim" ? parsed(call) : undefined;
+    const fence = (reply?.state as { fence?: number } | undefined)?.fence;
+    if (reply?.outcome === "claimed" && call.args[8] === "1" && fence !== undefined) {
+      forcedFences.add(Number(fence));
+    }
+  }
+  const landed = landedCompletions(ledger);
+  for (const read of ledger.lookups) {
+    const id = slotId(slotTime(read.slot));
+    const say = (text: string) =>
+      violations.push(
+        `P4 lookup slot ${read.slot}: ${text}; lookup ${JSON.stringify(read.lookup?.runs ?? read.thrown)}`,
+      );
+    if (!read.lookup) {
+      say("threw");
+      continue;
+    }
+    const expected = new Map<number, { outcome: string; forced: boolean }>();
+    for (const call of landed.get(id) ?? []) {
+      if ((call.repliedAt ?? Infinity) >= read.calledAt) continue;
+      const fence = Number(call.args[9]);
+      const outcome =
+        parsed(call)?.outcome === "lost"
+          ? "lost"
+          : call.args[1] === "done"
+            ? "done"
+            : onFailure === "keep"
+              ? "failed"
+              : "released";
+      if (!expected.has(fence)) expected.set(fence, { outcome, forced: forcedFences.has(fence) });
+    }
+    const runs = read.lookup.runs;
+    if (expected.size <= LEDGER_RUNS_KEPT) {
+      for (const [fence, want] of expected) {
+        const run = runs.find((entry) => entry.fence === fence);
+        if (!run) say(`the recorded run with fence ${fence} (${want.outcome}) is missing`);
+        else if (
+          run.outcome !== want.outcome ||
+          // A forced run found lost is entered as unforced: a known bug, pinned below.
+          (run.forced !== want.forced && want.outcome !== "lost")
+        ) {
+          say(
+            `fence ${fence} listed as ${run.outcome} forced=${run.forced}, recorded ${want.outcome} forced=${want.forced}`,
+          );
+        }
+      }
+    } else if (runs.length !== LEDGER_RUNS_KEPT) {
+      say(
+        `${expected.size} runs recorded, but ${runs.length} listed (the ledger keeps ${LEDGER_RUNS_KEPT})`,
+      );
+    }
+    const sent = new Set(
+      ledger.calls
+        .filter(
+          (call) =>
+            call.script === "complete" &&
+            slotArg(call) === id &&
+            (call.sentAt ?? Infinity) < read.settledAt,
+        )
+        .map((call) => Number(call.args[9])),
+    );
+    for (const run of runs) {
+      if (!sent.has(run.fence))
+        say(`lists a run with fence ${run.fence} that no completion recorded`);
+    }
+    const lastForced = ledger.attempts.find(
+      (attempt) => attempt.late && attempt.forced && attempt.slot === read.slot,
+    );
+    if (lastForced?.result?.status === "ran") {
+      const last = runs[runs.length - 1];
+      if (
+        read.lookup.status !== "ran" ||
+        last?.fence !== lastForced.result.fence ||
+        !last.forced ||
+        last.outcome !== "done"
+      ) {
+        say(
+          `status ${read.lookup.status}: the last run should be the late forced re-run, fence ${lastForced.result.fence}`,
         );
       }
     }
@@ -795,7 +1077,7 @@ describe(`claim protocol under injected faults (${RUNS} cases × up to ${MAX_DEL
   const timeout = TIME_LIMIT_MS + 60_000;
 
   it.concurrent(
-    "1. at most one successful run per slot unless the earlier runs admit a lost lease",
+    "1. at most one successful unforced run per slot unless the earlier runs admit a lost lease; the ledger keeps a recorded run from running again after the retention",
     async () => {
       await fc.assert(holds("P1", checkOneSuccessfulRun), assertOptions);
     },
@@ -819,10 +1101,38 @@ describe(`claim protocol under injected faults (${RUNS} cases × up to ${MAX_DEL
   );
 
   it.concurrent(
-    "4. results tell the truth: ran, failed, skipped and thrown match what the job did",
+    "4. results tell the truth: ran, failed, skipped and thrown match what the job did; lookup lists every recorded run, forced ones as forced",
     async () => {
       await fc.assert(holds("P4", checkTruthfulResults), assertOptions);
     },
     timeout,
   );
+});
+
+describe("what the properties found", () => {
+  it.fails("pins a known bug: a forced run whose slot key was gone at completion is entered in the ledger as unforced (lost)", async () => {
+    const prefix = uniquePrefix("claim-prop-forced-lost");
+    const guard = createGuard({
+      redis: new FaultyStore({ redis, plan: [], log: [], names }),
+      prefix,
+      leaseMs: 1_000,
+    });
+    try {
+      const result = await guard.run(
+        JOB,
+        slotTime(0),
+        async () => {
+          // The slot key vanishes while the job runs (its lease ran out, or the database lost it).
+          await redis.del(`${prefix}:{${JOB}}:slot:${slotId(slotTime(0))}`);
+          return "ran";
+        },
+        { force: true },
+      );
+      expect(result).toMatchObject({ status: "failed", lockLost: true });
+      const lookup = await guard.lookup(JOB, slotTime(0));
+      expect(lookup.runs).toEqual([expect.objectContaining({ outcome: "lost", forced: true })]);
+    } finally {
+      await deleteKeys(prefix);
+    }
+  });
 });
