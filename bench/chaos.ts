@@ -1,6 +1,7 @@
 /**
  * `npm run chaos`: every fault scenario at full size, one table. Exit code 1 if any scenario has a
- * duplicate, a lost slot or a run nobody reported.
+ * duplicate, a lost slot, a run nobody reported, or a failed check of its own (a late redelivery
+ * not skipped as done, a run never recorded).
  */
 import { cpus } from "node:os";
 import { runAllScenarios, type ScenarioResult } from "./chaos/scenarios.js";
@@ -49,7 +50,11 @@ console.log(
   ),
 );
 for (const r of results) for (const note of r.notes) console.log(`note (${r.name}): ${note}`);
-const bad = results.filter((r) => r.duplicates > 0 || r.lost > 0 || r.unreported > 0);
+for (const r of results)
+  for (const check of r.failedChecks ?? []) console.log(`FAILED (${r.name}): ${check}`);
+const bad = results.filter(
+  (r) => r.duplicates > 0 || r.lost > 0 || r.unreported > 0 || (r.failedChecks?.length ?? 0) > 0,
+);
 console.log(
   `\n${bad.length === 0 ? "all scenarios at 0 duplicates, 0 lost, 0 unreported" : `NOT AT 0: ${bad.map((r) => r.name).join(", ")}`}` +
     ` (${((Date.now() - startedAt) / 1000).toFixed(1)} s)`,

@@ -13,6 +13,7 @@ import {
   slotFromCron,
   slotId,
 } from "../../src/core/index.js";
+import { COMPLETE_SCRIPT } from "../../src/core/scripts.js";
 import { type FaultPlan, type FaultProxy, forwardAll, startFaultProxy } from "../faults/proxy.js";
 import {
   type BenchStack,
@@ -48,6 +49,8 @@ export interface ScenarioResult {
   /** Redelivery rounds it took. */
   rounds: number;
   notes: string[];
+  /** What else the scenario promises and did not hold (empty: all held). */
+  failedChecks?: string[];
 }
 
 /** Where the scenarios send their traffic: a bridge (shared or own) and a fault proxy before it. */
@@ -407,6 +410,184 @@ export async function skewedClocksScenario(target: ChaosTarget, size: ScenarioSi
   return { ...result, duplicates: result.duplicates + disagreements };
 }
 
+/**
+ * Recent whole minutes, for scenarios that outlast a slot key's retention: the slot ledger drops
+ * slots older than its age bound (7 days) at its next sweep, and vouches for nothing past it.
+ */
+function recentSlotsOf(size: ScenarioSize): number[] {
+  const base = Math.floor(Date.now() / 60_000) * 60_000 - 3_600_000 - size.slots * 60_000;
+  return Array.from({ length: size.slots }, (_, i) => base + i * 60_000);
+}
+
+/** How many of `slots` still have a live slot key (running, or within its retention). */
+async function liveSlotKeys(target: ChaosTarget, job: string, slots: number[]): Promise<number> {
+  const redis = upstashClient(target.stack.bridge.url, target.stack.bridge.token);
+  const found = await Promise.all(
+    slots.map((slot) => redis.exists(`chaos:{${job}}:slot:${slotId(slot)}`)),
+  );
+  return found.filter((count) => count > 0).length;
+}
+
+/** Every slot delivered by every instance at once; resolves with the results. */
+function deliverAll(
+  ledger: Ledger,
+  guards: readonly Guard[],
+  job: string,
+  slots: readonly number[],
+  options: Parameters<Guard["run"]>[3] = {},
+): Promise<(GuardResult<unknown> | Error)[]> {
+  return Promise.all(
+    slots.flatMap((slot) =>
+      guards.map((guard) =>
+        deliver(
+          ledger,
+          slotId(slot),
+          (fn) => guard.run(job, slot, fn, options),
+          () => sleep(20),
+        ),
+      ),
+    ),
+  );
+}
+
+const skippedDone = (results: (GuardResult<unknown> | Error)[]) =>
+  results.filter((r) => !(r instanceof Error) && r.status === "skipped" && r.reason === "done")
+    .length;
+
+/**
+ * Late redeliveries after the retention: every slot runs once (every instance at once), then,
+ * once every slot key has expired (a 300 ms retention), every instance redelivers every slot
+ * twice more. Only the slot ledger remembers the slots by then: every late delivery must be
+ * skipped as done, none may run.
+ */
+export async function lateRedeliveryScenario(target: ChaosTarget, size: ScenarioSize) {
+  const retentionMs = 300;
+  const ledger = new Ledger();
+  const job = uniqueJob("late");
+  const slots = recentSlotsOf(size);
+  for (const slot of slots) ledger.expect(slotId(slot));
+  const guards = guardsFor(target.proxy.url, target.stack.bridge.token, size.deliveriesPerSlot, {
+    prefix: "chaos",
+    leaseMs: 2_000,
+    retentionMs,
+  });
+  await deliverAll(ledger, guards, job, slots);
+  const rounds = 2;
+  let late = 0;
+  let lateDone = 0;
+  let keysLeft = 0;
+  for (let round = 0; round < rounds; round += 1) {
+    await sleep(retentionMs + 200);
+    keysLeft = Math.max(keysLeft, await liveSlotKeys(target, job, slots));
+    const results = await deliverAll(ledger, guards, job, slots);
+    late += results.length;
+    lateDone += skippedDone(results);
+  }
+  const notes = [
+    `${lateDone} of ${late} late deliveries skipped as done (${keysLeft} slot keys still live before a late round)`,
+  ];
+  const failedChecks: string[] = [];
+  if (lateDone < late) failedChecks.push(`${late - lateDone} late deliveries not skipped as done`);
+  if (keysLeft > 0) failedChecks.push(`${keysLeft} slot keys outlived their retention`);
+  return {
+    ...summarize(
+      "late redeliveries",
+      `all redelivered after a ${retentionMs} ms retention`,
+      ledger,
+      rounds,
+      notes,
+    ),
+    failedChecks,
+  };
+}
+
+/** True when a request body (one command or a pipeline) holds one of `needles`. */
+function mentions(value: unknown, needles: ReadonlySet<string>): boolean {
+  if (typeof value === "string") return needles.has(value);
+  return Array.isArray(value) && value.some((item) => mentions(item, needles));
+}
+
+/**
+ * A failed completion: the store answers 503 to every completion (COMPLETE_SCRIPT) request for
+ * 2.5 s from the first one, while claims and everything else go through. Every run then finishes
+ * without being recorded: the guard's retries within the run fail, the result says so (ran, with
+ * a warning), and the completion goes on in the background (under `waitUntil`). Duplicates arrive
+ * while the completions fail, again once the background retries are over, and again after the
+ * lease and the retention have both run out: none may run the slot again, and every run must be
+ * recorded in the end.
+ */
+export async function failedCompletionScenario(target: ChaosTarget, size: ScenarioSize) {
+  const leaseMs = 5_000;
+  const retentionMs = 500;
+  const failForMs = 2_500;
+  const ledger = new Ledger();
+  const job = uniqueJob("failed-completion");
+  const slots = recentSlotsOf(size);
+  for (const slot of slots) ledger.expect(slotId(slot));
+  const completion = new Set([await COMPLETE_SCRIPT.sha1(), COMPLETE_SCRIPT.source]);
+  let failUntil: number | undefined;
+  let failed = 0;
+  const background: Promise<unknown>[] = [];
+  const options = { waitUntil: (promise: Promise<unknown>) => background.push(promise) };
+  const guards = guardsFor(target.proxy.url, target.stack.bridge.token, size.deliveriesPerSlot, {
+    prefix: "chaos",
+    leaseMs,
+    retentionMs,
+  });
+  target.proxy.setPlan(({ commands }) => {
+    if (!mentions(commands, completion)) return { action: "forward" };
+    failUntil ??= Date.now() + failForMs;
+    if (Date.now() >= failUntil) return { action: "forward" };
+    failed += 1;
+    return { action: "error-5xx" };
+  });
+  let rounds = 0;
+  let again = 0;
+  try {
+    const first = deliverAll(ledger, guards, job, slots, options);
+    await sleep(1_000);
+    // Duplicates while the completions fail: the slots still hold their running claims.
+    rounds += 1;
+    again += (await deliverAll(ledger, guards, job, slots, options)).filter(
+      (r) => !(r instanceof Error) && r.status !== "skipped",
+    ).length;
+    await first;
+    await Promise.all(background);
+    for (const waitMs of [0, leaseMs + retentionMs]) {
+      await sleep(waitMs);
+      rounds += 1;
+      again += (await deliverAll(ledger, guards, job, slots, options)).filter(
+        (r) => !(r instanceof Error) && r.status !== "skipped",
+      ).length;
+    }
+  } finally {
+    target.proxy.setPlan(forwardAll);
+  }
+  await Promise.all(background);
+  const lookups = await Promise.all(slots.map((slot) => (guards[0] as Guard).lookup(job, slot)));
+  const recorded = lookups.filter((lookup) => lookup.status === "ran" && lookup.runs.length === 1);
+  const notes = [
+    `${failed} completion requests answered 503; ${recorded.length} of ${slots.length} runs recorded in the end (lookup: ${lookups
+      .map((l) => `${l.status}/${l.runs.map((r) => r.outcome).join("+") || "-"}`)
+      .filter((v, i, all) => all.indexOf(v) === i)
+      .join(", ")})`,
+  ];
+  const result = summarize(
+    "failed completion",
+    `completion answered 503 for ${failForMs} ms`,
+    ledger,
+    rounds,
+    notes,
+  );
+  const failedChecks: string[] = [];
+  if (recorded.length < slots.length) {
+    failedChecks.push(`${slots.length - recorded.length} runs never recorded`);
+  }
+  if (failed === 0) failedChecks.push("no completion request was failed: the fault never hit");
+  // A redelivery that ran is a duplicate whether or not its body succeeded.
+  return { ...result, duplicates: Math.max(result.duplicates, again), failedChecks };
+}
+
 export const SCENARIOS = {
   latency: latencyScenario,
   droppedResponses: droppedResponsesScenario,
@@ -414,6 +595,8 @@ export const SCENARIOS = {
   crashedHolders: crashedHolderScenario,
   longJobs: longJobScenario,
   skewedClocks: skewedClocksScenario,
+  lateRedeliveries: lateRedeliveryScenario,
+  failedCompletion: failedCompletionScenario,
 } as const;
 
 /** Runs every scenario at `size`; the Redis cut gets a redis-server of its own. */

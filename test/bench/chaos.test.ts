@@ -4,7 +4,9 @@ import {
   type ChaosTarget,
   crashedHolderScenario,
   droppedResponsesScenario,
+  failedCompletionScenario,
   latencyScenario,
+  lateRedeliveryScenario,
   longJobScenario,
   redisCutScenario,
   serverErrorsScenario,
@@ -121,6 +123,22 @@ describe("chaos scenarios at a small size", () => {
     expectClean(result);
     expect(result.errorsSurfaced).toBe(0);
   });
+
+  it("late redeliveries after the retention: every one skipped as done, none runs", async () => {
+    const result = await lateRedeliveryScenario(target, small);
+    expectClean(result);
+    expect(result.failedChecks).toEqual([]);
+    expect(result.errorsSurfaced).toBe(0);
+    expect(result.deliveries).toBe(3 * small.slots * small.deliveriesPerSlot);
+  });
+
+  it("failed completion: every run recorded in the end by the background retry, no redelivery runs it again", async () => {
+    const result = await failedCompletionScenario(target, small);
+    expectClean(result);
+    expect(result.failedChecks).toEqual([]);
+    // Every run's result said it could not be recorded (ran, with a warning).
+    expect(result.errorsSurfaced).toBeGreaterThanOrEqual(small.slots);
+  }, 30_000);
 
   it("skewed clocks: every instance names the same slot", async () => {
     expectClean(await skewedClocksScenario(target, small));
