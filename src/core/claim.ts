@@ -23,6 +23,8 @@ export interface Claim {
   startedAt: number;
   /** The slot's place in the job's order (its fire time, ms); the ledger evicts by it. */
   score: number;
+  /** The claim was made with `force`: its run is recorded as forced. */
+  forced: boolean;
 }
 
 /**
@@ -138,7 +140,14 @@ export async function claimSlot(
   }
   return {
     outcome: "claimed",
-    claim: { token, fence: Number(reply.state.fence), sentAtMs, startedAt, score },
+    claim: {
+      token,
+      fence: Number(reply.state.fence),
+      sentAtMs,
+      startedAt,
+      score,
+      forced: runOptions.force === true,
+    },
   };
 }
 

@@ -101,7 +101,7 @@ export async function runClaimed<T>(
   });
   let recorded: CompleteReply;
   const record = () =>
-    complete(config, keys, slot, lease, claim.score, {
+    complete(config, keys, slot, lease, claim, {
       outcome: outcome.ok ? "done" : "failed",
       summary: summarize(outcome.ok ? outcome.value : outcome.error),
       durationMs,
@@ -162,7 +162,7 @@ async function complete(
   keys: JobKeys,
   slot: string,
   lease: Lease,
-  score: number,
+  claim: Claim,
   completion: Completion,
 ): Promise<CompleteReply> {
   const reply = await runScript(
@@ -183,7 +183,8 @@ async function complete(
       config.region,
       config.ledgerMaxAgeMs,
       config.ledgerMaxSlots,
-      score,
+      claim.score,
+      claim.forced ? "1" : "0",
     ],
   );
   return decodeReply<CompleteReply>(reply);

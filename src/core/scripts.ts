@@ -179,7 +179,7 @@ return cjson.encode({ outcome = 'claimed', state = state, pttl = tonumber(ARGV[2
 /**
  * KEYS: slot, runs, running, ledger. ARGV: token, status ("done" | "failed"), retentionMs, nowMs,
  * durationMs, summary, onFailure ("release" | "keep"), historyLength, slotId, fence, region,
- * ledgerMaxAgeMs, ledgerMaxSlots.
+ * ledgerMaxAgeMs, ledgerMaxSlots, slotScore, forced ("1" | "0": the claim was forced).
  * Compare-and-set on the token; done keeps the key for the retention (never deleted on success)
  * and the ledger remembers the run far longer. A failure under "release" leaves a `released`
  * record that the next claim may replace, rather than deleting the key, so that a retried
@@ -210,7 +210,7 @@ if not state or state.token ~= ARGV[1] then
     'summary', ARGV[6])
   if ARGV[2] == 'done' then
     local score = tonumber(ARGV[14])
-    ledger_append(KEYS[4], ARGV[9], score, 'lost', ARGV[10], ARGV[4], '0', now, maxAge, maxSlots)
+    ledger_append(KEYS[4], ARGV[9], score, 'lost', ARGV[10], ARGV[4], ARGV[15], now, maxAge, maxSlots)
   end
   return cjson.encode({ outcome = 'lost', holder = state })
 end

@@ -1110,7 +1110,7 @@ describe(`claim protocol under injected faults (${RUNS} cases × up to ${MAX_DEL
 });
 
 describe("what the properties found", () => {
-  it.fails("pins a known bug: a forced run whose slot key was gone at completion is entered in the ledger as unforced (lost)", async () => {
+  it("a forced run whose slot key was gone at completion is entered in the ledger as forced (lost)", async () => {
     const prefix = uniquePrefix("claim-prop-forced-lost");
     const guard = createGuard({
       redis: new FaultyStore({ redis, plan: [], log: [], names }),
