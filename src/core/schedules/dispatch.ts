@@ -1,6 +1,7 @@
 import { createGuard, type JobContext } from "../guard.js";
 import type { GuardSettings } from "../options.js";
 import type { GuardResult } from "../result.js";
+import { sleep } from "../sleep.js";
 import {
   type CronSchedule,
   nextFireTimes,
@@ -76,6 +77,9 @@ export interface TickResult {
 }
 
 const PEEK_BATCH = 10;
+/** Tries of one advance (set-pending) within a tick, and the wait before the second (x4 after). */
+const ADVANCE_TRIES = 3;
+const ADVANCE_BACKOFF_MS = 50;
 const CALLS_PER_RUN = 3;
 const MAX_BACKOFF_MS = 3_600_000;
 const EVENTS_KEPT = 1_000;
@@ -180,21 +184,38 @@ export function createDispatcher(options: DispatcherOptions) {
       events: readonly object[] = [],
     ): Promise<boolean> => {
       const [first, second] = events.map((event) => JSON.stringify(event));
-      const reply = await runScript(
-        store,
-        SET_PENDING_SCRIPT,
-        [keys.definitions, keys.due, keys.fires, keys.events],
-        [
-          item.id,
-          item.fire,
-          `${next.fireMs}:${next.attempt}`,
-          next.dueAtMs,
-          first ?? "",
-          EVENTS_KEPT,
-          second ?? "",
-        ],
-      );
-      return reply === "set";
+      const args = [
+        item.id,
+        item.fire,
+        `${next.fireMs}:${next.attempt}`,
+        next.dueAtMs,
+        first ?? "",
+        EVENTS_KEPT,
+        second ?? "",
+      ];
+      // Retried with backoff: the call is a compare-and-set on the fire this tick saw pending, so
+      // a repeat of a try that did land (its answer lost) changes nothing and answers 'same'.
+      // When every try fails the fire stays pending; the next look finds its run in the ledger.
+      let failure: unknown;
+      for (let tryIndex = 0; tryIndex < ADVANCE_TRIES; tryIndex += 1) {
+        if (tryIndex > 0) {
+          if (store.calls >= maxCalls) break;
+          await sleep(ADVANCE_BACKOFF_MS * 4 ** (tryIndex - 1));
+        }
+        try {
+          const reply = await runScript(
+            store,
+            SET_PENDING_SCRIPT,
+            [keys.definitions, keys.due, keys.fires, keys.events],
+            args,
+          );
+          // 'same' on a repeat: our earlier try landed. On a first try: another tick's identical move.
+          return reply === "set" || (reply === "same" && tryIndex > 0);
+        } catch (error) {
+          failure = error;
+        }
+      }
+      throw failure;
     };
 
     async function settle(item: DueItem): Promise<void> {
@@ -203,6 +224,30 @@ export function createDispatcher(options: DispatcherOptions) {
       const cron = cronOf(schedule);
       const nowMs = clock();
       const nextAfter = (ms: number) => nextFireTimes(cron, ms, 1)[0] ?? Number.MAX_SAFE_INTEGER;
+      /** Settles a failed attempt of `failedMs`: a retry later, or dead after the last attempt. */
+      const failedAttempt = async (failedMs: number, error: string) => {
+        if (pending.attempt + 1 >= schedule.maxAttempts) {
+          const next = nextAfter(failedMs);
+          const dead = {
+            kind: "dead",
+            fire: slotId(failedMs),
+            attempts: pending.attempt + 1,
+            error,
+          };
+          if (await setPending(item, { fireMs: next, attempt: 0, dueAtMs: next }, [dead])) {
+            settled += 1;
+            result.dead += 1;
+          }
+          return;
+        }
+        const delayMs = Math.min(retryBackoffMs * 2 ** pending.attempt, MAX_BACKOFF_MS);
+        const retry = {
+          fireMs: failedMs,
+          attempt: pending.attempt + 1,
+          dueAtMs: clock() + delayMs,
+        };
+        if (await setPending(item, retry)) settled += 1;
+      };
       let fireMs = pending.fireMs;
       let missed = 0;
       /** `fires` consecutive fires from the pending one were not run; the cron lets a reader list them. */
@@ -227,7 +272,25 @@ export function createDispatcher(options: DispatcherOptions) {
             fireMs = latest;
           }
         }
-        if (schedule.catchUp === "skip" && nowMs - fireMs > missedAfterMs) {
+        const tooOld = schedule.catchUp === "skip" && nowMs - fireMs > missedAfterMs;
+        if (missed > 0 || tooOld) {
+          // The pending fire is about to be counted missed. It may have run and only its advance
+          // failed (the store was away, the instance died between run and advance): the ledger
+          // knows, and guard.lookup reads it without claiming anything.
+          const look = await guard.lookup(schedule.id, slotId(pending.fireMs));
+          if (look.status === "running") return; // its run advances it; else the next look sees
+          if (look.status === "ran") {
+            const next = nextAfter(pending.fireMs);
+            if (await setPending(item, { fireMs: next, attempt: 0, dueAtMs: next })) settled += 1;
+            return; // the fires after it are the next look's (this tick's, when they are due)
+          }
+          if (look.status === "failed" || look.status === "released") {
+            await failedAttempt(pending.fireMs, look.holder?.summary ?? "failed");
+            return;
+          }
+          // never (or older than the ledger vouches for): missed indeed
+        }
+        if (tooOld) {
           missed += 1;
           const next = nextAfter(nowMs);
           const recorded = await setPending(item, { fireMs: next, attempt: 0, dueAtMs: next }, [
@@ -240,8 +303,18 @@ export function createDispatcher(options: DispatcherOptions) {
           return;
         }
       }
-      /** The catch-up's missed fires, recorded with whatever settles this fire. */
-      const missedEvents = missed > 0 ? [missedEvent(missed)] : [];
+      if (missed > 0) {
+        // Step one of a catch-up: record the missed fires and make the fire to run pending (due
+        // now). This tick's next look runs it, like any due fire.
+        const recorded = await setPending(item, { fireMs, attempt: 0, dueAtMs: fireMs }, [
+          missedEvent(missed),
+        ]);
+        if (recorded) {
+          result.missed += missed;
+          settled += 1;
+        }
+        return;
+      }
       const handler = options.handlers[schedule.handler];
       const slot =
         pending.attempt === 0 ? slotId(fireMs) : `${slotId(fireMs)}.retry${pending.attempt}`;
@@ -266,52 +339,22 @@ export function createDispatcher(options: DispatcherOptions) {
         result.errors += 1; // store unavailable: the fire stays due for the next look
         return;
       }
-      const recorded = (won: boolean, count?: () => void) => {
-        if (!won) return;
-        settled += 1;
-        result.missed += missed;
-        count?.();
-      };
       const finished = async () => {
         const next = nextAfter(fireMs);
-        recorded(await setPending(item, { fireMs: next, attempt: 0, dueAtMs: next }, missedEvents));
-      };
-      const failedAttempt = async (error: string) => {
-        if (pending.attempt + 1 >= schedule.maxAttempts) {
-          const next = nextAfter(fireMs);
-          const dead = { kind: "dead", fire: slotId(fireMs), attempts: pending.attempt + 1, error };
-          recorded(
-            await setPending(item, { fireMs: next, attempt: 0, dueAtMs: next }, [
-              ...missedEvents,
-              dead,
-            ]),
-            () => {
-              result.dead += 1;
-            },
-          );
-          return;
-        }
-        const delayMs = Math.min(retryBackoffMs * 2 ** pending.attempt, MAX_BACKOFF_MS);
-        recorded(
-          await setPending(
-            item,
-            { fireMs, attempt: pending.attempt + 1, dueAtMs: clock() + delayMs },
-            missedEvents,
-          ),
-        );
+        if (await setPending(item, { fireMs: next, attempt: 0, dueAtMs: next })) settled += 1;
       };
       if (outcome.status === "ran") {
         result.ran += 1;
         await finished();
       } else if (outcome.status === "failed") {
         result.failed += 1;
-        await failedAttempt(messageOf(outcome.error));
+        await failedAttempt(fireMs, messageOf(outcome.error));
       } else {
         result.skipped += 1;
         // Another instance ran this attempt; settle it in case that instance could not.
         if (outcome.reason === "done") await finished();
         else if (outcome.reason === "failed") {
-          await failedAttempt(outcome.holder?.summary ?? "failed");
+          await failedAttempt(fireMs, outcome.holder?.summary ?? "failed");
         }
       }
     }

@@ -165,13 +165,16 @@ return cjson.encode({ items = items, cursor = cursor })`,
  * pending fire, due at ms, event JSON ('' for none), events to keep, optional second event JSON.
  * Compare-and-set: only the first of several instances that settled the same fire moves it on and
  * records its events ('set'); the others learn 'moved' (or 'gone'), record nothing and count nothing.
- * Idempotent: repeating a call that was applied (its answer lost) answers 'moved' and changes nothing.
+ * Idempotent: repeating a call that was applied (its answer lost) changes nothing and answers
+ * 'same' (the pending fire already is the new one).
  */
 export const SET_PENDING_SCRIPT = luaScript(
   "schedule-advance",
   `local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return 'gone' end
-if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return 'moved' end
+local current = redis.call('HGET', KEYS[3], ARGV[1])
+if current == ARGV[3] then return 'same' end
+if current ~= ARGV[2] then return 'moved' end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
 if cjson.decode(raw).enabled then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1]) end
 for _, event in ipairs({ ARGV[5], ARGV[7] or '' }) do
