@@ -56,7 +56,7 @@ const bridgeCommand: CliCommand = {
         "command-timeout-ms": { type: "string" },
       },
     });
-    const { startBridge } = await loadBridge();
+    const { startBridge, redactRedisUrl } = await loadBridge();
     const bridge = await startBridge({
       port: portOption("--port", values.port),
       host: values.host,
@@ -73,7 +73,11 @@ const bridgeCommand: CliCommand = {
       : values["redis-url"]
         ? ""
         : " (spawned redis-server, stopped on exit)";
-    io.err(`cron-guard bridge: forwarding to ${bridge.redisUrl}${source}`);
+    io.err(`cron-guard bridge: forwarding to ${redactRedisUrl(bridge.redisUrl)}${source}`);
+    io.err(`cron-guard bridge: ${bridge.leastPrivilege.summary}`);
+    if (bridge.leastPrivilege.mode === "unconfined") {
+      for (const line of bridge.leastPrivilege.setupLines) io.err(`  ${line}`);
+    }
     io.out(`UPSTASH_REDIS_REST_URL=${bridge.url}`);
     io.out(`UPSTASH_REDIS_REST_TOKEN=${bridge.token}`);
     return { running: { stop: bridge.close } };

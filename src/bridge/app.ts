@@ -10,13 +10,16 @@ import {
   ResponseTooLargeError,
 } from "./connections.js";
 import {
+  assertTransactionBounded,
   BadRequestError,
+  type Command,
   type CommandLimits,
   DEFAULT_MAX_VALUE_BYTES,
   encodeReply,
   type Json,
   parseCommand,
   parseCommandList,
+  serveAs,
 } from "./protocol.js";
 
 /** Which route accepted a request, as reported to {@link BridgeAppOptions.onRequest}. */
@@ -42,6 +45,16 @@ export interface BridgeAppOptions {
   commandTable?: CommandTable;
   /** Executes commands; normally a {@link RedisConnections}. */
   redis: CommandRunner;
+  /**
+   * Executes the read-only token's commands, e.g. connections logged in as the read-only Redis
+   * ACL user. Default: `redis`.
+   */
+  readonlyRedis?: CommandRunner;
+  /**
+   * Why scripts are refused, when they are (the Redis user is not confined by ACL); see
+   * {@link CommandLimits.scriptsRefused}. Default: scripts run.
+   */
+  scriptsRefused?: string;
   /**
    * Largest accepted request body, in bytes, checked before parsing; larger bodies get 413.
    * Default: 1 MiB (1 048 576).
@@ -151,6 +164,8 @@ export function createBridgeHandler({
   readonlyToken,
   commandTable,
   redis,
+  readonlyRedis = redis,
+  scriptsRefused,
   maxBodyBytes = DEFAULT_MAX_BODY_BYTES,
   maxValueBytes = DEFAULT_MAX_VALUE_BYTES,
   onRequest,
@@ -168,7 +183,7 @@ export function createBridgeHandler({
   if (readonlyToken !== undefined && !commandTable) {
     throw new TypeError("createBridgeHandler: readonlyToken needs a commandTable");
   }
-  const limits: CommandLimits = { maxValueBytes };
+  const limits: CommandLimits = { maxValueBytes, scriptsRefused };
 
   /**
    * Writes the whole answer at once. The headers go as a flat array with the length already
@@ -248,6 +263,7 @@ export function createBridgeHandler({
     }
     const readOnly = role === "readonly";
     const table = readOnly ? commandTable : undefined;
+    const runner = readOnly ? readonlyRedis : redis;
     const base64 = wantsBase64(request);
     const onError = (error: unknown) => fail(request, response, error);
     if (method === "POST" && path === "/") {
@@ -255,7 +271,9 @@ export function createBridgeHandler({
         const command = parseCommand(parseJson(text), "command", limits);
         if (table) assertReadOnly(command, table);
         onRequest?.({ path: "/", commands: [command], readOnly });
-        answer(request, response, redis.run(command), (reply) => encodeResult(reply, base64));
+        answer(request, response, runner.run(serveAs(command)), (reply) =>
+          encodeResult(reply, base64),
+        );
       });
       return;
     }
@@ -263,9 +281,10 @@ export function createBridgeHandler({
       readBody(request, maxBodyBytes, onError, (text) => {
         const commands = parseCommandList(parseJson(text), limits);
         if (table) for (const command of commands) assertReadOnly(command, table);
+        if (path === "/multi-exec") assertTransactionBounded(commands);
         onRequest?.({ path, commands, readOnly });
-        const outcomes =
-          path === "/pipeline" ? redis.pipeline(commands) : redis.transaction(commands);
+        const sent = serveAllAs(commands);
+        const outcomes = path === "/pipeline" ? runner.pipeline(sent) : runner.transaction(sent);
         answer(request, response, outcomes, (list) => encodeOutcomes(list, base64));
       });
       return;
@@ -277,7 +296,9 @@ export function createBridgeHandler({
         const command = parseCommand(segments, "command", limits);
         if (table) assertReadOnly(command, table);
         onRequest?.({ path: "path", commands: [command], readOnly });
-        answer(request, response, redis.run(command), (reply) => encodeResult(reply, base64));
+        answer(request, response, runner.run(serveAs(command)), (reply) =>
+          encodeResult(reply, base64),
+        );
       };
       if (method === "POST") readBody(request, maxBodyBytes, onError, run);
       else run("");
@@ -294,6 +315,19 @@ export function createBridgeHandler({
       fail(request, response, error);
     }
   };
+}
+
+/** {@link serveAs} for each command; the same array when nothing changes (the usual case). */
+function serveAllAs(commands: Command[]): Command[] {
+  let sent = commands;
+  for (let i = 0; i < commands.length; i += 1) {
+    const command = commands[i] as Command;
+    const served = serveAs(command);
+    if (served === command) continue;
+    if (sent === commands) sent = commands.slice();
+    sent[i] = served;
+  }
+  return sent;
 }
 
 const HEALTH_BODY = JSON.stringify({ result: HEALTH_TEXT });
@@ -373,9 +407,46 @@ function tooLarge(maxBodyBytes: number): HttpError {
 }
 
 /**
+ * How much of a refused (413) body the bridge still reads and discards before it answers, in
+ * bytes, and for how long, in ms. A client such as Node's `fetch` (so `@upstash/redis`) that
+ * is still sending when the server answers and closes gets EPIPE instead of the answer; read to
+ * the end, it reads the 413. Past either bound the bridge answers and closes at once.
+ */
+export const MAX_DRAIN_BYTES = 128 * 1024 * 1024;
+export const MAX_DRAIN_MS = 10_000;
+
+/**
+ * Reads and discards the rest of `request` (at most {@link MAX_DRAIN_BYTES} more, for at most
+ * {@link MAX_DRAIN_MS}), then calls `done` once.
+ */
+function drain(request: IncomingMessage, alreadyRead: number, done: () => void): void {
+  let drained = alreadyRead;
+  let finished = false;
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(timer);
+    request.off("data", onData);
+    request.off("end", finish);
+    request.off("close", finish);
+    done();
+  };
+  const onData = (chunk: Buffer) => {
+    drained += chunk.byteLength;
+    if (drained > MAX_DRAIN_BYTES) finish();
+  };
+  const timer = setTimeout(finish, MAX_DRAIN_MS);
+  request.on("data", onData);
+  request.on("end", finish);
+  request.on("close", finish);
+  request.resume();
+}
+
+/**
  * Calls `use` with the request body as text, whatever its content type (Upstash's own `curl -d`
  * examples send `application/x-www-form-urlencoded`), or `onError` with a 413 for a declared or
- * actual size over the limit. An error thrown by `use` goes to `onError` too.
+ * actual size over the limit, once the rest of the body is read (see {@link drain}). An error
+ * thrown by `use` goes to `onError` too.
  */
 function readBody(
   request: IncomingMessage,
@@ -385,7 +456,9 @@ function readBody(
 ): void {
   const declared = request.headers["content-length"];
   if (declared !== undefined && Number(declared) > maxBodyBytes) {
-    onError(tooLarge(maxBodyBytes));
+    const refuse = () => onError(tooLarge(maxBodyBytes));
+    if (Number(declared) > MAX_DRAIN_BYTES) refuse();
+    else drain(request, 0, refuse);
     return;
   }
   let first: Buffer | undefined;
@@ -396,8 +469,9 @@ function readBody(
     if (total > maxBodyBytes) {
       request.off("data", onData);
       request.off("end", onEnd);
-      request.resume();
-      onError(tooLarge(maxBodyBytes));
+      first = undefined;
+      chunks = undefined;
+      drain(request, total, () => onError(tooLarge(maxBodyBytes)));
       return;
     }
     if (first === undefined) {

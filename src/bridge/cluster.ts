@@ -18,6 +18,7 @@ import {
 } from "./connections.js";
 import { Deadlines } from "./deadlines.js";
 import type { Command } from "./protocol.js";
+import { redactRedisUrl } from "./resp-connection.js";
 
 export interface ClusterConnectionsOptions {
   /** Some nodes of the cluster, `redis://host:port`; the rest is discovered. */
@@ -82,7 +83,7 @@ export class ClusterConnections implements CommandRunner {
     } catch (error) {
       this.close();
       throw new RedisUnavailableError(
-        `could not connect to the Redis Cluster at ${this.#rootUrls.join(",")} within ${this.#commandTimeoutMs} ms: ${messageOf(error)}`,
+        `could not connect to the Redis Cluster at ${redactRedisUrl(this.#rootUrls.join(","))} within ${this.#commandTimeoutMs} ms: ${messageOf(error)}`,
         { cause: error },
       );
     }

@@ -1,11 +1,12 @@
 import { createClient, ErrorReply, RESP_TYPES } from "redis";
 import { sleep } from "../core/sleep.js";
+import type { LoginAs } from "./acl.js";
 import { type CommandTable, parseCommandTable } from "./command-table.js";
 import { type Call, Deadlines, Sweeper } from "./deadlines.js";
 import { RedisCommandError, RedisUnavailableError, ResponseTooLargeError } from "./errors.js";
 import { type Command, DEFAULT_MAX_RESPONSE_BYTES } from "./protocol.js";
 import { ReplyError } from "./resp.js";
-import { parseRedisUrl, RespConnection } from "./resp-connection.js";
+import { parseRedisUrl, RespConnection, redactRedisUrl } from "./resp-connection.js";
 
 export {
   DEFAULT_MAX_RESPONSE_BYTES,
@@ -55,7 +56,21 @@ export interface RedisConnectionsOptions {
    * if so. In ms. Default: 250.
    */
   busyCheckAfterMs?: number;
+  /**
+   * The Redis ACL user the shared and transaction connections switch to after the URL's own
+   * AUTH and SELECT (see acl.ts). The busy-script killer stays the URL's user: it must be able
+   * to send SCRIPT KILL and FUNCTION KILL. Default: none, everything runs as the URL's user.
+   */
+  loginAs?: LoginAs;
+  /**
+   * Called when Redis refuses `loginAs` (WRONGPASS: Redis restarted without the bridge's ACL
+   * users); the bridge creates them again, then connects at once. Default: none.
+   */
+  relogin?: () => Promise<void>;
 }
+
+/** Redis's answer to AUTH with a user that does not exist (any more) or another password. */
+const LOGIN_REFUSED = /^WRONGPASS/;
 
 /**
  * Pipelines go to Redis this many commands at a time, and stop once the replies pass
@@ -133,6 +148,8 @@ export class RedisConnections implements CommandRunner {
   readonly #redisUrl: string;
   readonly #maxResponseBytes: number;
   readonly #busyCheckAfterMs: number;
+  readonly #loginAs: LoginAs | undefined;
+  readonly #relogin: (() => Promise<void>) | undefined;
   readonly #killer: BusyScriptKiller;
   readonly #deadlines: Deadlines;
   readonly #sweeper = new Sweeper(() => this.#sweep());
@@ -142,6 +159,8 @@ export class RedisConnections implements CommandRunner {
   constructor(options: RedisConnectionsOptions) {
     this.#commandTimeoutMs = options.commandTimeoutMs ?? 5_000;
     this.#redisUrl = options.redisUrl;
+    this.#loginAs = options.loginAs;
+    this.#relogin = options.relogin;
     parseRedisUrl(options.redisUrl); // a malformed URL is a TypeError now, not a 503 later
     this.#maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.#busyCheckAfterMs = options.busyCheckAfterMs ?? 250;
@@ -160,6 +179,7 @@ export class RedisConnections implements CommandRunner {
     this.#pool = new TransactionPool(
       () => makeClient(options.redisUrl, this.#connectTimeoutMs, false),
       options.maxTransactionConnections ?? 16,
+      options.loginAs,
     );
   }
 
@@ -171,24 +191,7 @@ export class RedisConnections implements CommandRunner {
    */
   async connect(): Promise<void> {
     this.#killer.connect();
-    const deadline = performance.now() + this.#connectTimeoutMs;
-    let lastError: unknown;
-    for (let attempt = 0; ; attempt += 1) {
-      const leftMs = deadline - performance.now();
-      if (leftMs <= 0) break;
-      try {
-        this.#use(await RespConnection.open(this.#redisUrl, leftMs));
-        return;
-      } catch (error) {
-        lastError = error;
-      }
-      const waitMs = Math.min(reopenDelayMs(attempt + 1), deadline - performance.now());
-      if (waitMs > 0) await sleep(waitMs);
-    }
-    throw new RedisUnavailableError(
-      `could not connect to Redis at ${this.#redisUrl} within ${this.#connectTimeoutMs} ms (last error: ${messageOf(lastError)})`,
-      { cause: lastError },
-    );
+    this.#use(await openWithRetry(this.#redisUrl, this.#connectTimeoutMs, this.#loginAs));
   }
 
   run(command: Command): Promise<unknown> {
@@ -284,14 +287,32 @@ export class RedisConnections implements CommandRunner {
     this.#reopenAttempts += 1;
     setTimeout(() => {
       if (this.#closed) return;
-      RespConnection.open(this.#redisUrl, this.#connectTimeoutMs).then(
+      RespConnection.open(this.#redisUrl, this.#connectTimeoutMs, this.#loginAs).then(
         (connection) => {
           this.#reopening = false;
           this.#use(connection);
         },
         (error: unknown) => {
-          this.#reopening = false;
           this.#lastError = error instanceof Error ? error : new Error(String(error));
+          const relogin = this.#relogin;
+          if (relogin && error instanceof ReplyError && LOGIN_REFUSED.test(error.message)) {
+            this.#reopenAttempts = 0;
+            relogin().then(
+              () => {
+                this.#reopening = false;
+                this.#reopen();
+              },
+              (failure: unknown) => {
+                this.#lastError = new RedisUnavailableError(
+                  `Redis refused the bridge's ACL user and creating it again failed: ${messageOf(failure)}`,
+                );
+                this.#reopening = false;
+                this.#reopen();
+              },
+            );
+            return;
+          }
+          this.#reopening = false;
           this.#reopen();
         },
       );
@@ -377,6 +398,35 @@ export class RedisConnections implements CommandRunner {
     this.#killer.close();
     this.#shared?.destroy(new RedisUnavailableError("the bridge is closing"));
   }
+}
+
+/**
+ * Opens a {@link RespConnection}, trying again with backoff (Redis may still be starting);
+ * rejects with RedisUnavailableError once `timeoutMs` have passed (a refused AUTH at once).
+ */
+export async function openWithRetry(
+  redisUrl: string,
+  timeoutMs: number,
+  loginAs?: LoginAs,
+): Promise<RespConnection> {
+  const deadline = performance.now() + timeoutMs;
+  let lastError: unknown;
+  for (let attempt = 0; ; attempt += 1) {
+    const leftMs = deadline - performance.now();
+    if (leftMs <= 0) break;
+    try {
+      return await RespConnection.open(redisUrl, leftMs, loginAs);
+    } catch (error) {
+      lastError = error;
+      if (error instanceof ReplyError && !/^(LOADING|BUSY)/.test(error.message)) break;
+    }
+    const waitMs = Math.min(reopenDelayMs(attempt + 1), deadline - performance.now());
+    if (waitMs > 0) await sleep(waitMs);
+  }
+  throw new RedisUnavailableError(
+    `could not connect to Redis at ${redactRedisUrl(redisUrl)} within ${timeoutMs} ms (last error: ${messageOf(lastError)})`,
+    { cause: lastError },
+  );
 }
 
 /** The reply of one command, or a ResponseTooLargeError when it is larger than `maxBytes`. */
@@ -584,6 +634,7 @@ class TransactionPool {
   constructor(
     private readonly create: () => Client,
     private readonly maxSize: number,
+    private readonly loginAs?: LoginAs,
   ) {}
 
   async acquire(signal: AbortSignal): Promise<Client> {
@@ -601,6 +652,17 @@ class TransactionPool {
       signal.addEventListener("abort", onAbort, { once: true });
       try {
         await connecting;
+        // switch to the bridge's ACL user; the URL's SELECT (as its own user) stays in effect
+        if (this.loginAs) {
+          try {
+            await fresh.sendCommand(["AUTH", this.loginAs.username, this.loginAs.password]);
+          } catch (error) {
+            // the ACL user is gone (Redis restarted): the shared connection recreates it
+            throw new RedisUnavailableError(
+              `Redis refused the bridge's ACL user: ${messageOf(error)}`,
+            );
+          }
+        }
       } catch (error) {
         destroyQuietly(fresh);
         throw classify(error);

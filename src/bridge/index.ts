@@ -2,12 +2,33 @@ import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { isHeaderSafe } from "../core/secrets.js";
+import {
+  type AclUsers,
+  BRIDGE_READONLY_USER,
+  BRIDGE_USER,
+  configLines,
+  type LeastPrivilege,
+  newAclUsers,
+  provisionUsers,
+  recreateUsers,
+  releaseUsers,
+  SCRIPT_COMMANDS,
+  setupLines,
+} from "./acl.js";
 import { type BridgeAppOptions, createBridgeHandler } from "./app.js";
 import { ClusterConnections } from "./cluster.js";
 import { DEFAULT_MAX_RESPONSE_BYTES, RedisConnections } from "./connections.js";
 import { IdleConnections } from "./idle-connections.js";
 import { type RedisServerHandle, spawnRedisServer } from "./redis-server.js";
 
+export {
+  aclRules,
+  BRIDGE_READONLY_USER,
+  BRIDGE_USER,
+  DENIED_RULES,
+  type LeastPrivilege,
+  setupLines,
+} from "./acl.js";
 export {
   type BridgeAppOptions,
   type BridgeHandler,
@@ -17,6 +38,8 @@ export {
   createBridgeHandler,
   DEFAULT_MAX_BODY_BYTES,
   HEALTH_TEXT,
+  MAX_DRAIN_BYTES,
+  MAX_DRAIN_MS,
   SyncTokens,
 } from "./app.js";
 export { ClusterConnections, type ClusterConnectionsOptions } from "./cluster.js";
@@ -37,7 +60,12 @@ export {
   RedisUnavailableError,
   ResponseTooLargeError,
 } from "./connections.js";
-export { BadRequestError, type Command, DEFAULT_MAX_VALUE_BYTES } from "./protocol.js";
+export {
+  BadRequestError,
+  type Command,
+  DEFAULT_MAX_VALUE_BYTES,
+  MAX_TRANSACTION_SCRIPTS,
+} from "./protocol.js";
 export {
   REDIS_SERVER_INSTALL_HINT,
   type RedisServerHandle,
@@ -46,6 +74,7 @@ export {
   type SpawnRedisServerOptions,
   spawnRedisServer,
 } from "./redis-server.js";
+export { redactRedisUrl } from "./resp-connection.js";
 
 /** Invalid {@link StartBridgeOptions}. */
 export class BridgeOptionsError extends Error {
@@ -65,8 +94,20 @@ export interface StartBridgeOptions {
    * subcommand`. Default: none.
    */
   readonlyToken?: string;
-  /** Redis to forward to. Default: spawn a private redis-server, stopped again by `close()`. */
+  /**
+   * Redis to forward to. Default: spawn a private redis-server, stopped again by `close()`.
+   * If the URL's user may run `ACL SETUSER`, the bridge creates its own ACL users there (see
+   * {@link RunningBridge.leastPrivilege}); else, unless that user is already confined, it
+   * refuses scripts.
+   */
   redisUrl?: string;
+  /**
+   * Only when the bridge spawns its redis-server: keep the data in this directory with AOF
+   * persistence, so a bridge started again on it has the same data. Default: none, a temp
+   * directory removed by `close()` (ephemeral). (`cron-guard bridge` defaults to
+   * `./.cron-guard-data`.)
+   */
+  dataDir?: string;
   /**
    * Front a Redis Cluster instead: some of its nodes, `redis://host:port` (the rest is
    * discovered). Commands go to their key's slot; a pipeline is split per slot and answered in
@@ -99,7 +140,15 @@ export interface RunningBridge {
   token: string;
   /** The read-only token, if one was configured. */
   readonlyToken?: string;
+  /**
+   * The Redis it forwards to; of a spawned redis-server with its admin password (the `default`
+   * user): never print it as it is (see {@link redactRedisUrl}).
+   */
   redisUrl: string;
+  /** Which Redis ACL users the bridge logs in as, and what that means; see {@link LeastPrivilege}. */
+  leastPrivilege: LeastPrivilege;
+  /** Where a spawned redis-server keeps its data, when it persists it. */
+  dataDir?: string;
   /** Stops the HTTP server, drops Redis connections and stops a redis-server it spawned. */
   close(): Promise<void>;
 }
@@ -114,29 +163,72 @@ export async function startBridge(options: StartBridgeOptions = {}): Promise<Run
   const maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
   const maxStringBytes = Math.max(maxResponseBytes, options.maxBodyBytes ?? 0);
   const cluster = options.cluster;
-  const spawned: RedisServerHandle | undefined =
-    options.redisUrl === undefined && cluster === undefined
-      ? await spawnRedisServer({ maxStringBytes })
-      : undefined;
+  const commandTimeoutMs = options.commandTimeoutMs ?? 5_000;
+  let spawned: RedisServerHandle | undefined;
+  let users: AclUsers | undefined;
+  let privilege: LeastPrivilege;
+  if (options.redisUrl === undefined && cluster === undefined) {
+    users = newAclUsers();
+    spawned = await spawnRedisServer({
+      maxStringBytes,
+      password: randomBytes(24).toString("base64url"),
+      configLines: configLines(users),
+      dataDir: options.dataDir,
+    });
+    privilege = {
+      mode: "created",
+      summary: `Redis ACL: the bridge logs in as ${BRIDGE_USER} and ${BRIDGE_READONLY_USER}, users it created on its redis-server that may not SELECT, MIGRATE, FLUSHALL or administer Redis, also inside scripts`,
+      setupLines: setupLines(),
+    };
+  } else if (cluster === undefined) {
+    const provisioned = await provisionUsers(options.redisUrl ?? "", commandTimeoutMs);
+    users = provisioned.users;
+    privilege = provisioned.privilege;
+  } else {
+    privilege = {
+      mode: "unmanaged",
+      summary:
+        "Redis ACL: not managed in front of a Redis Cluster; give node URLs whose user is confined by the lines of `cron-guard help bridge`",
+      setupLines: setupLines(),
+    };
+  }
   const redisUrl = cluster?.join(",") ?? options.redisUrl ?? spawned?.url ?? "";
+  const connectionsAs = (loginAs: AclUsers["full"] | undefined) =>
+    new RedisConnections({
+      redisUrl,
+      commandTimeoutMs: options.commandTimeoutMs,
+      maxTransactionConnections: options.maxTransactionConnections,
+      maxResponseBytes,
+      loginAs,
+      relogin:
+        loginAs !== undefined && users !== undefined
+          ? () => recreateUsers(redisUrl, users as AclUsers, commandTimeoutMs)
+          : undefined,
+    });
   const connections: RedisConnections | ClusterConnections = cluster
     ? new ClusterConnections({
         rootUrls: cluster,
         commandTimeoutMs: options.commandTimeoutMs,
         maxResponseBytes,
       })
-    : new RedisConnections({
-        redisUrl,
-        commandTimeoutMs: options.commandTimeoutMs,
-        maxTransactionConnections: options.maxTransactionConnections,
-        maxResponseBytes,
-      });
+    : connectionsAs(users?.full);
+  const readonlyConnections =
+    options.readonlyToken !== undefined && users !== undefined
+      ? connectionsAs(users.readonly)
+      : undefined;
   // keep-alive connections are closed by IdleConnections, not by a timer per socket
   const server = createServer({ keepAliveTimeout: 0 });
   const idle = new IdleConnections(server, KEEP_ALIVE_MS);
-  const stop = () => shutdown(server, idle, connections, spawned);
+  const releaseOnClose = spawned === undefined ? users : undefined;
+  const stop = async () => {
+    await shutdown(server, idle, [connections, readonlyConnections], spawned);
+    if (releaseOnClose && options.redisUrl !== undefined) {
+      await releaseUsers(options.redisUrl, releaseOnClose, commandTimeoutMs);
+    }
+  };
   try {
     await connections.connect();
+    await readonlyConnections?.connect();
     server.on(
       "request",
       createBridgeHandler({
@@ -145,6 +237,11 @@ export async function startBridge(options: StartBridgeOptions = {}): Promise<Run
         commandTable:
           options.readonlyToken === undefined ? undefined : await connections.commandTable(),
         redis: connections,
+        readonlyRedis: readonlyConnections,
+        scriptsRefused:
+          privilege.mode === "unconfined"
+            ? `the Redis user this bridge was given is not confined by ACL, so Redis would not stop a script from leaving the database or administering the server; an operator runs the ACL SETUSER lines the bridge printed at start and restarts it with that user. Refused: ${SCRIPT_COMMANDS.join(", ")}`
+            : undefined,
         maxBodyBytes: options.maxBodyBytes,
         maxValueBytes: maxResponseBytes,
         onRequest: options.onRequest,
@@ -158,7 +255,15 @@ export async function startBridge(options: StartBridgeOptions = {}): Promise<Run
       closing ??= stop();
       return closing;
     };
-    return { url, token, readonlyToken: options.readonlyToken, redisUrl, close };
+    return {
+      url,
+      token,
+      readonlyToken: options.readonlyToken,
+      redisUrl,
+      leastPrivilege: privilege,
+      dataDir: spawned === undefined ? undefined : options.dataDir,
+      close,
+    };
   } catch (error) {
     await stop();
     throw error;
@@ -179,6 +284,14 @@ function validate(options: StartBridgeOptions, port: number, host: string, token
   if (host.trim() === "") throw new BridgeOptionsError("host must not be empty");
   if (token.trim() === "") throw new BridgeOptionsError("token must not be empty");
   assertHeaderSafe("token", token);
+  if (options.dataDir !== undefined && (options.redisUrl ?? options.cluster) !== undefined) {
+    throw new BridgeOptionsError(
+      "dataDir is for a redis-server the bridge spawns; with redisUrl or cluster, that Redis keeps its own data",
+    );
+  }
+  if (options.dataDir !== undefined && options.dataDir.trim() === "") {
+    throw new BridgeOptionsError("dataDir must not be empty");
+  }
   if (options.cluster !== undefined) {
     if (options.redisUrl !== undefined) {
       throw new BridgeOptionsError("give either redisUrl or cluster, not both");
@@ -241,7 +354,7 @@ function listen(server: Server, port: number, hostname: string): Promise<number>
 async function shutdown(
   server: Server,
   idle: IdleConnections,
-  connections: RedisConnections | ClusterConnections,
+  connections: Array<RedisConnections | ClusterConnections | undefined>,
   spawned: RedisServerHandle | undefined,
 ): Promise<void> {
   idle.close();
@@ -250,6 +363,6 @@ async function shutdown(
     server.closeAllConnections();
     await closed;
   }
-  connections.close();
+  for (const each of connections) each?.close();
   await spawned?.stop();
 }

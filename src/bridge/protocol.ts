@@ -94,10 +94,10 @@ refuse("reaches outside the database this bridge serves", [
   "MIGRATE",
   "MOVE",
   "SWAPDB",
-  // Upstash databases have one logical database, so FLUSHALL there is FLUSHDB here; on a shared
-  // redis-server it would also empty databases 1-15. FLUSHDB stays allowed.
-  "FLUSHALL",
 ]);
+// FLUSHALL is not refused: an Upstash database has one logical database, so the bridge serves
+// FLUSHALL as FLUSHDB of the database it serves (see serveAs); databases 1-15 of a shared
+// redis-server stay as they are.
 
 /** Subcommands refused where the rest of the command is fine; keyed by "COMMAND SUBCOMMAND". */
 const REFUSED_SUBCOMMANDS = new Map<string, string>([
@@ -105,13 +105,8 @@ const REFUSED_SUBCOMMANDS = new Map<string, string>([
   ["SCRIPT KILL", "the bridge kills scripts that keep Redis busy by itself"],
   ["SCRIPT DEBUG", "changes the state of the connection every request shares"],
   ["FUNCTION KILL", "the bridge kills functions that keep Redis busy by itself"],
-  // Functions are global to the server and outlive the caller; the bridge keeps to EVAL/EVALSHA
-  // (which Upstash always had). FUNCTION LIST, STATS, DUMP and HELP only read and stay allowed,
-  // as do FCALL/FCALL_RO for functions an operator loaded.
-  ["FUNCTION LOAD", "server administration (functions are global and persistent)"],
-  ["FUNCTION DELETE", "server administration (functions are global and persistent)"],
-  ["FUNCTION FLUSH", "server administration (functions are global and persistent)"],
-  ["FUNCTION RESTORE", "server administration (functions are global and persistent)"],
+  // FUNCTION LOAD/DELETE/FLUSH/RESTORE are served, as Upstash does: a function runs as the
+  // bridge's ACL user whoever loaded it, so it can do no more than EVAL (see acl.ts).
 ]);
 
 const HAS_REFUSED_SUBCOMMANDS = new Set(
@@ -132,6 +127,11 @@ export interface CommandLimits {
    * allocate up to 512 MiB. Default: {@link DEFAULT_MAX_VALUE_BYTES}.
    */
   maxValueBytes?: number;
+  /**
+   * Why scripts (EVAL, EVALSHA, FCALL and their _RO forms) are refused, when they are: the Redis
+   * user the bridge was given is not confined by ACL (see acl.ts). Default: scripts run.
+   */
+  scriptsRefused?: string;
 }
 
 /** 10 MiB, Upstash's max request size (which also bounds what one request can read). */
@@ -174,6 +174,70 @@ export function parseCommand(
   const upperName = name.toUpperCase();
   assertSupported(command, upperName);
   assertWithinLimits(command, limits.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES, upperName);
+  if (limits.scriptsRefused !== undefined && SCRIPTS.has(upperName)) {
+    throw refusal(upperName, limits.scriptsRefused);
+  }
+  return command;
+}
+
+/** Commands that run a script or function: each can keep Redis busy until it is killed. */
+const SCRIPTS = new Set(["EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO"]);
+
+/**
+ * Scripts a transaction may hold. Redis runs EXEC to the end once it started: a script in it
+ * can only be stopped by SCRIPT KILL after `busy-reply-threshold`, and then the next script
+ * starts, so N endless scripts keep Redis busy N times that long. With at most one, a
+ * transaction keeps Redis busy no longer than one script the bridge kills.
+ */
+export const MAX_TRANSACTION_SCRIPTS = 1;
+
+/** Refuses a `/multi-exec` body with more than {@link MAX_TRANSACTION_SCRIPTS} scripts. */
+export function assertTransactionBounded(commands: Command[]): void {
+  let scripts = 0;
+  for (const command of commands) {
+    if (SCRIPTS.has((command[0] as string).toUpperCase())) scripts += 1;
+  }
+  if (scripts > MAX_TRANSACTION_SCRIPTS) {
+    throw new BadRequestError(
+      `ERR a transaction may hold at most ${MAX_TRANSACTION_SCRIPTS} script or function call (EVAL, EVALSHA, FCALL and their _RO forms), this one holds ${scripts}: Redis cannot stop a transaction midway, so each of them could keep it busy until the bridge kills it. Send them in a pipeline or in separate transactions`,
+    );
+  }
+}
+
+/**
+ * COPY within the database, as a script the bridge's ACL user may run (it may not COPY: ACL
+ * cannot refuse only COPY's DB option). Same replies as COPY: 1 copied, 0 when the source is
+ * missing or the destination exists without REPLACE; the expiry is kept exactly (ABSTTL).
+ */
+const COPY_SCRIPT = [
+  "local replace = false",
+  "for _, option in ipairs(ARGV) do",
+  "  if string.upper(option) == 'REPLACE' then replace = true",
+  "  else return redis.error_reply('ERR syntax error') end",
+  "end",
+  "if KEYS[1] == KEYS[2] then return redis.error_reply('ERR source and destination objects are the same') end",
+  "local payload = redis.call('DUMP', KEYS[1])",
+  "if not payload then return 0 end",
+  "if not replace and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end",
+  "local at = redis.call('PEXPIRETIME', KEYS[1])",
+  "if at < 0 then at = 0 end",
+  "redis.call('RESTORE', KEYS[2], at, payload, 'REPLACE', 'ABSTTL')",
+  "return 1",
+].join("\n");
+
+/**
+ * The command the bridge sends for `command`: FLUSHALL as FLUSHDB (the one database this bridge
+ * serves, as on Upstash), COPY without DB as {@link COPY_SCRIPT}; anything else as it is. Runs
+ * after the read-only check, so refusals name the command the client sent.
+ */
+export function serveAs(command: Command): Command {
+  const name = command[0] as string;
+  if (name.length === 8 && name.toUpperCase() === "FLUSHALL") {
+    return ["FLUSHDB", ...command.slice(1)];
+  }
+  if (name.length === 4 && command.length >= 3 && name.toUpperCase() === "COPY") {
+    return ["EVAL", COPY_SCRIPT, "2", ...command.slice(1)];
+  }
   return command;
 }
 

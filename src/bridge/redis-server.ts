@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { constants as fsConstants } from "node:fs";
-import { access, mkdtemp, rm } from "node:fs/promises";
+import { access, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, isAbsolute, join } from "node:path";
@@ -47,15 +47,32 @@ export interface SpawnRedisServerOptions {
   maxStringBytes?: number;
   /** More `redis-server` arguments, e.g. `["--cluster-enabled", "yes"]`. */
   extraArgs?: string[];
+  /**
+   * Password of the `default` user (`requirepass`); then `url` carries it. Given to redis-server
+   * on its standard input, never on the command line (where `ps` shows it). Default: none.
+   */
+  password?: string;
+  /**
+   * More configuration lines (e.g. `user ...` ACL lines with passwords), also given on standard
+   * input. Default: none.
+   */
+  configLines?: string[];
+  /**
+   * Keep the data in this directory, with AOF persistence (`appendonly yes`, fsync every
+   * second), and leave it there on `stop()`: a redis-server started again on the same directory
+   * has the same data. Created if missing (mode 0700). Default: none, a temp directory without
+   * persistence that `stop()` removes.
+   */
+  dataDir?: string;
 }
 
 export interface RedisServerHandle {
-  /** `redis://127.0.0.1:<port>` */
+  /** `redis://127.0.0.1:<port>`, or `redis://default:<password>@127.0.0.1:<port>` with a password. */
   url: string;
   port: number;
   /** Process id of redis-server (tests pause it with SIGSTOP to simulate a hung server). */
   pid: number;
-  /** SIGTERM, wait for exit (SIGKILL after 5 s), remove the temp dir. Idempotent. */
+  /** SIGTERM, wait for exit (SIGKILL after 5 s), remove the temp dir (never a `dataDir`). Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -71,8 +88,9 @@ const NORMAL_CLIENT_OUTPUT_LIMIT = ["normal", "512mb", "0", "0"];
 const OUTPUT_TAIL_CHARS = 4_000;
 
 /**
- * Starts a throw-away redis-server (no persistence, temp working dir) on 127.0.0.1, with a short
- * busy-script threshold and bounded string and output-buffer sizes (see the options).
+ * Starts a redis-server on 127.0.0.1: throw-away (no persistence, temp working dir) unless
+ * `dataDir` is given, with a short busy-script threshold and bounded string and output-buffer
+ * sizes (see the options).
  */
 export async function spawnRedisServer(
   options: SpawnRedisServerOptions = {},
@@ -80,10 +98,22 @@ export async function spawnRedisServer(
   const binary = await findBinary(options.binary ?? "redis-server");
   const port = options.port ?? (await findFreePort());
   const startTimeoutMs = options.startTimeoutMs ?? 10_000;
-  const dir = await mkdtemp(join(tmpdir(), "cron-guard-redis-"));
+  const dataDir = options.dataDir;
+  if (dataDir !== undefined) await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const dir = dataDir ?? (await mkdtemp(join(tmpdir(), "cron-guard-redis-")));
+  const persistence =
+    dataDir === undefined
+      ? ["--appendonly", "no"]
+      : ["--appendonly", "yes", "--appendfsync", "everysec"];
+  const stdin = [
+    ...(options.password === undefined ? [] : [`requirepass ${options.password}`]),
+    ...(options.configLines ?? []),
+  ];
   const child = spawn(
     binary,
     [
+      // "-": read configuration from standard input first (secrets stay off the command line)
+      ...(stdin.length > 0 ? ["-"] : []),
       "--port",
       String(port),
       "--bind",
@@ -92,8 +122,7 @@ export async function spawnRedisServer(
       dir,
       "--save",
       "",
-      "--appendonly",
-      "no",
+      ...persistence,
       "--lua-time-limit",
       String(options.busyReplyThresholdMs ?? 500),
       "--proto-max-bulk-len",
@@ -104,8 +133,12 @@ export async function spawnRedisServer(
       ...NORMAL_CLIENT_OUTPUT_LIMIT,
       ...(options.extraArgs ?? []),
     ],
-    { stdio: ["ignore", "pipe", "pipe"] },
+    { stdio: [stdin.length > 0 ? "pipe" : "ignore", "pipe", "pipe"] },
   );
+  if (stdin.length > 0) {
+    child.stdin?.on("error", () => {}); // an early exit is reported by waitUntilReady
+    child.stdin?.end(`${stdin.join("\n")}\n`);
+  }
   let output = "";
   const collect = (chunk: Buffer) => {
     output = (output + chunk.toString("utf8")).slice(-OUTPUT_TAIL_CHARS);
@@ -122,7 +155,7 @@ export async function spawnRedisServer(
     stopped ??= (async () => {
       process.removeListener("exit", killOnExit);
       await terminate(child, exited);
-      await rm(dir, { recursive: true, force: true });
+      if (dataDir === undefined) await rm(dir, { recursive: true, force: true });
     })();
     return stopped;
   };
@@ -133,7 +166,9 @@ export async function spawnRedisServer(
     await stop();
     throw error;
   }
-  return { url: `redis://127.0.0.1:${port}`, port, pid: child.pid ?? 0, stop };
+  const auth =
+    options.password === undefined ? "" : `default:${encodeURIComponent(options.password)}@`;
+  return { url: `redis://${auth}127.0.0.1:${port}`, port, pid: child.pid ?? 0, stop };
 }
 
 async function findBinary(binary: string): Promise<string> {
@@ -213,7 +248,8 @@ function answersPing(port: number): Promise<boolean> {
     socket.once("connect", () => socket.write("PING\r\n"));
     socket.on("data", (chunk) => {
       reply += chunk.toString("utf8");
-      if (reply.includes("\r\n")) finish(reply.startsWith("+PONG"));
+      // NOAUTH: it answers, and wants the password the caller has
+      if (reply.includes("\r\n")) finish(reply.startsWith("+PONG") || reply.startsWith("-NOAUTH"));
     });
   });
 }

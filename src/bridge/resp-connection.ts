@@ -67,9 +67,14 @@ export class RespConnection {
    * is only handed out once Redis answers on it (not to a server that only accepted the TCP
    * connection: a stopped redis-server, or something else on that port). Rejects with
    * RedisUnavailableError (or the ReplyError of a refused AUTH/SELECT) once `timeoutMs` have
-   * passed without all of that.
+   * passed without all of that. With `loginAs`, the connection then switches to that ACL user
+   * (the selected database stays: a user that may not SELECT still gets the URL's database).
    */
-  static open(redisUrl: string, timeoutMs: number): Promise<RespConnection> {
+  static open(
+    redisUrl: string,
+    timeoutMs: number,
+    loginAs?: { username: string; password: string },
+  ): Promise<RespConnection> {
     const target = parseRedisUrl(redisUrl);
     const socket = target.tls
       ? connectTls({ host: target.host, port: target.port, servername: target.host })
@@ -91,7 +96,8 @@ export class RespConnection {
       };
       connection.onClose(failed);
       socket.once(target.tls ? "secureConnect" : "connect", () => {
-        connection.sendBatch([...target.handshake, ["PING"]]).then((replies) => {
+        const login = loginAs ? [["AUTH", loginAs.username, loginAs.password]] : [];
+        connection.sendBatch([...target.handshake, ...login, ["PING"]]).then((replies) => {
           const refused = replies.find((reply) => reply instanceof ReplyError);
           if (refused) {
             connection.destroy(refused);
@@ -314,4 +320,23 @@ export function parseRedisUrl(redisUrl: string): RedisTarget {
     tls: url.protocol === "rediss:",
     handshake,
   };
+}
+
+/**
+ * `redisUrl` with its password replaced by `***`, for logs and error messages: a Redis URL
+ * never goes out with its password. Anything that does not parse is left out entirely.
+ */
+export function redactRedisUrl(redisUrl: string): string {
+  return redisUrl
+    .split(",")
+    .map((one) => {
+      try {
+        const url = new URL(one.trim());
+        if (url.password !== "") url.password = "***";
+        return url.toString().replace(/\/$/, "");
+      } catch {
+        return "<unreadable Redis URL>";
+      }
+    })
+    .join(",");
 }
