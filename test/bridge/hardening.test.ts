@@ -240,6 +240,86 @@ describe("scripts that keep Redis busy", () => {
   });
 });
 
+describe("transactions of scripts are bounded", () => {
+  const COMMAND_TIMEOUT_MS = 2_000;
+  const READONLY = "hardening-readonly";
+  let redis: RedisServerHandle;
+  let bridge: RunningBridge;
+  let direct: DirectRedis;
+
+  beforeAll(async () => {
+    redis = await spawnRedisServer(); // busy-reply-threshold 500 ms
+    bridge = await startBridge({
+      redisUrl: redis.url,
+      readonlyToken: READONLY,
+      commandTimeoutMs: COMMAND_TIMEOUT_MS,
+    });
+    direct = await directRedisAt(redis.url);
+  });
+
+  afterAll(async () => {
+    direct?.destroy();
+    await bridge?.close();
+    await redis?.stop();
+  });
+
+  /** Sends `body` to /multi-exec and measures how long until a direct PING answers PONG again. */
+  async function busyFor(body: unknown, token = bridge.token) {
+    const started = performance.now();
+    const sent = fetch(`${bridge.url}/multi-exec`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    }).then(async (response) => ({ status: response.status, body: await response.json() }));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    for (;;) {
+      const pong = await direct.ping().catch((error: Error) => error.message);
+      if (pong === "PONG") break;
+      if (performance.now() - started > 60_000) throw new Error(`still busy: ${pong}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const busyMs = performance.now() - started;
+    return { busyMs, answer: await sent };
+  }
+
+  it("refuses a transaction of 80 endless scripts before anything runs; Redis answers within commandTimeoutMs + 1 s", async () => {
+    const spin = Array.from({ length: 80 }, () => ["EVAL", "while true do end", "0"]);
+    const { busyMs, answer } = await busyFor(spin);
+    expect(busyMs).toBeLessThan(COMMAND_TIMEOUT_MS + 1_000);
+    expect(answer.status).toBe(400);
+    expect(answer.body).toEqual({
+      error: expect.stringMatching(
+        /^ERR a transaction may hold at most 1 script or function call .* this one holds 80/,
+      ),
+    });
+  });
+
+  it("the same with EVAL_RO and the read-only token", async () => {
+    const spin = Array.from({ length: 8 }, () => ["EVAL_RO", "while true do end", "0"]);
+    const { busyMs, answer } = await busyFor(spin, READONLY);
+    expect(busyMs).toBeLessThan(COMMAND_TIMEOUT_MS + 1_000);
+    expect(answer.status).toBe(400);
+  });
+
+  it("kills the one endless script a transaction may hold; the rest of it runs", async () => {
+    const { busyMs, answer } = await busyFor([
+      ["SET", "tx-before", "1"],
+      ["EVAL", "while true do end", "0"],
+      ["SET", "tx-after", "1"],
+    ]);
+    expect(busyMs).toBeLessThan(COMMAND_TIMEOUT_MS + 1_000);
+    expect(answer).toEqual({
+      status: 200,
+      body: [
+        { result: "OK" },
+        { error: expect.stringMatching(/Script killed by user with SCRIPT KILL/) },
+        { result: "OK" },
+      ],
+    });
+    expect(await direct.get("tx-after")).toBe("1");
+  });
+});
+
 describe("response and value size limits", () => {
   const MAX = 1024 * 1024;
   let bridge: RunningBridge;
