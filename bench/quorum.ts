@@ -39,11 +39,21 @@ export async function measureQuorumClaims(
       const keys = jobKeys("bench", `quorum-${run}-${store === stores.single ? "s" : "q"}`);
       const token = crypto.randomUUID();
       const startedAt = performance.now();
+      const now = Date.now();
+      // The guard's claim: KEYS slot, fence, slot index, running, withdrawn marker, ledger; ARGV
+      // token, lease, now, region, slot, score, overlap, index length, force, ledger max age.
       const reply = await runScript(
         store,
         CLAIM_SCRIPT,
-        [keys.slot(slot), keys.fence, keys.slotIndex, keys.running, keys.withdrawn(token)],
-        [token, 60_000, Date.now(), "bench", slot, 0, "allow", 10],
+        [
+          keys.slot(slot),
+          keys.fence,
+          keys.slotIndex,
+          keys.running,
+          keys.withdrawn(token),
+          keys.fence.replace(/:fence$/, ":ledger"),
+        ],
+        [token, 60_000, now, "bench", slot, now, "allow", 10, "0", 7 * 86_400_000],
       );
       const elapsedMs = performance.now() - startedAt;
       const outcome = (typeof reply === "string" ? JSON.parse(reply) : reply) as {

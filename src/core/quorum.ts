@@ -5,18 +5,36 @@
  * unchanged, as if it were one store. It recognises cron-guard's own scripts by their SHA1 (or
  * source) and merges the answers of the databases per script:
  *
- * - CLAIM runs on every store in parallel (wall clock: the majority's round trip, not N of them),
- *   each with a per-store timeout. It succeeds when a majority answer `claimed` for our token; the
- *   fencing token is the maximum fence among that majority (see `won`). A minority win is rolled
- *   back with WITHDRAW (compare-and-delete on the token). When the vote was split (no token holds a
- *   majority and nothing is done or failed yet) the instances that won a minority roll back, wait a
- *   random moment and try again (Redlock's retry), a few times and within a quarter of the lease, so
- *   a split vote does not leave the slot unrun. Otherwise the answer is `taken` with the most
- *   final state any store reported (done > failed > running > overlap > anything else). Too few
- *   answers for a majority either way is a store error (StoreUnavailableError through the guard,
- *   503 under the closed policy).
+ * - CLAIM runs on every store in parallel, each with a per-store timeout, as a quorum-only wrapper
+ *   around CLAIM_SCRIPT's own source that also reads, atomically, the job's fence counter and
+ *   whether the database holds the job's history (its run history stream or the quorum marker
+ *   `<prefix>:{<job>}:quorum` exists). A database that holds none of it while another answering
+ *   one does is amnesiac (it lost its data, or missed every run so far): its `claimed` is no vote.
+ *   The claim wins when a majority answers `claimed` for our token with votes, no database
+ *   answered that the slot is over (`taken` with a final state: done, failed, lost, unvouched,
+ *   vetoes, because such a state is only written for a run that happened), and every database
+ *   answered or timed out (a winner waits up to the timeout: after a flush, one database may be the
+ *   only one left that knows the slot ran). A loss is decided as soon as it is certain. A minority
+ *   win is rolled back with WITHDRAW (compare-and-delete on the token). When the vote was split (no
+ *   token holds a majority and nothing is over yet) the instances that won a minority roll back,
+ *   wait a random moment and try again (Redlock's retry), a few times and within a quarter of the
+ *   lease. Otherwise the answer is `taken` with the most final state a database that holds the
+ *   job's history reported (done/lost > failed > running > overlap > anything else). Too few
+ *   answers to tell is a store error (StoreUnavailableError through the guard, 503 under the
+ *   closed policy).
+ *   Fences: 1 + the largest counter any answering database held before the claim, and every
+ *   answering database is raised to it before the claim returns; the rule and its proof are beside
+ *   `won`. Fences strictly increase from one claim of a job to the next under one fault at a time,
+ *   a flushed database included.
+ *   Repair: an amnesiac database gets the job copied from the most advanced database that holds
+ *   its history (JOB_SNAPSHOT_SCRIPT, JOB_RESTORE_SCRIPT: fence counter, live slot states,
+ *   running key, ledger, marker); a database that answered `claimed` while another holds the
+ *   slot's final outcome gets that outcome (and the finished slots and ledger entries it lacks).
+ *   So one database that lost its data is repaired by the next claim of each job, and a second
+ *   loss later does not undo a run.
  * - COMPLETE: `recorded` with a majority of `recorded`, `lost` with a majority of `lost`, else a
- *   store error (the guard retries completions). EXTEND: 1 with a majority of 1s, 0 with a majority
+ *   store error (the guard retries completions). A database that forgot the slot gets the recorded
+ *   state and the job copied to it. EXTEND: 1 with a majority of 1s, 0 with a majority
  *   of 0s, else a store error (the lease keeper treats it as a hiccup: its deadline decides).
  *   WITHDRAW: done when a majority confirmed (1 when any store held the claim).
  * - STATUS (read-only): needs a majority of answers; returns the answer of the store with the
@@ -89,18 +107,121 @@ export const DEFAULT_QUORUM_TIMEOUT_MS = 2_000;
 export const DEFAULT_DRIFT_FACTOR = 0.01;
 
 /**
- * KEYS: fence. ARGV: floor. Raises the fence counter to `floor` when it is lower; the new value.
- * Used after a claim whose majority disagreed on the fence (see `won`).
+ * KEYS: fence, quorum marker. ARGV: floor, "1" to set the marker. Raises the fence counter to
+ * `floor` when it is lower (every claim raises every database that answered it, see `won`) and
+ * marks the database as holding the job's history; the counter's new value.
  */
 export const FENCE_FLOOR_SCRIPT = luaScript(
   "quorum-fence-floor",
   `local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 local floor = tonumber(ARGV[1])
+if ARGV[2] == '1' then redis.call('SET', KEYS[2], '1') end
 if current < floor then
   redis.call('SET', KEYS[1], ARGV[1])
   return floor
 end
 return current`,
+);
+
+/**
+ * The claim as the quorum runs it on each database: CLAIM_SCRIPT's own source, unchanged, run as a
+ * function, with two facts read atomically before it: the job's fence counter and whether this
+ * database holds the job's history (its run history stream or the quorum marker exists). KEYS: the
+ * claim's own, then runs, quorum marker. Reply `[counter before, known 0|1, claim reply]`.
+ * Built per position of the fence key among the claim's KEYS (found by its `:fence` suffix).
+ */
+const claimWrappers = new Map<string, LuaScript>();
+function quorumClaimScript(fenceIndex: number, keyCount: number): LuaScript {
+  const id = `${fenceIndex}/${keyCount}`;
+  let script = claimWrappers.get(id);
+  if (!script) {
+    script = luaScript(
+      "quorum-claim",
+      `local counter = tonumber(redis.call('GET', KEYS[${fenceIndex + 1}]) or '0') or 0
+local known = 0
+if redis.call('EXISTS', KEYS[${keyCount + 1}]) == 1 or redis.call('EXISTS', KEYS[${keyCount + 2}]) == 1 then
+  known = 1
+end
+local reply = (function()
+${CLAIM_SCRIPT.source}
+end)()
+return { counter, known, reply }`,
+    );
+    claimWrappers.set(id, script);
+  }
+  return script;
+}
+
+/**
+ * KEYS: fence, slot index, running, ledger, quorum marker. ARGV: slot key prefix. Read-only.
+ * What a database knows about a job, for copying it to one that lost it: the fence counter, every
+ * indexed slot with its state and remaining TTL, the running key, the ledger (flat).
+ */
+export const JOB_SNAPSHOT_SCRIPT = luaScript(
+  "quorum-job-snapshot",
+  `local slots = {}
+local index = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+for i = 1, #index, 2 do
+  local key = ARGV[1] .. index[i]
+  slots[#slots + 1] = { index[i], index[i + 1], redis.call('GET', key) or '', redis.call('PTTL', key) }
+end
+return cjson.encode({ fence = tonumber(redis.call('GET', KEYS[1]) or '0'), slots = slots,
+  running = redis.call('GET', KEYS[3]) or '', runningPttl = redis.call('PTTL', KEYS[3]),
+  ledger = redis.call('HGETALL', KEYS[4]), ledgerPttl = redis.call('PTTL', KEYS[4]) })`,
+);
+
+/**
+ * KEYS: fence, slot index, running, ledger, quorum marker. ARGV: snapshot JSON (from
+ * JOB_SNAPSHOT_SCRIPT on a database that holds the job's history), slot key prefix, mode
+ * ("amnesiac" | "lagging"), fence floor.
+ * Job repair. Raises the fence counter to the snapshot's and the floor, copies slot states that
+ * still live (SET NX: never over a claim made since) and indexes them, and copies the ledger.
+ * An amnesiac database (it lost its data: what it holds was written after the loss) also gets the
+ * running claims and the ledger's bookkeeping fields overwritten; a lagging one (it only missed
+ * some writes) gets finished slots and missing ledger fields only. Marks the database as holding
+ * the job's history. The number of slot states copied.
+ */
+export const JOB_RESTORE_SCRIPT = luaScript(
+  "quorum-job-restore",
+  `local snap = cjson.decode(ARGV[1])
+local amnesiac = ARGV[3] == 'amnesiac'
+local floor = math.max(tonumber(snap.fence) or 0, tonumber(ARGV[4]) or 0)
+if tonumber(redis.call('GET', KEYS[1]) or '0') < floor then
+  redis.call('SET', KEYS[1], string.format('%d', floor))
+end
+local copied = 0
+if type(snap.slots) == 'table' then
+  for _, s in ipairs(snap.slots) do
+    local raw, pttl = s[3], tonumber(s[4]) or -2
+    local running = false
+    if raw ~= '' then
+      local ok, state = pcall(cjson.decode, raw)
+      running = ok and type(state) == 'table' and state.state == 'running'
+    end
+    if raw ~= '' and pttl > 0 and (amnesiac or not running) then
+      if redis.call('SET', ARGV[2] .. s[1], raw, 'NX', 'PX', pttl) then copied = copied + 1 end
+      redis.call('ZADD', KEYS[2], s[2], s[1])
+    end
+  end
+end
+local runningPttl = tonumber(snap.runningPttl) or -2
+if amnesiac and snap.running ~= '' and runningPttl > 0 then
+  redis.call('SET', KEYS[3], snap.running, 'NX', 'PX', runningPttl)
+end
+local ledger = snap.ledger
+if type(ledger) == 'table' and #ledger > 0 then
+  for i = 1, #ledger, 2 do
+    if amnesiac then
+      redis.call('HSET', KEYS[4], ledger[i], ledger[i + 1])
+    else
+      redis.call('HSETNX', KEYS[4], ledger[i], ledger[i + 1])
+    end
+  end
+  local pttl = tonumber(snap.ledgerPttl) or -1
+  if pttl > 0 and pttl > redis.call('PTTL', KEYS[4]) then redis.call('PEXPIRE', KEYS[4], pttl) end
+end
+redis.call('SET', KEYS[5], '1')
+return copied`,
 );
 
 /**
@@ -470,43 +591,183 @@ export function createQuorumStore(stores: GuardStore[], options: QuorumOptions =
     );
   }
 
+  /** The job's key names, derived from its fence key (`<prefix>:{<job>}:fence`). */
+  function jobKeyNames(keys: readonly string[]) {
+    const fenceIndex = Math.max(
+      0,
+      keys.findIndex((key) => key.endsWith(":fence")),
+    );
+    const named = keys.find((key) => /:(fence|runs)$/.test(key)) ?? keys[fenceIndex] ?? "";
+    const base = named.replace(/:(fence|runs)$/, "");
+    return {
+      fenceIndex,
+      fence: `${base}:fence`,
+      runs: `${base}:runs`,
+      marker: `${base}:quorum`,
+      slotIndex: `${base}:slots`,
+      running: `${base}:running`,
+      ledger: `${base}:ledger`,
+      slotPrefix: `${base}:slot:`,
+    };
+  }
+
+  /** One database's answer to a claim, read apart. */
+  interface Vote {
+    reply: ClaimReply;
+    /** The job's fence counter on that database just before the claim ran there. */
+    counter: number;
+    /** Whether it holds the job's history (run history or the quorum marker). */
+    known: boolean;
+  }
+
+  function voteOf(answer: Answer | undefined): Vote | undefined {
+    if (!isOk(answer)) return undefined;
+    const value = decodeSafely<unknown>(answer.value);
+    if (!Array.isArray(value) || value.length < 3) return undefined;
+    const reply = decodeSafely<ClaimReply>(value[2]);
+    if (!reply || typeof reply.outcome !== "string") return undefined;
+    return { reply, counter: Number(value[0]) || 0, known: Number(value[1]) === 1 };
+  }
+
   /**
-   * A majority claimed with our token. The fencing token is the largest fence among it.
+   * A database amnesiac for this job: it answered, holds none of the job's history, while another
+   * answering database does. It lost its data (flushed, restarted without persistence) or missed
+   * every run so far: its `claimed` is no vote, its `taken` tells nothing, and it gets repaired.
+   */
+  function amnesiacOf(votes: readonly (Vote | undefined)[]): boolean[] {
+    const anyKnown = votes.some((vote) => vote?.known === true);
+    return votes.map((vote) => vote !== undefined && anyKnown && !vote.known);
+  }
+
+  /**
+   * Whether this claim copies the job to an amnesiac database: when its counter was gone (the first
+   * claim there since it lost its data) or when the claim found the slot free there. Otherwise
+   * another claim is there first and copies it; this keeps a crowd of duplicates from all copying.
+   */
+  const needsRestore = (vote: Vote) => vote.counter === 0 || vote.reply.outcome === "claimed";
+
+  /** A state that says the slot is over (ran, failed for good, or cannot be vouched for). */
+  const isFinal = (reply: ClaimReply | undefined) =>
+    reply?.outcome === "taken" &&
+    reply.state?.state !== "running" &&
+    reply.state?.state !== "released";
+
+  /**
+   * Copies the job as database `source` knows it to `targets` (JOB_SNAPSHOT_SCRIPT, then
+   * JOB_RESTORE_SCRIPT); best effort. Resolves to the targets that confirmed.
+   */
+  async function restoreJob(
+    keys: readonly string[],
+    source: number,
+    targets: readonly { index: number; mode: "amnesiac" | "lagging" }[],
+    floor: number,
+  ): Promise<number[]> {
+    if (targets.length === 0) return [];
+    const names = jobKeyNames(keys);
+    const jobKeys = [names.fence, names.slotIndex, names.running, names.ledger, names.marker];
+    const [snapshot] = await gather(
+      onAll(JOB_SNAPSHOT_SCRIPT, jobKeys, [names.slotPrefix], timeoutMs, [source]),
+    );
+    if (!isOk(snapshot)) return [];
+    const snapshotJson =
+      typeof snapshot.value === "string" ? snapshot.value : JSON.stringify(snapshot.value);
+    const restored = await Promise.all(
+      targets.map(({ index, mode }) =>
+        ask(
+          () =>
+            runScript(members[index] as GuardStore, JOB_RESTORE_SCRIPT, jobKeys, [
+              snapshotJson,
+              names.slotPrefix,
+              mode,
+              floor,
+            ]),
+          `job repair on store #${index + 1}`,
+          timeoutMs,
+        ),
+      ),
+    );
+    return targets.flatMap(({ index }, i) => (isOk(restored[i]) ? [index] : []));
+  }
+
+  /**
+   * A majority of databases that hold the job's history claimed with our token, none said the
+   * slot is over, and every database answered or timed out. The fencing token and the repairs.
    *
-   * Fences are per-database INCRs, so the databases' counters can drift apart (a database was down,
-   * a minority claim was rolled back). Why the maximum still grows strictly from one majority claim
-   * of a job to the next: before a claim returns, a majority of databases hold a counter >= its
-   * fence F1 (all of its majority did already, or we raise the laggards with FENCE_FLOOR_SCRIPT
-   * first, else the claim fails). Any later claim's majority intersects that majority (two
-   * majorities of N always share a database), and on the shared database its INCR yields more than
-   * F1, so its maximum F2 > F1. This holds as long as no database loses its data: a database that
-   * was flushed restarts its counter (see the README).
+   * The rule: the fence is 1 + the largest fence counter that ANY answering database held just
+   * before the claim ran there (read atomically by the claim), whatever it answered; before the
+   * claim returns, every answering database's counter is raised to the fence (FENCE_FLOOR_SCRIPT;
+   * amnesiac ones get the job copied to them as well), and at least a majority must confirm, else
+   * the claim fails. A counter only ever goes up, except when its database loses its data.
+   *
+   * Proof that fences strictly increase from one claim of a job to the next (the next starts after
+   * the previous returned), under one fault at a time, a flushed database included:
+   * (1) When claim k returns fence F, a set H of at least a majority of databases holds counter
+   *     >= F. (2) Between claims k and k+1 at most one database is faulty at a time: it was down
+   *     or slow (it keeps its counter) or lost its data (its counter restarts). A lost database is
+   *     faulty until the next claim repairs it, so by claim k+1 at most one database of H lost its
+   *     counter; H has at least 2 members (n >= 3), so some database A of H still holds >= F.
+   *     (3) Claim k+1 waits for every database that answers within the timeout; under one fault
+   *     at a time only the faulty database may be missing, and that is not A (A kept its data and
+   *     is not the fault), so A answers, and the fence of claim k+1 is >= A's counter + 1 > F.
+   *     A database that lagged (it missed claim k) is below F, but it only lowers nothing: the
+   *     fence is a maximum. Claims of different slots that overlap in time are not ordered by this
+   *     (two concurrent claims may share a fence), as with one database.
    */
   async function won(
     keys: string[],
-    replies: readonly (ClaimReply | undefined)[],
-    claimed: readonly number[],
+    votes: readonly (Vote | undefined)[],
+    amnesiac: readonly boolean[],
     leaseMs: number,
   ): Promise<ClaimReply> {
-    const fenceOf = (i: number) => Number(replies[i]?.state?.fence ?? 0);
-    const maxFence = Math.max(...claimed.map(fenceOf));
-    const atMax = claimed.filter((i) => fenceOf(i) === maxFence);
-    if (atMax.length < majority) {
-      const lagging = claimed.filter((i) => fenceOf(i) < maxFence);
-      const raised = await gather(
-        onAll(FENCE_FLOOR_SCRIPT, [keys[1] ?? ""], [maxFence], timeoutMs, lagging),
+    const answering = votes.flatMap((vote, i) => (vote ? [i] : []));
+    const fence = 1 + Math.max(0, ...answering.map((i) => (votes[i] as Vote).counter));
+    const after = (i: number) => {
+      const vote = votes[i] as Vote;
+      return vote.reply.outcome === "claimed" && !vote.reply.retried
+        ? vote.counter + 1
+        : vote.counter;
+    };
+    const anyKnown = votes.some((vote) => vote?.known === true);
+    const restore = answering.filter((i) => amnesiac[i] && needsRestore(votes[i] as Vote));
+    const raise = answering.filter(
+      (i) => !restore.includes(i) && (after(i) < fence || (!anyKnown && !(votes[i] as Vote).known)),
+    );
+    const holding = answering.filter((i) => !amnesiac[i] && !raise.includes(i));
+    const names = jobKeyNames(keys);
+    const source = answering
+      .filter((i) => !amnesiac[i])
+      .reduce((best, i) => ((votes[i] as Vote).counter > (votes[best] as Vote).counter ? i : best));
+    const [raised, restored] = await Promise.all([
+      gather(
+        onAll(
+          FENCE_FLOOR_SCRIPT,
+          [names.fence, names.marker],
+          [fence, anyKnown ? "0" : "1"],
+          timeoutMs,
+          raise,
+        ),
+      ),
+      restoreJob(
+        keys,
+        source,
+        restore.map((index) => ({ index, mode: "amnesiac" as const })),
+        fence,
+      ),
+    ]);
+    const confirmed =
+      holding.length +
+      raise.filter((i, k) => !amnesiac[i] && isOk(raised[k])).length +
+      restored.length;
+    if (confirmed < majority) {
+      throw quorumError(
+        "claim (fence)",
+        raised,
+        ` to raising the fence counter to ${fence} (${holding.length} already had it${anyKnown ? "" : ", a new job"})`,
       );
-      const raisedCount = raised.filter(isOk).length;
-      if (atMax.length + raisedCount < majority) {
-        throw quorumError(
-          "claim (fence)",
-          raised,
-          ` to raising the fence counter to ${maxFence} (${atMax.length} already had it)`,
-        );
-      }
     }
-    const base = replies[atMax[0] as number] as ClaimReply;
-    return { ...base, state: { ...base.state, fence: maxFence }, pttl: leaseMs };
+    const base = (votes[answering.find((i) => votes[i]?.reply.outcome === "claimed") ?? 0] as Vote)
+      .reply;
+    return { ...base, state: { ...base.state, fence }, pttl: leaseMs };
   }
 
   /** The most final state any store reported, for an instance that did not win. */
@@ -515,7 +776,7 @@ export function createQuorumStore(stores: GuardStore[], options: QuorumOptions =
       if (reply.outcome === "overlap") return 3;
       if (reply.outcome !== "taken") return 9;
       const state = reply.state?.state;
-      if (state === "done") return 0;
+      if (state === "done" || state === "lost") return 0;
       if (state === "failed") return 1;
       if (state === "running") return 2;
       return 4;
@@ -540,6 +801,16 @@ export function createQuorumStore(stores: GuardStore[], options: QuorumOptions =
     return [...holders.values()].every((count) => count < majority);
   }
 
+  /**
+   * A claim needs a majority of votes: `claimed` from databases that hold the job's history
+   * (an amnesiac database's `claimed` is no vote). A winner waits for every database's answer
+   * (within the claim timeout), because one database may be the only one left that knows the
+   * slot is over: a `taken` with a final state from any database vetoes the claim (such a state is
+   * only ever written for a run that happened, or by a repair that copies one). A loser decides as
+   * soon as its loss is certain. Either way, what the answers show missing is repaired: amnesiac
+   * databases get the job copied from the most advanced one, and databases that answered
+   * `claimed` while another holds the slot's final outcome get that outcome.
+   */
   async function claim(keys: string[], args: (string | number)[]): Promise<unknown> {
     const token = String(args[0]);
     const leaseMs = Number(args[1]);
@@ -547,77 +818,101 @@ export function createQuorumStore(stores: GuardStore[], options: QuorumOptions =
     claimArgs[1] = leaseMs + driftOf(leaseMs);
     const claimTimeoutMs = Math.max(1, Math.min(timeoutMs, Math.floor(leaseMs / 2)));
     const startedAtMs = Date.now();
+    const names = jobKeyNames(keys);
+    const claimScript = quorumClaimScript(names.fenceIndex, keys.length);
+    const claimKeys = [...keys, names.runs, names.marker];
     // Stores that gave no answer in an earlier round: our claim may still land there, so they got a
     // withdrawal and sit out the retries (they would answer `withdrawn`).
     const excluded = new Set<number>();
-    const replyOf = (answer: Answer | undefined) =>
-      isOk(answer) ? decodeSafely<ClaimReply>(answer.value) : undefined;
     const counts = (so: readonly (Answer | undefined)[]) => {
       let claimed = 0;
       let pending = 0;
       let usable = 0;
+      let final = false;
       for (const answer of so) {
         if (answer === undefined) pending += 1;
-        const reply = replyOf(answer);
+        const reply = voteOf(answer)?.reply;
         if (reply?.outcome === "claimed") claimed += 1;
         // `withdrawn` only refuses this token (our own withdrawal): no usable answer.
         if (reply && reply.outcome !== "withdrawn") usable += 1;
+        if (isFinal(reply)) final = true;
       }
-      return { claimed, pending, usable };
+      return { claimed, pending, usable, final };
     };
     for (let attempt = 1; ; attempt += 1) {
       const roundStartMs = Date.now();
-      const answers = await gather(
-        members.map((member, i) =>
-          excluded.has(i)
-            ? Promise.resolve<Answer>({
-                ok: false,
-                error: new StoreUnavailableError(`claim on store #${i + 1}: no answer earlier`, {
-                  kind: "unreachable",
-                }),
-              })
-            : ask(
-                () => runScript(member, CLAIM_SCRIPT, keys, claimArgs),
-                `claim on store #${i + 1}`,
-                claimTimeoutMs,
-              ),
-        ),
-        (so) => {
-          const { claimed, pending, usable } = counts(so);
-          // Won; or lost for sure with a majority of answers to tell why (no need to wait for a slow one).
-          return claimed >= majority || (claimed + pending < majority && usable >= majority);
-        },
+      const calls = members.map((member, i) =>
+        excluded.has(i)
+          ? Promise.resolve<Answer>({
+              ok: false,
+              error: new StoreUnavailableError(`claim on store #${i + 1}: no answer earlier`, {
+                kind: "unreachable",
+              }),
+            })
+          : ask(
+              () => runScript(member, claimScript, claimKeys, claimArgs),
+              `claim on store #${i + 1}`,
+              claimTimeoutMs,
+            ),
       );
-      const replies = answers.map(replyOf);
-      const claimed = replies.flatMap((r, i) => (r?.outcome === "claimed" ? [i] : []));
-      if (claimed.length >= majority) return won(keys, replies, claimed, leaseMs);
+      const answers = await gather(calls, (so) => {
+        const { claimed, pending, usable, final } = counts(so);
+        // Lost for sure with a majority of answers to tell why (no need to wait for a slow one),
+        // or some database holds the slot's outcome. A win waits for every answer.
+        return (
+          (claimed + pending < majority && usable >= majority) || (final && usable >= majority)
+        );
+      });
+      const votes = answers.map(voteOf);
+      const amnesiac = amnesiacOf(votes);
+      // What databases that hold the job's history say; an amnesiac one's answer tells nothing.
+      const replies = votes.map((vote, i) => (vote && !amnesiac[i] ? vote.reply : undefined));
+      const claimed = votes.flatMap((v, i) => (v?.reply.outcome === "claimed" ? [i] : []));
+      const voting = claimed.filter((i) => !amnesiac[i]);
+      const veto = replies.some(isFinal);
+      if (!veto && voting.length >= majority) return won(keys, votes, amnesiac, leaseMs);
 
-      const { usable } = counts(answers);
+      // Enough answers to tell a loss: any database's, amnesiac ones included (refusing to run is
+      // always safe); the reason comes from those that hold the job's history when one does.
+      const usable = votes.filter((v) => v && v.reply.outcome !== "withdrawn").length;
       const unanswered = answers.flatMap((a, i) => (isOk(a) || excluded.has(i) ? [] : [i]));
       for (const i of unanswered) excluded.add(i);
       // Not awaited: such a store is slow or down, and a claim of ours that lands there anyway is a
       // minority that expires with the lease. The marker makes a late copy refuse.
-      void rollback(keys, token, leaseMs, unanswered, "final");
+      const withdrawn = rollback(keys, token, leaseMs, unanswered, "final");
+      // A loser decides without waiting for a slow database; should that one turn out amnesiac,
+      // it is repaired once it answered and our claim there is withdrawn (not awaited either).
+      repairLate(
+        keys,
+        votes,
+        amnesiac,
+        withdrawn,
+        unanswered.map((i) => ({ index: i, call: calls[i] })),
+      );
       const roundMs = Date.now() - roundStartMs;
       const backoffMs = Math.floor(Math.random() * (2 * roundMs + 10));
       const retry =
+        !veto &&
         usable >= majority &&
         claimed.length > 0 &&
         attempt < MAX_CLAIM_ATTEMPTS &&
         isSplit(replies) &&
         Date.now() - startedAtMs + backoffMs + roundMs < leaseMs * CLAIM_RETRY_LEASE_SHARE;
+      await rollback(keys, token, leaseMs, claimed, retry ? "retry" : "final");
+      await repairAfterLoss(keys, votes, amnesiac, replies, claimed);
       if (retry) {
-        await rollback(keys, token, leaseMs, claimed, "retry");
         await sleep(backoffMs);
         continue;
       }
-      await rollback(keys, token, leaseMs, claimed, "final");
-      const loss = usable >= majority ? lossReply(replies) : undefined;
+      const loss =
+        usable >= majority
+          ? (lossReply(replies) ?? lossReply(votes.map((vote) => vote?.reply)))
+          : undefined;
       if (!loss) {
         throw quorumError(
           "claim",
           answers.map((a, i) =>
-            replies[i]?.outcome === "withdrawn"
+            votes[i]?.reply.outcome === "withdrawn"
               ? {
                   ok: false,
                   error: new StoreUnavailableError("withdrawn earlier in this call", {
@@ -630,6 +925,69 @@ export function createQuorumStore(stores: GuardStore[], options: QuorumOptions =
       }
       return loss;
     }
+  }
+
+  /** See `claim`: repairs databases that answered after the loss was decided, if amnesiac. */
+  function repairLate(
+    keys: string[],
+    votes: readonly (Vote | undefined)[],
+    amnesiac: readonly boolean[],
+    withdrawn: Promise<void>,
+    late: readonly { index: number; call: Promise<Answer> | undefined }[],
+  ): void {
+    const knowing = votes.flatMap((vote, i) => (vote?.known && !amnesiac[i] ? [i] : []));
+    if (knowing.length === 0) return;
+    const source = knowing.reduce((best, i) =>
+      (votes[i] as Vote).counter > (votes[best] as Vote).counter ? i : best,
+    );
+    for (const { index, call } of late) {
+      void call?.then(async (answer) => {
+        const vote = voteOf(answer);
+        if (!vote || vote.known || !needsRestore(vote)) return;
+        await withdrawn;
+        await restoreJob(
+          keys,
+          source,
+          [{ index, mode: "amnesiac" }],
+          (votes[source] as Vote).counter,
+        );
+      });
+    }
+  }
+
+  /**
+   * After a lost claim (our claims already withdrawn): amnesiac databases get the job copied from
+   * the most advanced database that holds its history; when a database holds the slot's final
+   * outcome, the others that answered `claimed` (they had forgotten or never had it) get it too.
+   */
+  async function repairAfterLoss(
+    keys: string[],
+    votes: readonly (Vote | undefined)[],
+    amnesiac: readonly boolean[],
+    replies: readonly (ClaimReply | undefined)[],
+    claimed: readonly number[],
+  ): Promise<void> {
+    const knowing = votes.flatMap((vote, i) => (vote && !amnesiac[i] ? [i] : []));
+    if (knowing.length === 0) return;
+    const finalAt = replies.findIndex(isFinal);
+    const source =
+      finalAt >= 0
+        ? finalAt
+        : knowing.reduce((best, i) =>
+            (votes[i] as Vote).counter > (votes[best] as Vote).counter ? i : best,
+          );
+    const targets = [
+      ...votes.flatMap((vote, i) =>
+        amnesiac[i] && vote && needsRestore(vote) ? [{ index: i, mode: "amnesiac" as const }] : [],
+      ),
+      ...(finalAt >= 0
+        ? claimed
+            .filter((i) => !amnesiac[i] && i !== finalAt)
+            .map((index) => ({ index, mode: "lagging" as const }))
+        : []),
+    ];
+    const floor = Math.max(0, ...knowing.map((i) => (votes[i] as Vote).counter));
+    await restoreJob(keys, source, targets, floor);
   }
 
   /**
@@ -660,6 +1018,15 @@ export function createQuorumStore(stores: GuardStore[], options: QuorumOptions =
             timeoutMs,
             forgot,
           ),
+        );
+        // The completion just wrote run history there, which marks a database as holding the
+        // job's history: make that true (its ledger, other slots, fence counter).
+        const source = answers.findIndex((a) => outcomeOf(a) === "recorded");
+        await restoreJob(
+          keys,
+          source,
+          forgot.map((index) => ({ index, mode: "lagging" as const })),
+          0,
         );
       }
       return recorded.value;

@@ -57,9 +57,34 @@ function client(index: number): Redis {
   return new Redis({ url: bridge.url, token: bridge.token, enableTelemetry: false });
 }
 
+/** A URL nothing listens on. */
+const down = (): GuardStore =>
+  new Redis({ url: "http://127.0.0.1:9", token: "x", retry: false, enableTelemetry: false });
+
+/** Answers every call `delayMs` late: a database farther away, still well within the timeout. */
+function slow(store: GuardStore, delayMs: number): GuardStore {
+  return {
+    eval: async (script, keys, args) => {
+      await sleep(delayMs);
+      return store.eval(script, keys, args);
+    },
+    evalsha: async (sha, keys, args) => {
+      await sleep(delayMs);
+      return store.evalsha(sha, keys, args);
+    },
+  };
+}
+
+type Member = "up" | "down" | "slow";
+
 /** A quorum store over fresh clients of the three databases, like a separate deployment. */
-function quorum(timeoutMs = TIMEOUT_MS): GuardStore {
-  return createQuorumStore([client(0), client(1), client(2)], { timeoutMs });
+function quorum(timeoutMs = TIMEOUT_MS, members: Member[] = ["up", "up", "up"]): GuardStore {
+  return createQuorumStore(
+    members.map((member, i) =>
+      member === "up" ? client(i) : member === "down" ? down() : slow(client(i), 300),
+    ),
+    { timeoutMs },
+  );
 }
 
 function db(index: number): ReturnType<typeof createClient> {
@@ -117,6 +142,92 @@ describe("finding 2: a flushed database and concurrent late duplicates", () => {
     }
     expect(ranAgain).toEqual([]);
   }, 120_000);
+
+  it("runs a slot once that database #3 missed, after database #1 is flushed", async () => {
+    // Single faults one after the other: #3 is down while the slot runs (done on #1 and #2), then
+    // #1 loses its data. Only #2 still knows the slot ran; #1 and #3 are a majority that does not.
+    for (let round = 0; round < 3; round += 1) {
+      const job = uniqueJob("missed-then-flushed");
+      let runs = 0;
+      const run = (members?: Member[]) =>
+        createGuard({ redis: quorum(TIMEOUT_MS, members), prefix: PREFIX, leaseMs: 10_000 }).run(
+          job,
+          SLOT,
+          () => ++runs,
+        );
+      expect(await run(["up", "up", "down"])).toMatchObject({ status: "ran" });
+      await db(0).flushAll();
+      const late = await Promise.allSettled(Array.from({ length: 60 }, () => run()));
+      expect(runs).toBe(1);
+      expect(late.filter((r) => r.status === "fulfilled").length).toBeGreaterThan(0);
+      // Repaired: #1 and #3 hold the slot's outcome again, so a second loss cannot undo it.
+      await db(1).flushAll();
+      const later = await Promise.allSettled(Array.from({ length: 20 }, () => run()));
+      expect(runs).toBe(1);
+      expect(later.filter((r) => r.status === "fulfilled").length).toBe(20);
+    }
+  }, 120_000);
+
+  it("does not run a slot a second time while its holder runs and one of the holder's databases is flushed", async () => {
+    const job = uniqueJob("flushed-holder");
+    let runs = 0;
+    let finish: () => void = () => {};
+    const guard = (members?: Member[]) =>
+      createGuard({ redis: quorum(TIMEOUT_MS, members), prefix: PREFIX, leaseMs: 10_000 });
+    // Warm the job up (it has run before), then the holder claims on #1 and #2 only.
+    expect(await guard().run(job, SLOT - 60_000, () => 0)).toMatchObject({ status: "ran" });
+    const holding = guard(["up", "up", "down"]).run(job, SLOT, async () => {
+      runs += 1;
+      await new Promise<void>((resolve) => {
+        finish = resolve;
+      });
+    });
+    while (runs === 0) await sleep(10);
+    await db(0).flushAll();
+    const during = await Promise.allSettled(
+      Array.from({ length: 60 }, () => guard().run(job, SLOT, () => ++runs)),
+    );
+    expect(runs).toBe(1);
+    for (const result of during) {
+      if (result.status === "fulfilled") {
+        expect(result.value).toMatchObject({ status: "skipped", reason: "running" });
+      }
+    }
+    finish();
+    expect(await holding).toMatchObject({ status: "ran" });
+  }, 60_000);
+});
+
+describe("finding 4: fences strictly increase under one fault at a time", () => {
+  it("one database down for one slot, later another flushed, then the next slot", async () => {
+    const job = uniqueJob("fences");
+    const fenceKey = `${PREFIX}:{${job}}:fence`;
+    const fences: number[] = [];
+    const run = async (slot: number, members?: Member[]) => {
+      const result = await createGuard({
+        redis: quorum(TIMEOUT_MS, members),
+        prefix: PREFIX,
+      }).run(job, slot, ({ fence }) => fence);
+      expect(result.status).toBe("ran");
+      fences.push(result.status === "ran" ? (result.fence as number) : Number.NaN);
+    };
+    await run(SLOT);
+    // Racing claims moved #1's counter on (a rolled-back minority claim still counts up).
+    await db(0).set(fenceKey, "42");
+    await run(SLOT + 60_000, ["up", "up", "down"]);
+    await db(0).flushAll();
+    // #2 answers last (but well within the timeout): the first two answers are #1 and #3.
+    await run(SLOT + 120_000, ["up", "slow", "up"]);
+    await run(SLOT + 180_000);
+    // Then #3 is flushed, and later #2: each after the previous fault was over.
+    await db(2).flushAll();
+    await run(SLOT + 240_000, ["slow", "up", "up"]);
+    await db(1).flushAll();
+    await run(SLOT + 300_000, ["up", "up", "slow"]);
+    for (let i = 1; i < fences.length; i += 1) {
+      expect(fences[i], `fences ${fences.join(", ")}`).toBeGreaterThan(fences[i - 1] as number);
+    }
+  }, 60_000);
 });
 
 describe("finding 3: the registry never takes a minority's answer, and repairs a database", () => {
@@ -172,8 +283,16 @@ describe("finding 3: the registry never takes a minority's answer, and repairs a
       resume(servers[2]);
     }
 
-    // Database #2 paused q3 above (its answer had no majority); #3 did not. Database #1 lost
-    // everything. With all three up, each schedule needs two databases that agree.
+    // #3 is back once its bridge answers again (its connections stalled while it was stopped).
+    for (let tries = 0; tries < 100; tries += 1) {
+      const pong = await client(2)
+        .ping()
+        .catch(() => undefined);
+      if (pong === "PONG") break;
+      await sleep(100);
+    }
+    // Database #1 lost everything; the writes above changed nothing anywhere (no majority agreed
+    // on their schedule). With all three up, #2 and #3 agree on every schedule.
     const after = await registry().get("q1");
     expect(after).toEqual(before);
     const page = await registry().list();
