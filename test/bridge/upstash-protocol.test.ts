@@ -3,10 +3,16 @@
  * `?_token=` auth, bodies without a JSON content type, 413 for oversize bodies, and the
  * read-only token.
  */
+import { type ChildProcess, spawn } from "node:child_process";
 import { request as httpRequest } from "node:http";
 import { Redis } from "@upstash/redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningBridge, startBridge } from "../../src/bridge/index.js";
+import {
+  type RedisServerHandle,
+  type RunningBridge,
+  spawnRedisServer,
+  startBridge,
+} from "../../src/bridge/index.js";
 import { bridgeEnv, directRedis, useKeyPrefix } from "../support/harness.js";
 
 const READONLY = "read-only-secret";
@@ -179,6 +185,117 @@ describe("request bodies", () => {
     expect(await (await directRedis()).exists(key)).toBe(0);
     // the bridge still serves afterwards
     expect((await call("/", { body: JSON.stringify(["PING"]) })).body).toEqual({ result: "PONG" });
+  });
+});
+
+describe("413 through fetch, from a bridge in its own process", () => {
+  // In one process the client's writes and the server's answer take turns on one event loop and
+  // the failure does not show; across processes a 413 sent while fetch is still sending, then
+  // the socket closed, made fetch fail with EPIPE from the second request on.
+  const prefix = useKeyPrefix("fetch413");
+  const TOKEN = "fetch-413-token";
+  let redis: RedisServerHandle;
+  let child: ChildProcess;
+  let url = "";
+
+  beforeAll(async () => {
+    redis = await spawnRedisServer();
+    child = spawn(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "src/cli.ts",
+        "bridge",
+        "--port",
+        "0",
+        "--token",
+        TOKEN,
+        "--redis-url",
+        redis.url,
+        "--max-body-bytes",
+        "65536",
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    url = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      child.stdout?.on("data", (chunk: Buffer) => {
+        out += chunk.toString("utf8");
+        const match = /UPSTASH_REDIS_REST_URL=(\S+)/.exec(out);
+        if (match) resolve(match[1] as string);
+      });
+      child.once("exit", (code) => reject(new Error(`bridge exited with ${code}: ${out}`)));
+    });
+  });
+
+  afterAll(async () => {
+    if (child?.exitCode === null) {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      await exited;
+    }
+    await redis?.stop();
+  });
+
+  it("answers a 64 MiB body that Node's fetch reads: 413 JSON with Connection: close, not EPIPE", async () => {
+    const key = `${prefix()}:huge`;
+    const body = JSON.stringify(["SET", key, "x".repeat(64 * 1024 * 1024)]);
+    for (let round = 0; round < 3; round += 1) {
+      const response = await fetch(`${url}/`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+        body,
+      });
+      expect(response.status).toBe(413);
+      expect(response.headers.get("connection")).toBe("close");
+      expect(await response.json()).toEqual({
+        error: "request body exceeds the limit of 65536 bytes",
+      });
+    }
+  });
+
+  it("answers a streamed body over the limit the same way", async () => {
+    const chunk = new TextEncoder().encode("x".repeat(1024 * 1024));
+    for (let round = 0; round < 3; round += 1) {
+      let sent = 0;
+      const stream = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (sent === 0) controller.enqueue(new TextEncoder().encode('["SET","k","'));
+          if (sent >= 32) {
+            controller.enqueue(new TextEncoder().encode('"]'));
+            controller.close();
+            return;
+          }
+          sent += 1;
+          controller.enqueue(chunk);
+        },
+      });
+      const response = await fetch(`${url}/`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKEN}` },
+        body: stream,
+        duplex: "half",
+      } as RequestInit);
+      expect(response.status).toBe(413);
+      expect(await response.json()).toEqual({
+        error: "request body exceeds the limit of 65536 bytes",
+      });
+    }
+  });
+
+  it("surfaces as a readable error through @upstash/redis, alone and auto-pipelined", async () => {
+    const client = new Redis({ url, token: TOKEN, retry: false, enableTelemetry: false });
+    const big = "y".repeat(8 * 1024 * 1024);
+    for (let round = 0; round < 3; round += 1) {
+      await expect(client.set(`${prefix()}:big`, big)).rejects.toThrow(
+        /request body exceeds the limit of 65536 bytes/,
+      );
+      await expect(
+        Promise.all([client.set(`${prefix()}:a`, big), client.get(`${prefix()}:a`)]),
+      ).rejects.toThrow(/request body exceeds the limit of 65536 bytes/);
+    }
+    expect(await client.ping()).toBe("PONG");
   });
 });
 
