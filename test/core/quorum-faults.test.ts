@@ -308,6 +308,25 @@ describe("finding 3: the registry never takes a minority's answer, and repairs a
     expect(ran.sort()).toEqual(ids);
   }, 60_000);
 
+  it("shows the events a majority holds, matched by content (each database numbers its stream itself)", async () => {
+    const stream = "qe:{schedules}:events";
+    const event = (fire: string) => JSON.stringify({ kind: "missed", fire, fires: 1 });
+    for (const [i, database] of direct.entries()) {
+      await database.xAdd(stream, "*", { schedule: "e1", event: event("2026-12-07T09:00:00Z") });
+      await sleep(2);
+      if (i !== 2)
+        await database.xAdd(stream, "*", { schedule: "e2", event: event("2026-12-07T09:01:00Z") });
+      if (i === 0)
+        await database.xAdd(stream, "*", { schedule: "e3", event: event("2026-12-07T09:02:00Z") });
+    }
+    const events = await createScheduleRegistry({
+      redis: quorum(),
+      prefix: "qe",
+      handlers: ["h"],
+    }).events();
+    expect(events.map((e) => e.schedule)).toEqual(["e2", "e1"]);
+  });
+
   it("pages LIST by a merge of every database, with the same schedules whatever HSCAN's order", async () => {
     const many = Array.from({ length: 25 }, (_, i) => `m${String(i).padStart(2, "0")}`);
     const store = createScheduleRegistry({
