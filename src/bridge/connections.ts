@@ -1,6 +1,6 @@
 import { createClient, ErrorReply, RESP_TYPES } from "redis";
 import { sleep } from "../core/sleep.js";
-import type { LoginAs } from "./acl.js";
+import type { LoginAs } from "./acl-rules.js";
 import { type CommandTable, parseCommandTable } from "./command-table.js";
 import { type Call, Deadlines, Sweeper } from "./deadlines.js";
 import { RedisCommandError, RedisUnavailableError, ResponseTooLargeError } from "./errors.js";

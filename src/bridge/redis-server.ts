@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { constants as fsConstants } from "node:fs";
-import { access, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { access, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, isAbsolute, join } from "node:path";
@@ -99,7 +99,10 @@ export async function spawnRedisServer(
   const port = options.port ?? (await findFreePort());
   const startTimeoutMs = options.startTimeoutMs ?? 10_000;
   const dataDir = options.dataDir;
-  if (dataDir !== undefined) await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  if (dataDir !== undefined && (await mkdir(dataDir, { recursive: true, mode: 0o700 }))) {
+    // a new directory (it did not exist): keep it out of version control by itself
+    await writeFile(join(dataDir, ".gitignore"), "# cron-guard bridge data (Redis AOF)\n*\n");
+  }
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), "cron-guard-redis-")));
   const persistence =
     dataDir === undefined

@@ -5,6 +5,8 @@ import { fileURLToPath } from "node:url";
 export interface CliIo {
   out(line: string): void;
   err(line: string): void;
+  /** Environment variables the command reads. Default: `process.env`. */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 /** A long-running service a command started; stopped on SIGINT/SIGTERM. */
@@ -14,10 +16,50 @@ export interface RunningService {
 
 export type CommandResult = { exitCode: number } | { running: RunningService };
 
+/** One flag or environment variable, as `help <command>` describes it. */
+export interface CliOptionHelp {
+  /** e.g. `--port <n>` or `CRON_GUARD_BRIDGE_TOKEN` */
+  name: string;
+  description: string;
+}
+
 export interface CliCommand {
   summary: string;
   usage: string;
+  /** Every flag, described; printed by `help <command>` and `<command> --help`. */
+  options?: CliOptionHelp[];
+  /** Environment variables the command reads, described. */
+  environment?: CliOptionHelp[];
+  /** More text after the flags. */
+  notes?: string[];
   run(args: string[], io: CliIo): Promise<CommandResult>;
+}
+
+/** What `help <command>` and `<command> --help` print. */
+export function commandHelp(command: CliCommand): string {
+  const section = (title: string, entries: CliOptionHelp[] | undefined) => {
+    if (!entries || entries.length === 0) return [];
+    const width = Math.max(...entries.map((entry) => entry.name.length)) + 2;
+    return [
+      "",
+      title,
+      ...entries.map((entry) => {
+        const [first, ...rest] = entry.description.split("\n");
+        return [
+          `  ${entry.name.padEnd(width)}${first}`,
+          ...rest.map((line) => `  ${" ".repeat(width)}${line}`),
+        ].join("\n");
+      }),
+    ];
+  };
+  return [
+    `Usage: ${command.usage}`,
+    "",
+    command.summary,
+    ...section("Options:", command.options),
+    ...section("Environment:", command.environment),
+    ...(command.notes && command.notes.length > 0 ? ["", ...command.notes] : []),
+  ].join("\n");
 }
 
 /** Thrown for bad command-line input; the CLI prints it with the usage and exits 2. */
@@ -54,6 +96,7 @@ export async function runCommands(
   commands: Readonly<Record<string, CliCommand>>,
   argv: string[],
   io: CliIo,
+  version?: string,
 ): Promise<CommandResult> {
   const usage = () =>
     [
@@ -61,8 +104,23 @@ export async function runCommands(
       "",
       "Commands:",
       ...Object.entries(commands).map(([name, command]) => `  ${name.padEnd(8)}${command.summary}`),
+      "",
+      `Run \`${program} help <command>\` for its options.${version === undefined ? "" : ` \`${program} --version\` prints the version.`}`,
     ].join("\n");
   const [name, ...args] = argv;
+  if (version !== undefined && (name === "--version" || name === "-V" || name === "version")) {
+    io.out(`${program} ${version}`);
+    return { exitCode: 0 };
+  }
+  if (name === "help" && args[0] !== undefined) {
+    const command = commands[args[0]];
+    if (!command) {
+      io.err(`${program}: unknown command "${args[0]}"\n\n${usage()}`);
+      return { exitCode: 2 };
+    }
+    io.out(commandHelp(command));
+    return { exitCode: 0 };
+  }
   if (name === undefined || name === "help" || name === "--help" || name === "-h") {
     (name === undefined ? io.err : io.out)(usage());
     return { exitCode: name === undefined ? 2 : 0 };
@@ -73,7 +131,7 @@ export async function runCommands(
     return { exitCode: 2 };
   }
   if (args.includes("--help") || args.includes("-h")) {
-    io.out(`Usage: ${command.usage}`);
+    io.out(commandHelp(command));
     return { exitCode: 0 };
   }
   try {
@@ -94,12 +152,13 @@ export async function runAsProcess(
   program: string,
   commands: Readonly<Record<string, CliCommand>>,
   argv: string[],
+  version?: string,
 ): Promise<void> {
   const io: CliIo = {
     out: (line) => process.stdout.write(`${line}\n`),
     err: (line) => process.stderr.write(`${line}\n`),
   };
-  const result = await runCommands(program, commands, argv, io);
+  const result = await runCommands(program, commands, argv, io, version);
   if ("exitCode" in result) {
     process.exitCode = result.exitCode;
     return;

@@ -52,7 +52,7 @@ describe("@upstash/redis FLUSHALL and functions through the bridge", () => {
     expect(await redis.flushall()).toBe("OK");
     expect(await redis.dbsize()).toBe(0);
     await redis.set("c", "3");
-    expect(await redis.flushall({ async: true })).toBe("OK");
+    expect(await redis.flushall([{ async: true }])).toBe("OK");
     await expect.poll(() => redis.dbsize()).toBe(0);
     expect(await db1.get("other-database")).toBe("kept");
   });
