@@ -116,6 +116,7 @@ export function createDynamicSchedules<TRedis extends GuardStore>(
           leaseMs: settings.leaseMs,
           region: settings.region,
           heartbeatMs: settings.heartbeatMs,
+          skewToleranceMs: settings.skewToleranceMs,
           historyLength: settings.historyLength,
           ...(settings.retentionMs === undefined ? {} : { retentionMs: settings.retentionMs }),
         },

@@ -39,6 +39,15 @@ export interface DispatcherOptions {
   /**
    * Guard settings for every run (leaseMs, region, clock, ...). `onFailure` is always `"keep"`:
    * a failed attempt is retried by the dispatcher as a new attempt, never by a racing duplicate.
+   *
+   * Clock skew (`skewToleranceMs`, default 5 000, as for the guard): a fire is due when the
+   * ticker's own `clock` reads at least its due time, and never starts before that. A tick also
+   * takes the fires due within the next `skewToleranceMs` and waits (in real time, within
+   * `budgetMs`) until its clock reaches their due time before it starts them. So a ticker whose
+   * clock is behind by up to the tolerance still runs the current fire in the tick the platform
+   * sent for it (late by its own skew), instead of a minute later; and a ticker whose clock is
+   * ahead by `s` starts a fire `s` early in real time at most: never more than the tolerance while
+   * its skew stays within it. A fire further away than the tolerance is left to a later tick.
    */
   guardOptions?: Omit<GuardSettings, "onFailure" | "overlap" | "prefix">;
   /** Stop starting runs after this long, in ms. Default 20 000. */
@@ -90,6 +99,8 @@ interface DueItem {
   id: string;
   schedule: string;
   fire: string;
+  /** When a tick should look at it (the fire time, or a retry's time), ms. */
+  due: number;
 }
 
 /** A store that counts the calls made through it. */
@@ -365,7 +376,7 @@ export function createDispatcher(options: DispatcherOptions) {
           store,
           PEEK_SCRIPT,
           [keys.definitions, keys.due, keys.fires],
-          [clock(), random(), PEEK_BATCH],
+          [clock() + guard.options.skewToleranceMs, random(), PEEK_BATCH],
         ),
       );
       settled = 0;
@@ -379,6 +390,14 @@ export function createDispatcher(options: DispatcherOptions) {
       const worker = async () => {
         for (let item = queue.shift(); item; item = queue.shift()) {
           if (!canStart()) return;
+          // Due within the skew tolerance but not yet by this clock: wait for it if the budget
+          // allows, and start it only once this clock reads its due time (else leave it due).
+          const waitMs = Number(item.due) - clock();
+          if (waitMs > 0) {
+            if (Date.now() - startedAt + waitMs >= budgetMs) continue;
+            await sleep(waitMs);
+            if (clock() < Number(item.due) || !canStart()) continue;
+          }
           inFlight += 1;
           try {
             await settle(item);
