@@ -59,7 +59,13 @@ export interface ChaosTarget {
   proxy: FaultProxy;
 }
 
-const BASE_SLOT_MS = Date.UTC(2026, 10, 24, 12, 0);
+/**
+ * A whole hour three days ago: the slots stay within the slot ledger's age bound (7 days) for the
+ * whole run, hourly ones included. A fixed date would drift past it: the ledger sweeps slots older
+ * than its bound and answers `unvouched` for them and for every older slot, so redeliveries of
+ * slots that had not run yet would never run them.
+ */
+const BASE_SLOT_MS = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3 * 86_400_000;
 let runCounter = 0;
 
 /** One fire a minute from a fixed base: the slots every scenario delivers. */
@@ -410,15 +416,6 @@ export async function skewedClocksScenario(target: ChaosTarget, size: ScenarioSi
   return { ...result, duplicates: result.duplicates + disagreements };
 }
 
-/**
- * Recent whole minutes, for scenarios that outlast a slot key's retention: the slot ledger drops
- * slots older than its age bound (7 days) at its next sweep, and vouches for nothing past it.
- */
-function recentSlotsOf(size: ScenarioSize): number[] {
-  const base = Math.floor(Date.now() / 60_000) * 60_000 - 3_600_000 - size.slots * 60_000;
-  return Array.from({ length: size.slots }, (_, i) => base + i * 60_000);
-}
-
 /** How many of `slots` still have a live slot key (running, or within its retention). */
 async function liveSlotKeys(target: ChaosTarget, job: string, slots: number[]): Promise<number> {
   const redis = upstashClient(target.stack.bridge.url, target.stack.bridge.token);
@@ -464,7 +461,7 @@ export async function lateRedeliveryScenario(target: ChaosTarget, size: Scenario
   const retentionMs = 300;
   const ledger = new Ledger();
   const job = uniqueJob("late");
-  const slots = recentSlotsOf(size);
+  const slots = slotsOf(size);
   for (const slot of slots) ledger.expect(slotId(slot));
   const guards = guardsFor(target.proxy.url, target.stack.bridge.token, size.deliveriesPerSlot, {
     prefix: "chaos",
@@ -522,7 +519,7 @@ export async function failedCompletionScenario(target: ChaosTarget, size: Scenar
   const failForMs = 2_500;
   const ledger = new Ledger();
   const job = uniqueJob("failed-completion");
-  const slots = recentSlotsOf(size);
+  const slots = slotsOf(size);
   for (const slot of slots) ledger.expect(slotId(slot));
   const completion = new Set([await COMPLETE_SCRIPT.sha1(), COMPLETE_SCRIPT.source]);
   let failUntil: number | undefined;

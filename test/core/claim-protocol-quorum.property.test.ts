@@ -99,7 +99,8 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc
       )
       // One fault at a time: a wave that arrives once the database is flushed reaches all three (an
       // amnesiac database and another one out of reach at once is two faults: only one database
-      // might remember the slot, and no quorum can hear it).
+      // might remember the slot, and no quorum can hear it); the flush also waits for the claims
+      // of earlier cut-off waves (see simulate).
       .map(
         (waves): Scenario => ({
           slots,
@@ -180,6 +181,8 @@ async function simulate(scenario: Scenario): Promise<{ runs: Run[]; flushedAt: n
     id: string,
     slot: number,
     wave: Pick<Wave, "durationMs" | "force" | "unreachable">,
+    /** Called once the claim was answered: the body starts, or the run settles without it. */
+    answered: () => void = () => {},
   ) => {
     const run: Run = {
       id,
@@ -203,6 +206,7 @@ async function simulate(scenario: Scenario): Promise<{ runs: Run[]; flushedAt: n
         async ({ fence }) => {
           const body: NonNullable<Run["body"]> = { start: performance.now(), fence: fence ?? -1 };
           run.body = body;
+          answered();
           await sleep(wave.durationMs);
           body.ok = true;
           return id;
@@ -212,17 +216,32 @@ async function simulate(scenario: Scenario): Promise<{ runs: Run[]; flushedAt: n
     } catch (error) {
       run.thrown = error;
     }
+    answered();
   };
   let flushedAt = Number.NaN;
+  // One fault at a time: the flush waits until every claim of a wave cut off from a database has
+  // been answered (the partition's claims are over; its holders may still run and complete).
+  const cutOff: Promise<void>[] = [];
+  const answeredOf = scenario.waves.map((wave) =>
+    Array.from({ length: wave.copies }, () => {
+      let answered: () => void = () => {};
+      if (wave.unreachable != null)
+        cutOff.push(new Promise<void>((resolve) => (answered = resolve)));
+      return () => answered();
+    }),
+  );
   await Promise.all([
     ...scenario.waves.map(async (wave, w) => {
       await sleep(wave.atMs);
       await Promise.all(
-        Array.from({ length: wave.copies }, (_, copy) => deliver(`w${w}.${copy}`, wave.slot, wave)),
+        Array.from({ length: wave.copies }, (_, copy) =>
+          deliver(`w${w}.${copy}`, wave.slot, wave, answeredOf[w]?.[copy]),
+        ),
       );
     }),
     (async () => {
       await sleep(scenario.flush.atMs);
+      await Promise.all(cutOff);
       await (direct[scenario.flush.db] as ReturnType<typeof createClient>).flushAll();
       flushedAt = performance.now() - caseStart;
     })(),
