@@ -8,6 +8,7 @@
  */
 import { describe, expect, it } from "vitest";
 import {
+  ConfigError,
   createDispatcher,
   createScheduleRegistry,
   type ScheduleHandler,
@@ -78,5 +79,20 @@ describe("dispatcher clock skew", () => {
     const frozen = ticker(prefix(), () => FIRE - 500); // waits, but its clock stays before 12:01
     expect(await frozen.tick()).toMatchObject({ ran: 0, errors: 0 });
     expect([...early.started, ...frozen.started]).toEqual([]);
+  });
+});
+
+describe("dispatcher options", () => {
+  it.each([
+    ["budgetMs", 0],
+    ["maxCalls", 3],
+    ["concurrency", 1.5],
+    ["retryBackoffMs", -1],
+    ["missedAfterMs", Number.NaN],
+  ])("refuses %s = %s with a ConfigError naming it", (option, value) => {
+    const create = () =>
+      createDispatcher({ redis: upstash(), handlers: {}, [option]: value } as never);
+    expect(create).toThrow(ConfigError);
+    expect(create).toThrow(expect.objectContaining({ option }));
   });
 });

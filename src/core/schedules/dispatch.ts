@@ -1,3 +1,4 @@
+import { ConfigError } from "../errors.js";
 import { createGuard, type JobContext } from "../guard.js";
 import type { GuardSettings } from "../options.js";
 import type { GuardResult } from "../result.js";
@@ -124,7 +125,7 @@ function counting(redis: GuardStore): GuardStore & { readonly calls: number } {
 function integerOption(name: string, value: number | undefined, fallback: number, min: number) {
   const chosen = value ?? fallback;
   if (!Number.isInteger(chosen) || chosen < min) {
-    throw new RangeError(`${name} must be an integer of at least ${min}, got ${String(value)}`);
+    throw new ConfigError(name, `must be an integer of at least ${min}, got ${String(value)}`);
   }
   return chosen;
 }
