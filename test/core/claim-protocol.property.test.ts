@@ -931,11 +931,7 @@ function checkLookups(ledger: Ledger): string[] {
       for (const [fence, want] of expected) {
         const run = runs.find((entry) => entry.fence === fence);
         if (!run) say(`the recorded run with fence ${fence} (${want.outcome}) is missing`);
-        else if (
-          run.outcome !== want.outcome ||
-          // A forced run found lost is entered as unforced: a known bug, pinned below.
-          (run.forced !== want.forced && want.outcome !== "lost")
-        ) {
+        else if (run.outcome !== want.outcome || run.forced !== want.forced) {
           say(
             `fence ${fence} listed as ${run.outcome} forced=${run.forced}, recorded ${want.outcome} forced=${want.forced}`,
           );
