@@ -200,9 +200,12 @@ export async function monitorJob(
     schedule,
     nowMs,
     claims: claimsFromStatus(status),
-    // The job's first claim (from its ledger), not its oldest claimed slot: a backfill of an
-    // earlier slot must not turn the fires between it and the job's start into missed ones.
-    sinceMs: options.sinceMs ?? status.sinceMs ?? undefined,
+    // From the fire that was current when the job first claimed a slot (its ledger's record), not
+    // from its oldest claimed slot: a backfill of an earlier slot must not turn the fires between
+    // it and the job's start into missed ones.
+    sinceMs:
+      options.sinceMs ??
+      (status.sinceMs === null ? undefined : latestFireAtOrBefore(schedule, status.sinceMs)),
     options,
   });
   return { ...status, monitor };

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createGuard, type GuardOptions } from "../../src/core/index.js";
+import { sleep } from "../../src/core/sleep.js";
 import { slotId } from "../../src/core/slot.js";
 import { tally } from "../support/guard-contract.js";
 import { directRedis, upstash, useKeyPrefix } from "../support/harness.js";
@@ -19,6 +20,7 @@ describe("slot ledger", () => {
     let runs = 0;
     const first = await instance().run("mail", SLOT, () => ++runs);
     expect(first).toMatchObject({ status: "ran", fence: 1 });
+    await sleep(10); // the slot key's 1 ms retention is over
     const redis = await directRedis();
     expect(await redis.exists(`${prefix()}:{mail}:slot:${slotId(SLOT)}`)).toBe(0);
     const late = await Promise.all(
@@ -64,6 +66,7 @@ describe("slot ledger", () => {
     await keep.run("bill", SLOT, () => {
       throw new Error("declined");
     });
+    await sleep(10); // the slot key's 1 ms retention is over
     expect(await keep.run("bill", SLOT, () => "charged twice")).toMatchObject({
       status: "skipped",
       reason: "failed",

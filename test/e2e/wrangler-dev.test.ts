@@ -92,7 +92,7 @@ describe("the Worker under wrangler dev (workerd), end to end through the bridge
       .length;
   }
 
-  it("answers 100 concurrent authorized calls for one slot with one 200 and 99 204s, running once", async () => {
+  it("answers 100 concurrent authorized calls for one slot with one 200 and 99 skips (204 while it runs, 409 once it is done), running once", async () => {
     const minute = 1_000 + Math.floor(Math.random() * 500_000);
     const slot = new Date(Date.UTC(2020, 0, 1) + minute * 60_000)
       .toISOString()
@@ -106,9 +106,14 @@ describe("the Worker under wrangler dev (workerd), end to end through the bridge
       ),
     );
     const statuses = responses.map((r) => r.status);
+    const reasons = responses.map((r) => r.headers.get("cron-guard-reason"));
     await Promise.all(responses.map((r) => r.arrayBuffer()));
     expect(statuses.filter((s) => s === 200)).toHaveLength(1);
-    expect(statuses.filter((s) => s === 204)).toHaveLength(99);
+    expect(statuses.filter((s) => s === 204 || s === 409)).toHaveLength(99);
+    statuses.forEach((status, i) => {
+      if (status === 409) expect(reasons[i]).toBe("done");
+      if (status === 204) expect(reasons[i]).toBe("running");
+    });
     expect(await heartbeatsFor(slot)).toBe(1);
   });
 
