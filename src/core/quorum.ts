@@ -75,6 +75,7 @@ import {
   DELETE_SCRIPT,
   EVENTS_SCRIPT,
   LIST_SCRIPT,
+  OVERDUE_SCRIPT,
   PEEK_SCRIPT,
   READ_SCRIPT,
   SET_ENABLED_SCRIPT,
@@ -314,6 +315,7 @@ const REGISTRY_SCRIPTS: readonly LuaScript[] = [
   READ_SCRIPT,
   LIST_SCRIPT,
   PEEK_SCRIPT,
+  OVERDUE_SCRIPT,
   SET_PENDING_SCRIPT,
   EVENTS_SCRIPT,
 ];
@@ -1185,7 +1187,7 @@ export function createQuorumStore(stores: GuardStore[], options: QuorumOptions =
     if (agreed.count < answered.filter(Boolean).length) {
       let ids: string[] = [];
       if (SINGLE_SCHEDULE_SCRIPTS.includes(script)) ids = [String(args[0])];
-      else if (script === PEEK_SCRIPT) {
+      else if (script === PEEK_SCRIPT || script === OVERDUE_SCRIPT) {
         const seen = new Set<string>();
         for (const answer of answered) {
           const reply =

@@ -279,6 +279,10 @@ describe("finding 3: the registry never takes a minority's answer, and repairs a
       // A redeploy during the outage: #1 answers `created`, #2 `unchanged`: no majority.
       await expect(registry().upsert(input("q2"))).rejects.toBeInstanceOf(StoreUnavailableError);
       await expect(registry().pause("q3")).rejects.toBeInstanceOf(StoreUnavailableError);
+      // The overdue scan (the missed-fire check) cannot tell either: an error, not "none overdue".
+      await expect(registry().overdue({ beforeMs: Date.now() + 3_600_000 })).rejects.toBeInstanceOf(
+        StoreUnavailableError,
+      );
     } finally {
       resume(servers[2]);
     }
@@ -303,6 +307,8 @@ describe("finding 3: the registry never takes a minority's answer, and repairs a
     expect(await db(0).zRangeWithScores(due, 0, -1)).toEqual(
       await db(2).zRangeWithScores(due, 0, -1),
     );
+    const overdue = await registry().overdue({ beforeMs: Date.now() + 3_600_000 });
+    expect(overdue.schedules.map((s) => s.id).sort()).toEqual(ids);
     const result = await tick();
     expect(result.errors).toBe(0);
     expect(ran.sort()).toEqual(ids);
