@@ -54,6 +54,8 @@ const drafts = new Map();
 const localRows = new Map();
 const activity = [];
 let timer;
+// The page of schedules shown: "0" is the first; /dashboard/data answers the next one's cursor.
+let schedulesCursor = "0";
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -187,14 +189,18 @@ function card(kind, item, data) {
 function render(data) {
   const focused = document.activeElement && document.activeElement.id;
   $("jobs").replaceChildren(...data.jobs.map((job) => card("job", job, data)));
-  $("schedules").replaceChildren(...(data.schedules.length ? data.schedules.map((s) => card("schedule", s, data)) : [el("p", {}, "No schedules (the app registers no handlers).")]));
+  const pager = el("p", { class: "pager" },
+    schedulesCursor !== "0" ? el("button", { "data-action": "first-schedules", onclick: () => { schedulesCursor = "0"; refresh(); } }, "First schedules") : null,
+    data.schedulesCursor ? [" ", el("button", { "data-action": "next-schedules", onclick: () => { schedulesCursor = data.schedulesCursor; refresh(); } }, "Next schedules")] : null);
+  $("schedules").replaceChildren(...(data.schedules.length ? data.schedules.map((s) => card("schedule", s, data)) : [el("p", {}, "No schedules (the app registers no handlers).")]), pager);
   if (focused && $(focused)) $(focused).focus();
-  $("meta").textContent = "updated " + data.now.slice(11, 19) + "Z · polling every " + POLL_MS / 1000 + " s · alerts " + (data.alerts ? "on" : "off") + " · " + data.jobs.length + " jobs, " + data.schedules.length + " schedules";
+  $("meta").textContent = "updated " + data.now.slice(11, 19) + "Z · polling every " + POLL_MS / 1000 + " s · alerts " + (data.alerts ? "on" : "off") + " · " + data.jobs.length + " jobs, " + data.schedules.length + " schedules" + (data.schedulesCursor || schedulesCursor !== "0" ? " on this page" : "");
 }
 
 async function refresh() {
   try {
-    const response = await call("GET", "/dashboard/data");
+    const response = await call("GET", "/dashboard/data" + (schedulesCursor === "0" ? "" : "?cursor=" + encodeURIComponent(schedulesCursor)));
+    if (response.status === 400 && schedulesCursor !== "0") { schedulesCursor = "0"; return refresh(); }
     if (!response.ok) { $("meta").textContent = "data: HTTP " + response.status; return; }
     render(await response.json());
   } catch (error) {
