@@ -118,6 +118,8 @@ export function createDynamicSchedules<TRedis extends GuardStore>(
           heartbeatMs: settings.heartbeatMs,
           skewToleranceMs: settings.skewToleranceMs,
           historyLength: settings.historyLength,
+          ledgerMaxAgeMs: settings.ledgerMaxAgeMs,
+          ledgerMaxSlots: settings.ledgerMaxSlots,
           ...(settings.retentionMs === undefined ? {} : { retentionMs: settings.retentionMs }),
         },
       }).tick({ waitUntil });

@@ -17,6 +17,7 @@ import {
   slotId,
 } from "../../core/slot.js";
 import type { GuardStore } from "../../core/store.js";
+import { forceOf, refusedBackfill } from "../backfill.js";
 import type { Deployment } from "../deployment.js";
 import { jsonError, methodNotAllowed } from "../http.js";
 import { type MonitoredStatus, monitoringOf } from "../monitoring.js";
@@ -291,7 +292,9 @@ export function dashboardRoutes<TRedis extends GuardStore>(
     const { skewToleranceMs } = guard.options;
     const explicit = c.req.query("slot");
     let slotMs: number;
+    let force: boolean;
     try {
+      force = forceOf(c.req.raw);
       slotMs =
         explicit === undefined
           ? slotFromCron(cron, nowMs, { skewToleranceMs })
@@ -316,11 +319,18 @@ export function dashboardRoutes<TRedis extends GuardStore>(
           env: c.env ?? {},
           trigger: "dispatch",
         }),
-      { waitUntil, periodMs: periodMsOf(cron, slotMs) },
+      { waitUntil, periodMs: periodMsOf(cron, slotMs), force },
     );
     // Hands the alert to waitUntil (or detaches it): the answer never waits for the webhook.
     await monitoring.runFinished(c.env, "schedule", result, waitUntil);
     const headers = { "cron-guard-status": result.status, "cron-guard-slot": slot };
+    if (
+      result.status === "skipped" &&
+      explicit !== undefined &&
+      (result.reason === "done" || result.reason === "failed" || result.reason === "unvouched")
+    ) {
+      return refusedBackfill(guard, id, slot, result.reason, "schedule");
+    }
     if (result.status === "skipped") {
       return c.body(null, 204, { ...headers, "cron-guard-reason": result.reason });
     }

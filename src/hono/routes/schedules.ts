@@ -1,8 +1,9 @@
 import { type Context, Hono } from "hono";
-import { ConfigError, messageOf, StoreUnavailableError } from "../../core/errors.js";
+import { ConfigError, messageOf, SlotError, StoreUnavailableError } from "../../core/errors.js";
 import { createGuard } from "../../core/guard.js";
 import { isValidJobName } from "../../core/keys.js";
 import { isListCursor } from "../../core/schedules/registry.js";
+import { parseExplicitSlot, parseSchedule, slotId } from "../../core/slot.js";
 import type { GuardStore } from "../../core/store.js";
 import type { Deployment } from "../deployment.js";
 import type { DynamicSchedules } from "../dynamic.js";
@@ -138,6 +139,40 @@ export function scheduleRoutes<TRedis extends GuardStore>(
       monitor,
     });
   });
+
+  routes.get("/:id/slots/:slot", async (c) => {
+    const id = c.req.param("id");
+    if (!isValidJobName(id)) return badId(c, id);
+    const schedule = await (await dynamic.registry(c.env)).get(id);
+    if (!schedule) return jsonError(c, 404, `no schedule ${JSON.stringify(id)}`);
+    let slotMs: number;
+    try {
+      slotMs = parseExplicitSlot(
+        c.req.param("slot"),
+        parseSchedule(schedule.cron, { timezone: schedule.timezone }),
+      );
+    } catch (error) {
+      if (error instanceof SlotError) return jsonError(c, 400, error.message);
+      throw error;
+    }
+    const guard = createGuard({ ...deployment.guardOptions, redis: deployment.store(c.env) });
+    const fire = slotId(slotMs);
+    // A failed fire is retried by the dispatcher under `<fire>.retry<n>`: every attempt's record.
+    const attempts = await Promise.all(
+      Array.from({ length: schedule.maxAttempts }, (_, n) =>
+        guard.lookup(id, n === 0 ? fire : `${fire}.retry${n}`),
+      ),
+    );
+    const tried = attempts.filter((a) => a.status !== "never" && a.status !== "unknown");
+    const ran = tried.find((a) => a.status === "ran");
+    return c.json({
+      schedule: id,
+      slot: fire,
+      status: ran?.status ?? tried.at(-1)?.status ?? attempts[0]?.status ?? "never",
+      attempts: tried.length > 0 ? tried : attempts.slice(0, 1),
+    });
+  });
+  routes.all("/:id/slots/:slot", (c) => methodNotAllowed(c, "GET"));
 
   routes.delete("/:id", async (c) => {
     const id = c.req.param("id");
