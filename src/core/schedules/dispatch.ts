@@ -371,15 +371,24 @@ export function createDispatcher(options: DispatcherOptions) {
       }
     }
 
-    while (canStart() && store.calls + 1 + CALLS_PER_RUN <= maxCalls) {
-      const reply = decodeReply<{ total: number; items: DueItem[] | object }>(
-        await runScript(
-          store,
-          PEEK_SCRIPT,
-          [keys.definitions, keys.due, keys.fires],
-          [clock() + guard.options.skewToleranceMs, random(), PEEK_BATCH],
-        ),
-      );
+    for (let looks = 0; canStart() && store.calls + 1 + CALLS_PER_RUN <= maxCalls; looks += 1) {
+      let reply: { total: number; items: DueItem[] | object };
+      try {
+        reply = decodeReply(
+          await runScript(
+            store,
+            PEEK_SCRIPT,
+            [keys.definitions, keys.due, keys.fires],
+            [clock() + guard.options.skewToleranceMs, random(), PEEK_BATCH],
+          ),
+        );
+      } catch (error) {
+        // No look at all: the tick could do nothing (the caller answers 503). A later look: what
+        // this tick did stands, the rest stays due for the next one.
+        if (looks === 0) throw error;
+        result.errors += 1;
+        break;
+      }
       settled = 0;
       result.remaining = Number(reply.total);
       const fresh = (Array.isArray(reply.items) ? reply.items : []).filter(
