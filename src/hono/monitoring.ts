@@ -125,7 +125,9 @@ function deliver(promise: Promise<unknown>, waitUntil: WaitUntil, boundMs: numbe
       (error: unknown) => console.error(`cron-guard: monitoring: ${messageOf(error)}`),
     ),
     bound,
-  ]).finally(() => clearTimeout(timer));
+  ]).finally(() => {
+    if (timer !== undefined) clearTimeout(timer);
+  });
   if (waitUntil) waitUntil(settled);
   return Promise.resolve();
 }
