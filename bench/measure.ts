@@ -5,9 +5,9 @@
 import { serve } from "@hono/node-server";
 import { Lock } from "@upstash/lock";
 import { createClient } from "redis";
+import { jobKeys } from "../src/core/guard/keys.js";
+import { CLAIM_SCRIPT } from "../src/core/guard/scripts.js";
 import { createGuard } from "../src/core/index.js";
-import { jobKeys } from "../src/core/keys.js";
-import { CLAIM_SCRIPT } from "../src/core/scripts.js";
 import { createCronApp } from "../src/hono/index.js";
 import {
   type BenchStack,

@@ -2,9 +2,10 @@
  * Quorum mode's price: the latency of a claim through one store vs through a quorum of three
  * databases (each a redis-server of its own behind a bridge of its own), measured in the same run.
  */
+
+import { jobKeys } from "../src/core/guard/keys.js";
+import { CLAIM_SCRIPT } from "../src/core/guard/scripts.js";
 import { createQuorumStore, type GuardStore } from "../src/core/index.js";
-import { jobKeys } from "../src/core/keys.js";
-import { CLAIM_SCRIPT } from "../src/core/scripts.js";
 import { runScript } from "../src/core/store.js";
 import { type BenchStack, median, percentile, startBenchStack, upstashClient } from "./support.js";
 

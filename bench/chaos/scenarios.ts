@@ -3,6 +3,8 @@
  * injected, redelivers what the platform would redeliver, and counts duplicates, lost slots and
  * surfaced errors from what the job bodies themselves saw.
  */
+
+import { COMPLETE_SCRIPT } from "../../src/core/guard/scripts.js";
 import {
   createGuard,
   type Guard,
@@ -13,7 +15,6 @@ import {
   slotFromCron,
   slotId,
 } from "../../src/core/index.js";
-import { COMPLETE_SCRIPT } from "../../src/core/scripts.js";
 import { type FaultPlan, type FaultProxy, forwardAll, startFaultProxy } from "../faults/proxy.js";
 import {
   type BenchStack,

@@ -1,4 +1,13 @@
-export type { DistributeOptions, DistributeResult, Task } from "./distribute.js";
+export {
+  type CronSchedule,
+  nextFireTimes,
+  parseExplicitSlot,
+  parseSchedule,
+  periodMsOf,
+  slotFromCron,
+  slotFromScheduledTime,
+  slotId,
+} from "./cron/slot.js";
 export {
   ConfigError,
   InvalidKeyPartError,
@@ -14,10 +23,20 @@ export {
   type JobContext,
   type JobFunction,
   type RunOptions,
-} from "./guard.js";
-export { type GuardedOptions, guarded } from "./guarded.js";
-export { isValidJobName } from "./keys.js";
-export type { Lease } from "./lease.js";
+} from "./guard/guard.js";
+export { type GuardedOptions, guarded } from "./guard/guarded.js";
+export { isValidJobName } from "./guard/keys.js";
+export type { Lease } from "./guard/lease.js";
+export type {
+  FailedResult,
+  GuardResult,
+  RanResult,
+  SkippedResult,
+  SkipReason,
+  SlotState,
+} from "./guard/result.js";
+export type { JobStatus, RunRecord } from "./guard/status.js";
+export type { DistributeOptions, DistributeResult, Task } from "./guard/types.js";
 export {
   type ClaimSighting,
   claimsFromStatus,
@@ -26,7 +45,7 @@ export {
   type MonitorOptions,
   type MonitorReport,
   monitorJob,
-} from "./monitor.js";
+} from "./monitoring/monitor.js";
 export type {
   FailurePolicy,
   GuardOptions,
@@ -34,15 +53,7 @@ export type {
   ResolvedGuardOptions,
   StoreErrorPolicy,
 } from "./options.js";
-export { createQuorumStore, type QuorumOptions, quorumFromEnv } from "./quorum.js";
-export type {
-  FailedResult,
-  GuardResult,
-  RanResult,
-  SkippedResult,
-  SkipReason,
-  SlotState,
-} from "./result.js";
+export { createQuorumStore, type QuorumOptions, quorumFromEnv } from "./quorum/quorum.js";
 export {
   createDispatcher,
   type DispatcherOptions,
@@ -59,15 +70,4 @@ export {
   type UpsertResult,
 } from "./schedules/registry.js";
 export type { CatchUpPolicy, Schedule, ScheduleInput } from "./schedules/schedule.js";
-export {
-  type CronSchedule,
-  nextFireTimes,
-  parseExplicitSlot,
-  parseSchedule,
-  periodMsOf,
-  slotFromCron,
-  slotFromScheduledTime,
-  slotId,
-} from "./slot.js";
-export type { JobStatus, RunRecord } from "./status.js";
 export type { GuardStore } from "./store.js";

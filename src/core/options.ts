@@ -1,5 +1,5 @@
 import { ConfigError, type InvalidKeyPartError } from "./errors.js";
-import { assertPrefix } from "./keys.js";
+import { assertPrefix } from "./guard/keys.js";
 import type { GuardStore } from "./store.js";
 
 export type FailurePolicy = "release" | "keep";
@@ -89,6 +89,8 @@ export interface ResolvedGuardOptions {
 }
 
 const DAY_MS = 86_400_000;
+/** The namespace of every key unless `prefix` says otherwise. */
+export const DEFAULT_PREFIX = "cron-guard";
 export const DEFAULT_LEASE_MS = 60_000;
 export const MIN_RETENTION_MS = 60_000;
 export const DEFAULT_LEDGER_MAX_AGE_MS = 7 * DAY_MS;
@@ -146,7 +148,7 @@ export function resolveGuardOptions(options: GuardOptions): ResolvedGuardOptions
  */
 export function resolveGuardSettings(options: GuardSettings): ResolvedGuardSettings {
   assertOptionsObject(options);
-  const prefix = options.prefix ?? "cron-guard";
+  const prefix = options.prefix ?? DEFAULT_PREFIX;
   try {
     assertPrefix(prefix);
   } catch (error) {

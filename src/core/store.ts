@@ -1,5 +1,5 @@
 import { messageOf, StoreUnavailableError } from "./errors.js";
-import type { LuaScript } from "./scripts.js";
+import type { LuaScript } from "./guard/scripts.js";
 
 /**
  * The few Redis methods cron-guard calls. `Redis` from `@upstash/redis` satisfies it; so does any

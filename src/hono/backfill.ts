@@ -1,5 +1,5 @@
 import { SlotError } from "../core/errors.js";
-import type { Guard } from "../core/guard.js";
+import type { Guard } from "../core/guard/guard.js";
 
 /**
  * `?force=true` (or `1`): run the slot even though the ledger says it already ran (or cannot vouch

@@ -1,18 +1,18 @@
+import {
+  type CronSchedule,
+  parseSchedule,
+  scheduleSignature,
+  validateSkewTolerance,
+} from "../core/cron/slot.js";
 import { ConfigError } from "../core/errors.js";
-import { createGuard, type Guard } from "../core/guard.js";
-import { assertJobName, isValidJobName } from "../core/keys.js";
+import { createGuard, type Guard } from "../core/guard/guard.js";
+import { assertJobName, isValidJobName } from "../core/guard/keys.js";
 import {
   configErrorIn,
   type GuardSettings,
   resolveGuardOptions,
   resolveGuardSettings,
 } from "../core/options.js";
-import {
-  type CronSchedule,
-  parseSchedule,
-  scheduleSignature,
-  validateSkewTolerance,
-} from "../core/slot.js";
 import type { GuardStore } from "../core/store.js";
 import { createDynamicSchedules, type DynamicSchedules } from "./dynamic.js";
 import type { Bindings, CronAppOptions, CronJob } from "./types.js";

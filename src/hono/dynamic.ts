@@ -1,5 +1,6 @@
+import { parseSchedule, scheduleSignature } from "../core/cron/slot.js";
 import { ConfigError } from "../core/errors.js";
-import { isValidJobName } from "../core/keys.js";
+import { isValidJobName } from "../core/guard/keys.js";
 import { configErrorIn, resolveGuardSettings } from "../core/options.js";
 import {
   createDispatcher,
@@ -7,7 +8,6 @@ import {
   type TickResult,
 } from "../core/schedules/dispatch.js";
 import { createScheduleRegistry, type ScheduleRegistry } from "../core/schedules/registry.js";
-import { parseSchedule, scheduleSignature } from "../core/slot.js";
 import type { GuardStore } from "../core/store.js";
 import type { Bindings, CronAppOptions } from "./types.js";
 

@@ -1,21 +1,22 @@
+import { type CronSchedule, nextFireTimes, parseSchedule, slotId } from "../core/cron/slot.js";
+import { processEnv } from "../core/env.js";
+import { ConfigError, messageOf } from "../core/errors.js";
+import { createGuard, type Guard, type GuardResult, type JobStatus } from "../core/index.js";
 import {
   ALERT_CLAIM_SCRIPT,
   type AlertEvent,
   type AlertSender,
   createAlertSender,
-} from "../core/alerts.js";
-import { processEnv } from "../core/env.js";
-import { ConfigError, messageOf } from "../core/errors.js";
-import { createGuard, type Guard, type GuardResult, type JobStatus } from "../core/index.js";
+} from "../core/monitoring/alerts.js";
 import {
   type MonitorReport,
   monitorJob,
   type ResolvedMonitorOptions,
   resolveMonitorOptions,
-} from "../core/monitor.js";
+} from "../core/monitoring/monitor.js";
+import { DEFAULT_PREFIX } from "../core/options.js";
 import type { TickResult } from "../core/schedules/dispatch.js";
 import type { RegistryEvent, ScheduleView } from "../core/schedules/registry.js";
-import { type CronSchedule, nextFireTimes, parseSchedule, slotId } from "../core/slot.js";
 import { type GuardStore, runScript } from "../core/store.js";
 import type { Deployment, PreparedJob } from "./deployment.js";
 import type { AppScheduleHandler, Bindings, CronAppOptions } from "./types.js";
@@ -190,7 +191,7 @@ function createMonitoring<TRedis extends GuardStore>(
   const storeOf = (env: Bindings | undefined): GuardStore =>
     (deployment as { store?: (env: Bindings | undefined) => GuardStore }).store?.(env) ??
     deployment.redis(env);
-  const prefix = settings.prefix ?? "cron-guard";
+  const prefix = settings.prefix ?? DEFAULT_PREFIX;
   const region = settings.region ?? "";
   const clock = settings.clock ?? Date.now;
   const noEnv = {};

@@ -4,7 +4,7 @@ import {
   slotFromCron,
   slotFromScheduledTime,
   slotId,
-} from "../core/slot.js";
+} from "../core/cron/slot.js";
 import type { GuardStore } from "../core/store.js";
 import type { Deployment } from "./deployment.js";
 import { monitoringOf } from "./monitoring.js";

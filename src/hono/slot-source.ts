@@ -1,10 +1,10 @@
-import { SlotError } from "../core/errors.js";
 import {
   type CronSchedule,
   parseExplicitSlot,
   scheduleSignature,
   slotFromCron,
-} from "../core/slot.js";
+} from "../core/cron/slot.js";
+import { SlotError } from "../core/errors.js";
 
 /** How the invocation was triggered, from what the request carries. */
 export type Trigger = "scheduled" | "vercel" | "manual" | "http";

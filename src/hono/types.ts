@@ -1,8 +1,8 @@
 import type { Hono } from "hono";
-import type { JobContext } from "../core/guard.js";
-import type { MonitorOptions } from "../core/monitor.js";
+import type { JobContext } from "../core/guard/guard.js";
+import type { GuardResult } from "../core/guard/result.js";
+import type { MonitorOptions } from "../core/monitoring/monitor.js";
 import type { GuardOptions, GuardSettings } from "../core/options.js";
-import type { GuardResult } from "../core/result.js";
 import type {
   DispatcherOptions,
   ScheduleRunContext,

@@ -1,6 +1,6 @@
 import { Redis } from "@upstash/redis/cloudflare";
 import { ConfigError } from "../core/errors.js";
-import { quorumFromEnv } from "../core/quorum.js";
+import { quorumFromEnv } from "../core/quorum/quorum.js";
 import type { GuardStore } from "../core/store.js";
 
 /**

@@ -5,7 +5,7 @@
 import { createServer, type Server } from "node:http";
 import type { Redis } from "@upstash/redis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { AlertBody } from "../../src/core/alerts.js";
+import type { AlertBody } from "../../src/core/monitoring/alerts.js";
 import { createCronApp } from "../../src/hono/index.js";
 import { upstash, useKeyPrefix } from "../support/harness.js";
 

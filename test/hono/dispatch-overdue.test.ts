@@ -6,7 +6,7 @@
 import { createServer, type Server } from "node:http";
 import type { Redis } from "@upstash/redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { AlertBody } from "../../src/core/alerts.js";
+import type { AlertBody } from "../../src/core/monitoring/alerts.js";
 import { createCronApp } from "../../src/hono/index.js";
 import type { DashboardData } from "../../src/hono/routes/dashboard.js";
 import { upstash, useKeyPrefix } from "../support/harness.js";

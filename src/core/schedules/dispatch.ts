@@ -1,8 +1,3 @@
-import { ConfigError } from "../errors.js";
-import { createGuard, type JobContext } from "../guard.js";
-import type { GuardSettings } from "../options.js";
-import type { GuardResult } from "../result.js";
-import { sleep } from "../sleep.js";
 import {
   type CronSchedule,
   nextFireTimes,
@@ -10,7 +5,12 @@ import {
   periodMsOf,
   slotFromCron,
   slotId,
-} from "../slot.js";
+} from "../cron/slot.js";
+import { ConfigError } from "../errors.js";
+import { createGuard, type JobContext } from "../guard/guard.js";
+import type { GuardResult } from "../guard/result.js";
+import { DEFAULT_PREFIX, type GuardSettings } from "../options.js";
+import { sleep } from "../sleep.js";
 import { decodeReply, type GuardStore, messageOf, runScript } from "../store.js";
 import { decodeSchedule, parsePendingFire, registryKeys } from "./registry.js";
 import type { Schedule } from "./schedule.js";
@@ -137,8 +137,8 @@ function integerOption(name: string, value: number | undefined, fallback: number
  * store calls) is spent; what it leaves stays due for the others or the next tick.
  */
 export function createDispatcher(options: DispatcherOptions) {
-  const keys = registryKeys(options.prefix ?? "cron-guard");
-  const prefix = options.prefix ?? "cron-guard";
+  const keys = registryKeys(options.prefix ?? DEFAULT_PREFIX);
+  const prefix = options.prefix ?? DEFAULT_PREFIX;
   const budgetMs = integerOption("budgetMs", options.budgetMs, 20_000, 1);
   const maxCalls = integerOption("maxCalls", options.maxCalls, 45, CALLS_PER_RUN + 1);
   const concurrency = integerOption("concurrency", options.concurrency, 4, 1);

@@ -1,6 +1,7 @@
-import { assertJobName, assertPrefix, isValidJobName } from "../keys.js";
-import type { LuaScript } from "../scripts.js";
-import { nextFireTimes, parseSchedule, slotId } from "../slot.js";
+import { nextFireTimes, parseSchedule, slotId } from "../cron/slot.js";
+import { assertJobName, assertPrefix, isValidJobName } from "../guard/keys.js";
+import type { LuaScript } from "../guard/scripts.js";
+import { DEFAULT_PREFIX } from "../options.js";
 import { decodeReply, type GuardStore, runScript } from "../store.js";
 import { type Schedule, type ScheduleInput, validateSchedule } from "./schedule.js";
 import {
@@ -141,7 +142,7 @@ export function isListCursor(cursor: unknown): cursor is string {
 
 /** The schedule registry: schedules are data in Redis, changed at run time without a deploy. */
 export function createScheduleRegistry(options: RegistryOptions): ScheduleRegistry {
-  const keys = registryKeys(options.prefix ?? "cron-guard");
+  const keys = registryKeys(options.prefix ?? DEFAULT_PREFIX);
   const handlerNames = new Set(options.handlers);
   const clock = options.clock ?? Date.now;
   const { redis } = options;

@@ -1,7 +1,7 @@
 import { canonicalArguments, canonicalDigest } from "../canonical.js";
+import { parseSchedule } from "../cron/slot.js";
 import { ConfigError } from "../errors.js";
-import { isValidJobName } from "../keys.js";
-import { parseSchedule } from "../slot.js";
+import { isValidJobName } from "../guard/keys.js";
 
 /**
  * What the dispatcher does with fires a tick did not reach in time (an outage, a deploy, a paused

@@ -1,4 +1,4 @@
-import { luaScript } from "../scripts.js";
+import { luaScript } from "../guard/scripts.js";
 
 /**
  * The registry's Lua scripts. Every key they touch shares the `{schedules}` hash tag, so they stay

@@ -1,16 +1,16 @@
 import type { Context, MiddlewareHandler } from "hono";
-import { ConfigError, messageOf, SlotError, StoreUnavailableError } from "../../core/errors.js";
-import type { Guard, JobContext } from "../../core/guard.js";
-import { assertJobName } from "../../core/keys.js";
-import { configErrorIn } from "../../core/options.js";
-import type { GuardResult } from "../../core/result.js";
 import {
   type CronSchedule,
   parseSchedule,
   periodMsOf,
   slotId,
   validateSkewTolerance,
-} from "../../core/slot.js";
+} from "../../core/cron/slot.js";
+import { ConfigError, messageOf, SlotError, StoreUnavailableError } from "../../core/errors.js";
+import type { Guard, JobContext } from "../../core/guard/guard.js";
+import { assertJobName } from "../../core/guard/keys.js";
+import type { GuardResult } from "../../core/guard/result.js";
+import { configErrorIn } from "../../core/options.js";
 import { forceOf, refusedBackfill } from "../backfill.js";
 import { slotForRequest, type Trigger } from "../slot-source.js";
 

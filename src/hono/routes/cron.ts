@@ -1,6 +1,6 @@
 import { type Context, Hono } from "hono";
+import { nextFireTimes, parseExplicitSlot, slotId } from "../../core/cron/slot.js";
 import { SlotError } from "../../core/errors.js";
-import { nextFireTimes, parseExplicitSlot, slotId } from "../../core/slot.js";
 import type { GuardStore } from "../../core/store.js";
 import { cronGuard } from "../cron-guard/index.js";
 import type { Deployment, PreparedJob } from "../deployment.js";

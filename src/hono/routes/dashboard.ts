@@ -1,13 +1,4 @@
 import { type Context, Hono, type MiddlewareHandler } from "hono";
-import { messageOf, SlotError } from "../../core/errors.js";
-import { createGuard, type JobStatus, type SlotState } from "../../core/index.js";
-import { isValidJobName } from "../../core/keys.js";
-import type { LateRun } from "../../core/monitor.js";
-import {
-  isListCursor,
-  type RegistryEvent,
-  type ScheduleView,
-} from "../../core/schedules/registry.js";
 import {
   nextFireTimes,
   parseExplicitSlot,
@@ -15,7 +6,16 @@ import {
   periodMsOf,
   slotFromCron,
   slotId,
-} from "../../core/slot.js";
+} from "../../core/cron/slot.js";
+import { messageOf, SlotError } from "../../core/errors.js";
+import { isValidJobName } from "../../core/guard/keys.js";
+import { createGuard, type JobStatus, type SlotState } from "../../core/index.js";
+import type { LateRun } from "../../core/monitoring/monitor.js";
+import {
+  isListCursor,
+  type RegistryEvent,
+  type ScheduleView,
+} from "../../core/schedules/registry.js";
 import type { GuardStore } from "../../core/store.js";
 import { forceOf, refusedBackfill } from "../backfill.js";
 import type { Deployment } from "../deployment.js";

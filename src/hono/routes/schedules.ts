@@ -1,9 +1,9 @@
 import { type Context, Hono } from "hono";
+import { parseExplicitSlot, parseSchedule, slotId } from "../../core/cron/slot.js";
 import { ConfigError, messageOf, SlotError, StoreUnavailableError } from "../../core/errors.js";
-import { createGuard } from "../../core/guard.js";
-import { isValidJobName } from "../../core/keys.js";
+import { createGuard } from "../../core/guard/guard.js";
+import { isValidJobName } from "../../core/guard/keys.js";
 import { isListCursor } from "../../core/schedules/registry.js";
-import { parseExplicitSlot, parseSchedule, slotId } from "../../core/slot.js";
 import type { GuardStore } from "../../core/store.js";
 import type { Deployment } from "../deployment.js";
 import type { DynamicSchedules } from "../dynamic.js";

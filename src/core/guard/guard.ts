@@ -1,0 +1,112 @@
+import { slotId as isoSlotId } from "../cron/slot.js";
+import {
+  effectiveRetentionMs,
+  type GuardOptions,
+  type ResolvedGuardOptions,
+  resolveGuardOptions,
+} from "../options.js";
+import { claimSlot } from "./claim.js";
+import { runClaimed } from "./claimed-run.js";
+import { distribute } from "./distribute.js";
+import { assertJobName, assertSlotId, jobKeys } from "./keys.js";
+import { isLiveLease } from "./lease.js";
+import { lookupSlot } from "./lookup.js";
+import type { GuardResult } from "./result.js";
+import { readStatus } from "./status.js";
+import type {
+  DistributeOptions,
+  Guard,
+  JobContext,
+  JobFunction,
+  RunOptions,
+  Task,
+} from "./types.js";
+import { reenter, runUnguarded } from "./unclaimed-runs.js";
+
+export function toSlotId(slot: number | Date | string): string {
+  if (typeof slot === "string") {
+    assertSlotId(slot);
+    return slot;
+  }
+  return isoSlotId(slot instanceof Date ? slot.getTime() : slot);
+}
+
+export type {
+  DistributeOptions,
+  DistributeResult,
+  Guard,
+  JobContext,
+  JobFunction,
+  RunOptions,
+  Task,
+} from "./types.js";
+
+export function createGuard(options: GuardOptions): Guard {
+  const config = resolveGuardOptions(options);
+  const guard: Guard = Object.freeze({
+    options: config,
+    run: <T>(
+      job: string,
+      slot: number | Date | string,
+      fn: JobFunction<T>,
+      runOptions?: RunOptions,
+    ) => run(config, job, slot, fn, runOptions),
+    status: (job: string, statusOptions?: { slots?: number; runs?: number }) =>
+      readStatus(config, job, statusOptions),
+    lookup: (job: string, slot: number | Date | string) => lookupSlot(config, job, slot),
+    distribute: <T extends Task>(
+      slot: number | Date | string,
+      tasks: readonly T[],
+      fn: (task: T, context: JobContext) => unknown,
+      options?: DistributeOptions,
+    ) => distribute(guard, createGuard, slot, tasks, fn, options),
+  });
+  return guard;
+}
+
+/** Validate, re-enter an enclosing run, or claim; then skip, give up on the claim, or run it. */
+async function run<T>(
+  config: ResolvedGuardOptions,
+  job: string,
+  slotInput: number | Date | string,
+  fn: JobFunction<T>,
+  runOptions: RunOptions = {},
+): Promise<GuardResult<T>> {
+  assertJobName(job);
+  const slot = toSlotId(slotInput);
+  const keys = jobKeys(config.prefix, job);
+  if (typeof fn !== "function") {
+    throw new TypeError("run(job, slot, fn): fn must be a function");
+  }
+  // Only a claim this process still holds re-enters; a kept or hand-made lease claims as usual.
+  const enclosing = runOptions.lease;
+  if (isLiveLease(enclosing) && enclosing.key === keys.slot(slot)) {
+    return reenter(config, job, slot, fn, enclosing);
+  }
+  const attempt = await claimSlot(config, keys, slot, slotInput, runOptions);
+  switch (attempt.outcome) {
+    case "skipped":
+      return { status: "skipped", job, slot, reason: attempt.reason, holder: attempt.holder };
+    case "abandoned":
+      // Open means "run when the store cannot be reached", not "run when the store says no".
+      if (config.onStoreError === "open" && attempt.error.kind !== "rejected") {
+        return runUnguarded(config, job, slot, fn, attempt.error);
+      }
+      throw attempt.error;
+    case "claimed": {
+      const retentionMs = effectiveRetentionMs(config, runOptions.periodMs);
+      const running = runClaimed(
+        config,
+        keys,
+        job,
+        slot,
+        fn,
+        attempt.claim,
+        retentionMs,
+        runOptions.waitUntil,
+      );
+      runOptions.waitUntil?.(running);
+      return running;
+    }
+  }
+}
