@@ -1,36 +1,76 @@
+import * as v from "valibot";
 import { canonicalArguments, canonicalDigest } from "../canonical.js";
 import { parseSchedule } from "../cron/slot.js";
 import { ConfigError } from "../errors.js";
 import { isValidJobName } from "../guard/keys.js";
+
+const CATCH_UP = ["skip", "latest", "all"] as const;
+const ID_RULE = "must be 1-128 characters of A-Z a-z 0-9 . _ -";
 
 /**
  * What the dispatcher does with fires a tick did not reach in time (an outage, a deploy, a paused
  * platform cron): `"skip"` runs none of them and goes on with the next fire, `"latest"` runs the
  * most recent one once, `"all"` runs each of them in order, at most `catchUpLimit`.
  */
-export type CatchUpPolicy = "skip" | "latest" | "all";
+export type CatchUpPolicy = (typeof CATCH_UP)[number];
+
+const integerIn = (min: number, max: number) => {
+  const message = (issue: { input: unknown }) =>
+    `must be an integer from ${min} to ${max}, got ${String(issue.input)}`;
+  return v.pipe(
+    v.number(message),
+    v.integer(message),
+    v.minValue(min, message),
+    v.maxValue(max, message),
+  );
+};
+
+/**
+ * The fields of a schedule as it is written, checked for their types and ranges. `handlers`, when
+ * given, are the names registered in code the `handler` must be one of. The cron expression, its
+ * time zone and the payload's JSON are checked by {@link validateSchedule}, which uses this.
+ */
+export function scheduleInputSchema(handlers?: ReadonlySet<string>) {
+  const unregistered = (issue: { input: unknown }) =>
+    `${JSON.stringify(issue.input)} is not a registered handler (registered: ${
+      [...(handlers ?? [])].map((name) => JSON.stringify(name)).join(", ") || "none"
+    })`;
+  const entries = {
+    /** `[A-Za-z0-9._-]{1,128}`; also the job name its runs are guarded under. */
+    id: v.pipe(v.string(ID_RULE), v.check(isValidJobName, ID_RULE)),
+    /** 5-field cron expression. */
+    cron: v.string((issue) => `must be a string, got ${typeof issue.input}`),
+    /** IANA time zone of `cron`. Default `"UTC"`. */
+    timezone: v.optional(v.string("must be an IANA time zone name such as Europe/Berlin")),
+    /** Name of a handler registered in code (`handlers: { name: fn }`). */
+    handler: v.pipe(
+      v.string(unregistered),
+      v.check((name) => handlers === undefined || handlers.has(name), unregistered),
+    ),
+    /** JSON handed to the handler on every run. At most 16 KiB once encoded. Default `null`. */
+    payload: v.optional(v.unknown()),
+    /** `false` pauses the schedule. Omitted on an update: the stored pause state is kept. */
+    enabled: v.optional(v.boolean("must be true or false")),
+    /** Default `"latest"`. */
+    catchUp: v.nullish(v.picklist(CATCH_UP, `must be one of "skip", "latest", "all"`)),
+    /** With `catchUp: "all"`, the most missed fires run after a gap. Default 10. */
+    catchUpLimit: v.nullish(integerIn(1, 1_000)),
+    /** Attempts per fire, the first included; after the last failure the fire is recorded `dead`. Default 3. */
+    maxAttempts: v.nullish(integerIn(1, 100)),
+  };
+  // A field left out is checked as undefined, so it gets its field's own message.
+  const missing = (issue: v.ObjectIssue) => {
+    const key = issue.path?.[0]?.key as keyof typeof entries;
+    return v.safeParse(entries[key], undefined).issues?.[0].message ?? "is required";
+  };
+  return v.object(entries, missing);
+}
+
+/** The type-level schedule schema, without the handler names of a deployment. */
+export const ScheduleInputSchema = scheduleInputSchema();
 
 /** A schedule as it is written: data, stored in Redis, changed at run time. */
-export interface ScheduleInput {
-  /** `[A-Za-z0-9._-]{1,128}`; also the job name its runs are guarded under. */
-  id: string;
-  /** 5-field cron expression. */
-  cron: string;
-  /** IANA time zone of `cron`. Default `"UTC"`. */
-  timezone?: string;
-  /** Name of a handler registered in code (`handlers: { name: fn }`). */
-  handler: string;
-  /** JSON handed to the handler on every run. At most 16 KiB once encoded. Default `null`. */
-  payload?: unknown;
-  /** `false` pauses the schedule. Omitted on an update: the stored pause state is kept. */
-  enabled?: boolean;
-  /** Default `"latest"`. */
-  catchUp?: CatchUpPolicy;
-  /** With `catchUp: "all"`, the most missed fires run after a gap. Default 10. */
-  catchUpLimit?: number;
-  /** Attempts per fire, the first included; after the last failure the fire is recorded `dead`. Default 3. */
-  maxAttempts?: number;
-}
+export type ScheduleInput = v.InferInput<typeof ScheduleInputSchema>;
 
 /** A validated schedule, as stored. */
 export interface Schedule {
@@ -51,18 +91,6 @@ export interface Schedule {
 }
 
 export const MAX_PAYLOAD_BYTES = 16 * 1024;
-const FIELDS = new Set([
-  "id",
-  "cron",
-  "timezone",
-  "handler",
-  "payload",
-  "enabled",
-  "catchUp",
-  "catchUpLimit",
-  "maxAttempts",
-]);
-const CATCH_UP: readonly CatchUpPolicy[] = ["skip", "latest", "all"];
 
 /** The validated definition without its bookkeeping, `enabled` only when the input set it. */
 export type ScheduleDefinition = Omit<
@@ -71,13 +99,6 @@ export type ScheduleDefinition = Omit<
 > & {
   enabled?: boolean;
 };
-
-function integerIn(field: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(field, `must be an integer from ${min} to ${max}, got ${String(value)}`);
-  }
-  return value;
-}
 
 /**
  * Validates a schedule from untrusted input (an HTTP body or code). Every problem is a ConfigError
@@ -90,28 +111,20 @@ export async function validateSchedule(
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
     throw new ConfigError("schedule", "must be a JSON object");
   }
-  const raw = input as Record<string, unknown>;
-  for (const field of Object.keys(raw)) {
-    if (!FIELDS.has(field)) {
-      throw new ConfigError(field, `is not a schedule field (use ${[...FIELDS].join(", ")})`);
+  const schema = scheduleInputSchema(handlers);
+  for (const field of Object.keys(input)) {
+    if (!Object.hasOwn(schema.entries, field)) {
+      const fields = Object.keys(schema.entries).join(", ");
+      throw new ConfigError(field, `is not a schedule field (use ${fields})`);
     }
   }
-  if (typeof raw.id !== "string" || !isValidJobName(raw.id)) {
-    throw new ConfigError("id", "must be 1-128 characters of A-Z a-z 0-9 . _ -");
+  const checked = v.safeParse(schema, input, { abortEarly: true });
+  if (!checked.success) {
+    const issue = checked.issues[0];
+    throw new ConfigError(String(issue.path?.[0]?.key ?? "schedule"), issue.message);
   }
-  if (raw.timezone !== undefined && typeof raw.timezone !== "string") {
-    throw new ConfigError("timezone", "must be an IANA time zone name such as Europe/Berlin");
-  }
-  const parsed = parseSchedule(raw.cron as string, {
-    timezone: raw.timezone as string | undefined,
-  });
-  if (typeof raw.handler !== "string" || !handlers.has(raw.handler)) {
-    const known = [...handlers].map((name) => JSON.stringify(name)).join(", ") || "none";
-    throw new ConfigError(
-      "handler",
-      `${JSON.stringify(raw.handler)} is not a registered handler (registered: ${known})`,
-    );
-  }
+  const raw = checked.output;
+  const parsed = parseSchedule(raw.cron, { timezone: raw.timezone });
   const payload = raw.payload === undefined ? null : raw.payload;
   let encoded: string | undefined;
   try {
@@ -128,22 +141,15 @@ export async function validateSchedule(
   if (new TextEncoder().encode(encoded).length > MAX_PAYLOAD_BYTES) {
     throw new ConfigError("payload", `must be at most ${MAX_PAYLOAD_BYTES} bytes as JSON`);
   }
-  if (raw.enabled !== undefined && typeof raw.enabled !== "boolean") {
-    throw new ConfigError("enabled", "must be true or false");
-  }
-  const catchUp = raw.catchUp ?? "latest";
-  if (!CATCH_UP.includes(catchUp as CatchUpPolicy)) {
-    throw new ConfigError("catchUp", `must be one of "skip", "latest", "all"`);
-  }
   const definition = {
     id: raw.id,
     cron: parsed.expression,
     timezone: parsed.timezone,
     handler: raw.handler,
     payload: JSON.parse(encoded) as unknown,
-    catchUp: catchUp as CatchUpPolicy,
-    catchUpLimit: integerIn("catchUpLimit", raw.catchUpLimit ?? 10, 1, 1_000),
-    maxAttempts: integerIn("maxAttempts", raw.maxAttempts ?? 3, 1, 100),
+    catchUp: raw.catchUp ?? "latest",
+    catchUpLimit: raw.catchUpLimit ?? 10,
+    maxAttempts: raw.maxAttempts ?? 3,
   };
   return {
     ...definition,

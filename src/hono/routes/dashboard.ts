@@ -11,16 +11,13 @@ import { messageOf, SlotError } from "../../core/errors.js";
 import { isValidJobName } from "../../core/guard/keys.js";
 import { createGuard, type JobStatus, type SlotState } from "../../core/index.js";
 import type { LateRun } from "../../core/monitoring/monitor.js";
-import {
-  isListCursor,
-  type RegistryEvent,
-  type ScheduleView,
-} from "../../core/schedules/registry.js";
+import type { RegistryEvent, ScheduleView } from "../../core/schedules/registry.js";
 import type { GuardStore } from "../../core/store.js";
 import { forceOf, refusedBackfill } from "../backfill.js";
 import type { Deployment } from "../deployment.js";
-import { jsonError, methodNotAllowed } from "../http.js";
+import { jsonError, methodNotAllowed, validated } from "../http.js";
 import { type MonitoredStatus, monitoringOf } from "../monitoring.js";
+import { DashboardDataQuery } from "../request-schemas.js";
 import type { Bindings, CronAppOptions } from "../types.js";
 import { dashboardPage } from "./dashboard-page.js";
 import { storeErrorAs503 } from "./schedules.js";
@@ -85,8 +82,6 @@ export interface DashboardData {
 }
 
 const ROWS = 20;
-/** Schedules per page of /dashboard/data unless `?limit=` says otherwise (at most 500). */
-const SCHEDULES_PAGE = 100;
 
 function holderOf(status: JobStatus): DashboardHolder | null {
   const live = [
@@ -196,18 +191,8 @@ export function dashboardRoutes<TRedis extends GuardStore>(
   routes.use("/data", requireSecret);
   routes.use("/schedules/*", requireSecret);
 
-  routes.get("/data", async (c) => {
-    const cursor = c.req.query("cursor") ?? "0";
-    const limitText = c.req.query("limit") ?? String(SCHEDULES_PAGE);
-    if (!isListCursor(cursor)) {
-      return c.json(
-        { error: "cursor: use the schedulesCursor a previous answer returned", field: "cursor" },
-        400,
-      );
-    }
-    if (!/^\d{1,3}$/.test(limitText) || Number(limitText) < 1 || Number(limitText) > 500) {
-      return c.json({ error: "limit: a whole number from 1 to 500", field: "limit" }, 400);
-    }
+  routes.get("/data", validated("query", DashboardDataQuery), async (c) => {
+    const { cursor, limit } = c.req.valid("query");
     const waitUntil = waitUntilOf(c);
     const nowMs = clock();
     const jobs = await Promise.all(
@@ -228,7 +213,7 @@ export function dashboardRoutes<TRedis extends GuardStore>(
     if (deployment.dynamic) {
       const registry = await deployment.dynamic.registry(c.env);
       const [page, recent] = await Promise.all([
-        registry.list({ cursor, limit: Number(limitText) }),
+        registry.list({ cursor, limit }),
         registry.events(50),
       ]);
       events = recent;

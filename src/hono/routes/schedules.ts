@@ -1,14 +1,20 @@
 import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { parseExplicitSlot, parseSchedule, slotId } from "../../core/cron/slot.js";
 import { ConfigError, messageOf, SlotError, StoreUnavailableError } from "../../core/errors.js";
 import { createGuard } from "../../core/guard/guard.js";
-import { isValidJobName } from "../../core/guard/keys.js";
-import { isListCursor } from "../../core/schedules/registry.js";
+import type { ScheduleInput } from "../../core/schedules/schedule.js";
 import type { GuardStore } from "../../core/store.js";
 import type { Deployment } from "../deployment.js";
 import type { DynamicSchedules } from "../dynamic.js";
-import { jsonError, methodNotAllowed } from "../http.js";
+import { badInput, jsonBody, jsonError, methodNotAllowed, validated } from "../http.js";
 import { monitoringOf } from "../monitoring.js";
+import {
+  MAX_SCHEDULE_BODY_BYTES,
+  ScheduleBody,
+  ScheduleIdParam,
+  ScheduleListQuery,
+} from "../request-schemas.js";
 import type { Bindings } from "../types.js";
 
 /** Shown by `GET /:id`; the monitor reads deeper to cover its window. */
@@ -36,17 +42,7 @@ export function storeErrorAs503(error: Error, c: Context): Response | Promise<Re
   throw error;
 }
 
-/** Largest schedule body accepted, in bytes (the payload alone may be 16 KiB). */
-const MAX_BODY_BYTES = 64 * 1024;
-
-const badId = (c: Context, id: string) =>
-  c.json(
-    {
-      error: `id: ${JSON.stringify(id)} is not a schedule id (1-128 of A-Z a-z 0-9 . _ -)`,
-      field: "id",
-    },
-    400,
-  );
+const idParam = validated("param", ScheduleIdParam);
 
 /**
  * `/schedules`: `PUT /:id` upserts (201 created, 200 updated or unchanged) and answers the stored
@@ -60,68 +56,46 @@ export function scheduleRoutes<TRedis extends GuardStore>(
 ): Hono<{ Bindings: Bindings }> {
   const routes = new Hono<{ Bindings: Bindings }>();
   routes.onError(storeErrorAs503);
-  routes.get("/", async (c) => {
-    const cursor = c.req.query("cursor") ?? "0";
-    const limitText = c.req.query("limit") ?? "100";
-    if (!isListCursor(cursor)) {
-      return c.json(
-        { error: "cursor: use the cursor a previous page returned", field: "cursor" },
-        400,
-      );
-    }
-    if (!/^\d{1,4}$/.test(limitText) || Number(limitText) < 1 || Number(limitText) > 500) {
-      return c.json({ error: "limit: a whole number from 1 to 500", field: "limit" }, 400);
-    }
+  routes.get("/", validated("query", ScheduleListQuery), async (c) => {
     const registry = await dynamic.registry(c.env);
-    return c.json(await registry.list({ cursor, limit: Number(limitText) }));
+    return c.json(await registry.list(c.req.valid("query")));
   });
 
-  routes.put("/:id", async (c) => {
-    const id = c.req.param("id");
-    if (!isValidJobName(id)) return badId(c, id);
-    const text = await c.req.text();
-    if (new TextEncoder().encode(text).length > MAX_BODY_BYTES) {
-      return jsonError(c, 400, `body: at most ${MAX_BODY_BYTES} bytes`);
-    }
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      return c.json({ error: "body: not JSON", field: "body" }, 400);
-    }
-    if (typeof body !== "object" || body === null || Array.isArray(body)) {
-      return c.json({ error: "body: must be a JSON object", field: "body" }, 400);
-    }
-    const input = body as Record<string, unknown>;
-    if (deployment.jobs.has(id)) {
-      // A schedule's runs are guarded under its id, like a job's under its name: sharing one
-      // would make the two skip each other's slots.
-      return c.json(
-        { error: `id: "${id}" is the name of a job declared in code`, field: "id" },
-        400,
-      );
-    }
-    if (input.id !== undefined && input.id !== id) {
-      return c.json(
-        { error: `id: the body says ${JSON.stringify(input.id)}, the path ${id}`, field: "id" },
-        400,
-      );
-    }
-    const registry = await dynamic.registry(c.env);
-    try {
-      const { outcome, schedule } = await registry.upsert({ ...input, id } as never);
-      return c.json({ outcome, schedule }, outcome === "created" ? 201 : 200);
-    } catch (error) {
-      if (error instanceof ConfigError) {
-        return c.json({ error: error.message, field: error.option }, 400);
+  routes.put(
+    "/:id",
+    idParam,
+    bodyLimit({
+      maxSize: MAX_SCHEDULE_BODY_BYTES,
+      onError: (c) =>
+        badInput(c, new ConfigError("body", `at most ${MAX_SCHEDULE_BODY_BYTES} bytes`)),
+    }),
+    jsonBody(ScheduleBody),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const input = c.req.valid("json");
+      if (deployment.jobs.has(id)) {
+        // A schedule's runs are guarded under its id, like a job's under its name: sharing one
+        // would make the two skip each other's slots.
+        return badInput(c, new ConfigError("id", `"${id}" is the name of a job declared in code`));
       }
-      throw error;
-    }
-  });
+      if (input.id !== undefined && input.id !== id) {
+        const says = `the body says ${JSON.stringify(input.id)}, the path ${id}`;
+        return badInput(c, new ConfigError("id", says));
+      }
+      const registry = await dynamic.registry(c.env);
+      try {
+        // The registry checks the fields against the schedule schema and its handler names.
+        const { outcome, schedule } = await registry.upsert({ ...input, id } as ScheduleInput);
+        return c.json({ outcome, schedule }, outcome === "created" ? 201 : 200);
+      } catch (error) {
+        if (error instanceof ConfigError) return badInput(c, error);
+        throw error;
+      }
+    },
+  );
 
-  routes.get("/:id", async (c) => {
-    const id = c.req.param("id");
-    if (!isValidJobName(id)) return badId(c, id);
+  routes.get("/:id", idParam, async (c) => {
+    const { id } = c.req.valid("param");
     const schedule = await (await dynamic.registry(c.env)).get(id);
     if (!schedule) return jsonError(c, 404, `no schedule ${JSON.stringify(id)}`);
     const guard = createGuard({ ...deployment.guardOptions, redis: deployment.store(c.env) });
@@ -140,9 +114,8 @@ export function scheduleRoutes<TRedis extends GuardStore>(
     });
   });
 
-  routes.get("/:id/slots/:slot", async (c) => {
-    const id = c.req.param("id");
-    if (!isValidJobName(id)) return badId(c, id);
+  routes.get("/:id/slots/:slot", idParam, async (c) => {
+    const { id } = c.req.valid("param");
     const schedule = await (await dynamic.registry(c.env)).get(id);
     if (!schedule) return jsonError(c, 404, `no schedule ${JSON.stringify(id)}`);
     let slotMs: number;
@@ -174,9 +147,8 @@ export function scheduleRoutes<TRedis extends GuardStore>(
   });
   routes.all("/:id/slots/:slot", (c) => methodNotAllowed(c, "GET"));
 
-  routes.delete("/:id", async (c) => {
-    const id = c.req.param("id");
-    if (!isValidJobName(id)) return badId(c, id);
+  routes.delete("/:id", idParam, async (c) => {
+    const { id } = c.req.valid("param");
     const deleted = await (await dynamic.registry(c.env)).remove(id);
     return deleted
       ? c.json({ deleted: id })
@@ -184,9 +156,8 @@ export function scheduleRoutes<TRedis extends GuardStore>(
   });
 
   for (const action of ["pause", "resume"] as const) {
-    routes.post(`/:id/${action}`, async (c) => {
-      const id = c.req.param("id");
-      if (!isValidJobName(id)) return badId(c, id);
+    routes.post(`/:id/${action}`, idParam, async (c) => {
+      const { id } = c.req.valid("param");
       const registry = await dynamic.registry(c.env);
       const schedule = await registry[action](id);
       return schedule
