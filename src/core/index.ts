@@ -7,7 +7,7 @@ export {
   slotFromCron,
   slotFromScheduledTime,
   slotId,
-} from "./cron/slot.js";
+} from "./cron/index.js";
 export {
   ConfigError,
   InvalidKeyPartError,

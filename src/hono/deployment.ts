@@ -1,9 +1,4 @@
-import {
-  type CronSchedule,
-  parseSchedule,
-  scheduleSignature,
-  validateSkewTolerance,
-} from "../core/cron/slot.js";
+import { type CronSchedule, parseSchedule, validateSkewTolerance } from "../core/cron/index.js";
 import { ConfigError } from "../core/errors.js";
 import { createGuard, type Guard } from "../core/guard/guard.js";
 import { assertJobName, isValidJobName } from "../core/guard/keys.js";
@@ -14,6 +9,7 @@ import {
   resolveGuardSettings,
 } from "../core/options.js";
 import type { GuardStore } from "../core/store.js";
+import { scheduleSignature } from "./cron-signature.js";
 import { createDynamicSchedules, type DynamicSchedules } from "./dynamic.js";
 import type { Bindings, CronAppOptions, CronJob } from "./types.js";
 

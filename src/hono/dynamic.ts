@@ -1,4 +1,4 @@
-import { parseSchedule, scheduleSignature } from "../core/cron/slot.js";
+import { parseSchedule } from "../core/cron/index.js";
 import { ConfigError } from "../core/errors.js";
 import { isValidJobName } from "../core/guard/keys.js";
 import { configErrorIn, resolveGuardSettings } from "../core/options.js";
@@ -9,6 +9,7 @@ import {
 } from "../core/schedules/dispatch.js";
 import { createScheduleRegistry, type ScheduleRegistry } from "../core/schedules/registry.js";
 import type { GuardStore } from "../core/store.js";
+import { scheduleSignature } from "./cron-signature.js";
 import type { Bindings, CronAppOptions } from "./types.js";
 
 /** The app's dynamic schedules: registry and dispatcher over the deployment's store, per env. */

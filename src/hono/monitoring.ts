@@ -1,4 +1,4 @@
-import { type CronSchedule, nextFireTimes, parseSchedule, slotId } from "../core/cron/slot.js";
+import { type CronSchedule, nextFireTimes, parseSchedule, slotId } from "../core/cron/index.js";
 import { processEnv } from "../core/env.js";
 import { ConfigError, messageOf } from "../core/errors.js";
 import { createGuard, type Guard, type GuardResult, type JobStatus } from "../core/index.js";

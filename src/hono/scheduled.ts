@@ -1,11 +1,6 @@
-import {
-  periodMsOf,
-  scheduleSignature,
-  slotFromCron,
-  slotFromScheduledTime,
-  slotId,
-} from "../core/cron/slot.js";
+import { periodMsOf, slotFromCron, slotFromScheduledTime, slotId } from "../core/cron/index.js";
 import type { GuardStore } from "../core/store.js";
+import { scheduleSignature } from "./cron-signature.js";
 import type { Deployment } from "./deployment.js";
 import { monitoringOf } from "./monitoring.js";
 import type { Bindings, ScheduledEvent, ScheduledRun } from "./types.js";

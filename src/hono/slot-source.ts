@@ -1,10 +1,6 @@
-import {
-  type CronSchedule,
-  parseExplicitSlot,
-  scheduleSignature,
-  slotFromCron,
-} from "../core/cron/slot.js";
+import { type CronSchedule, parseExplicitSlot, slotFromCron } from "../core/cron/index.js";
 import { SlotError } from "../core/errors.js";
+import { scheduleSignature } from "./cron-signature.js";
 
 /** How the invocation was triggered, from what the request carries. */
 export type Trigger = "scheduled" | "vercel" | "manual" | "http";

@@ -1,4 +1,4 @@
-import { slotId as isoSlotId } from "../cron/slot.js";
+import { slotId as isoSlotId } from "../cron/index.js";
 import {
   effectiveRetentionMs,
   type GuardOptions,

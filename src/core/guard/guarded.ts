@@ -1,5 +1,5 @@
 import { canonicalDigest } from "../canonical.js";
-import { parseSchedule, slotFromCron, slotId, validateSkewTolerance } from "../cron/slot.js";
+import { parseSchedule, slotFromCron, slotId, validateSkewTolerance } from "../cron/index.js";
 import { configErrorIn, type GuardOptions } from "../options.js";
 import { createGuard, type Guard, type JobContext, type RunOptions } from "./guard.js";
 import type { GuardResult } from "./result.js";

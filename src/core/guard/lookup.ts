@@ -1,4 +1,4 @@
-import { slotId as isoSlotId } from "../cron/slot.js";
+import { slotId as isoSlotId } from "../cron/index.js";
 import type { ResolvedGuardOptions } from "../options.js";
 import { decodeReply, runScript } from "../store.js";
 import { assertJobName, assertSlotId, jobKeys } from "./keys.js";

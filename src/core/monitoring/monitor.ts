@@ -1,4 +1,4 @@
-import { type CronSchedule, latestFireAtOrBefore, slotId } from "../cron/slot.js";
+import { type CronSchedule, latestFireAtOrBefore, slotId } from "../cron/index.js";
 import { ConfigError } from "../errors.js";
 import type { JobStatus } from "../guard/status.js";
 import type { Guard } from "../guard/types.js";

@@ -5,7 +5,7 @@ import {
   periodMsOf,
   slotFromCron,
   slotId,
-} from "../cron/slot.js";
+} from "../cron/index.js";
 import { ConfigError } from "../errors.js";
 import { createGuard, type JobContext } from "../guard/guard.js";
 import type { GuardResult } from "../guard/result.js";

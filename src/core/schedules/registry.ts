@@ -1,4 +1,4 @@
-import { nextFireTimes, parseSchedule, slotId } from "../cron/slot.js";
+import { nextFireTimes, parseSchedule, slotId } from "../cron/index.js";
 import { assertJobName, assertPrefix, isValidJobName } from "../guard/keys.js";
 import type { LuaScript } from "../guard/scripts.js";
 import { DEFAULT_PREFIX } from "../options.js";

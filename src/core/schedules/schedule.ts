@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { canonicalArguments, canonicalDigest } from "../canonical.js";
-import { parseSchedule } from "../cron/slot.js";
+import { parseSchedule } from "../cron/index.js";
 import { ConfigError } from "../errors.js";
 import { isValidJobName } from "../guard/keys.js";
 

@@ -5,7 +5,7 @@ import {
   periodMsOf,
   slotId,
   validateSkewTolerance,
-} from "../../core/cron/slot.js";
+} from "../../core/cron/index.js";
 import { ConfigError, messageOf, SlotError, StoreUnavailableError } from "../../core/errors.js";
 import type { Guard, JobContext } from "../../core/guard/guard.js";
 import { assertJobName } from "../../core/guard/keys.js";

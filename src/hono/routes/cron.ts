@@ -1,5 +1,5 @@
 import { type Context, Hono } from "hono";
-import { nextFireTimes, parseExplicitSlot, slotId } from "../../core/cron/slot.js";
+import { nextFireTimes, parseExplicitSlot, slotId } from "../../core/cron/index.js";
 import { SlotError } from "../../core/errors.js";
 import type { GuardStore } from "../../core/store.js";
 import { cronGuard } from "../cron-guard/index.js";

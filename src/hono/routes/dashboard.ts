@@ -6,7 +6,7 @@ import {
   periodMsOf,
   slotFromCron,
   slotId,
-} from "../../core/cron/slot.js";
+} from "../../core/cron/index.js";
 import { messageOf, SlotError } from "../../core/errors.js";
 import { isValidJobName } from "../../core/guard/keys.js";
 import { createGuard, type JobStatus, type SlotState } from "../../core/index.js";

@@ -5,12 +5,11 @@ import {
   parseExplicitSlot,
   parseSchedule,
   periodMsOf,
-  sameSchedule,
   slotFromCron,
   slotFromScheduledTime,
   slotId,
   validateSkewTolerance,
-} from "../../../src/core/cron/slot.js";
+} from "../../../src/core/cron/index.js";
 import { ConfigError, SlotError } from "../../../src/core/errors.js";
 
 const at = (iso: string): number => {
@@ -440,59 +439,6 @@ describe("parseExplicitSlot: only past fire times (backfill)", () => {
     expect(error.message).toMatch(/100021 characters/);
     const junk = thrown(() => parseExplicitSlot("x".repeat(10_000), everyFive, now)) as SlotError;
     expect(junk.message.length).toBeLessThan(300);
-  });
-});
-
-describe("sameSchedule: equal by meaning, not by spelling", () => {
-  it.each([
-    ["*/1 * * * *", "* * * * *"],
-    ["00 08 * * *", "0 8 * * *"],
-    ["0 8 * * MON", "0 8 * * 1"],
-    ["0 8 * * mon-fri", "0 8 * * 1-5"],
-    ["0 8 * * 7", "0 8 * * 0"],
-    ["0 8 * * SUN", "0 8 * * 7"],
-    ["0 8 ? * ?", "0 8 * * *"],
-    ["0 8 1-31 * *", "0 8 * * *"],
-    ["0 8 * * 0-6", "0 8 * * *"],
-    ["0 8 1-31 * 1", "0 8 * * *"],
-    ["0 0 * JAN-MAR *", "0 0 * 1-3 *"],
-    ["0,30 * * * *", "*/30 * * * *"],
-    ["0 9-17/2 * * *", "0 9,11,13,15,17 * * *"],
-    ["0 0 1 * 1", "0 0 1 * MON"],
-    ["  0  8 * * * ", "0 8 * * *"],
-    ["@daily", "0 0 * * *"],
-    ["@hourly", "0 * * * *"],
-    ["0 0 L * *", "0 0 L * *"],
-    ["0 0 L 2 *", "0 0 L FEB *"],
-    ["0 0 15W * *", "0 0 15W * *"],
-    ["0 0 * * FRI#2", "0 0 * * 5#2"],
-    ["0 0 * * 5L", "0 0 * * 5#L"],
-    ["0 0 * * 5#1,5#2,5#3,5#4,5#5", "0 0 * * 5"],
-    ["0 0 * * 5#1,5#2,5#3,5#4,5L", "0 0 * * FRI"],
-    ["0 0 * * 5#5,5L", "0 0 * * 5L"],
-  ])("%j means %j", (a, b) => {
-    expect(sameSchedule(a, b)).toBe(true);
-    expect(sameSchedule(b, a)).toBe(true);
-  });
-
-  it.each([
-    ["0 8 * * 1", "0 8 * * 2"],
-    ["*/5 * * * *", "*/10 * * * *"],
-    ["0 8 1 * 1", "0 8 1 * *"],
-    ["0 8 1 * 1", "0 8 * * 1"],
-    ["0 0 L * *", "0 0 31 * *"],
-    ["0 0 LW * *", "0 0 L * *"],
-    ["0 0 15W * *", "0 0 15 * *"],
-    ["0 0 * * 5#2", "0 0 * * 5"],
-    ["0 0 * * 5L", "0 0 * * 5#4"],
-    ["0 0 * * 5L", "0 0 * * 5#5"],
-    ["0 0 1 * +1", "0 0 1 * 1"],
-    ["0 8 * * *", "0 9 * * *"],
-    ["every minute", "* * * * *"],
-    ["* * * * * *", "* * * * *"],
-  ])("%j does not mean %j", (a, b) => {
-    expect(sameSchedule(a, b)).toBe(false);
-    expect(sameSchedule(b, a)).toBe(false);
   });
 });
 

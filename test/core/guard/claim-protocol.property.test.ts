@@ -26,7 +26,7 @@
 import fc from "fast-check";
 import { createClient } from "redis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { slotId } from "../../../src/core/cron/slot.js";
+import { slotId } from "../../../src/core/cron/index.js";
 import type { SlotLookup } from "../../../src/core/guard/lookup.js";
 import type { LuaScript } from "../../../src/core/guard/scripts.js";
 import * as coreScripts from "../../../src/core/guard/scripts.js";

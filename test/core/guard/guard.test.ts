@@ -1,6 +1,6 @@
 import { Redis } from "@upstash/redis";
 import { describe, expect, it } from "vitest";
-import { slotId } from "../../../src/core/cron/slot.js";
+import { slotId } from "../../../src/core/cron/index.js";
 import { COMPLETE_SCRIPT, type LuaScript } from "../../../src/core/guard/scripts.js";
 import {
   createGuard,

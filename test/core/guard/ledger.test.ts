@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { slotId } from "../../../src/core/cron/slot.js";
+import { slotId } from "../../../src/core/cron/index.js";
 import { createGuard, type GuardOptions } from "../../../src/core/index.js";
 import { sleep } from "../../../src/core/sleep.js";
 import { tally } from "../../support/guard-contract.js";

@@ -1,0 +1,9 @@
+/** Cron for the rest of the package: parsing, fire times, slots and their ids. */
+export {
+  latestFireAtOrBefore,
+  nextFireTimes,
+  periodMsOf,
+  validateSkewTolerance,
+} from "./fire-times.js";
+export { type CronSchedule, parseSchedule } from "./schedule.js";
+export { parseExplicitSlot, slotFromCron, slotFromScheduledTime, slotId } from "./slot-id.js";
