@@ -3,13 +3,8 @@
  * a seeded random source, percentiles and a plain table.
  */
 import { Redis } from "@upstash/redis";
-import {
-  type BridgeRequestInfo,
-  type RedisServerHandle,
-  type RunningBridge,
-  spawnRedisServer,
-  startBridge,
-} from "../src/bridge/index.js";
+import { type BridgeRequestInfo, type RunningBridge, startBridge } from "../src/bridge/index.js";
+import { type RedisServerHandle, spawnRedisServer } from "../src/bridge/redis-server.js";
 
 export interface BenchStack {
   redis: RedisServerHandle;

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { setupLines } from "./bridge/acl-rules.js";
+import { redactRedisUrl } from "./bridge/redis-url.js";
 import {
   type CliCommand,
   type CliIo,
@@ -170,7 +171,7 @@ const bridgeCommand: CliCommand = {
       spawns && !values.ephemeral
         ? resolve(values["data-dir"] ?? fromEnv(BRIDGE_ENV.dataDir) ?? DEFAULT_DATA_DIR)
         : undefined;
-    const { startBridge, redactRedisUrl } = await loadBridge();
+    const { startBridge } = await loadBridge();
     const bridge = await startBridge({
       port: portOption("--port", values.port),
       host: values.host,

@@ -7,10 +7,10 @@ import {
   newAclUsers,
   setupLines,
 } from "./acl-rules.js";
-import { openWithRetry } from "./connections.js";
 import { RedisUnavailableError } from "./errors.js";
 import { ReplyError } from "./resp.js";
 import { RespConnection } from "./resp-connection.js";
+import { openWithRetry } from "./shared-connection.js";
 
 const RespConnectionOpen = (redisUrl: string, timeoutMs: number) =>
   RespConnection.open(redisUrl, timeoutMs);
@@ -21,19 +21,6 @@ const RespConnectionOpen = (redisUrl: string, timeoutMs: number) =>
  * transactions too (ACL applies inside scripts). The bridge's own top-level checks stay the
  * fast first answer; the ACL is what holds when a script calls `redis.call`.
  */
-
-export {
-  type AclUsers,
-  aclRules,
-  BRIDGE_READONLY_USER,
-  BRIDGE_USER,
-  configLines,
-  DENIED_RULES,
-  type LeastPrivilege,
-  type LoginAs,
-  newAclUsers,
-  setupLines,
-} from "./acl-rules.js";
 
 /**
  * Commands the probe of a given user asks Redis about (`redis.acl_check_cmd`, which checks the

@@ -1,24 +1,19 @@
 import { createCluster } from "redis";
+import type { CommandRunner, Outcome } from "./command-runner.js";
 import { type CommandTable, firstKey, parseCommandTable } from "./command-table.js";
+import { Deadlines } from "./deadlines.js";
 import {
-  AS_BUFFER,
-  assertReplyWithin,
-  assertTransactionWithin,
-  type CommandRunner,
-  classify,
-  DEFAULT_MAX_RESPONSE_BYTES,
-  execOn,
   messageOf,
-  type Outcome,
   RedisCommandError,
   RedisUnavailableError,
   ResponseTooLargeError,
-  reconnectDelayMs,
-  replySize,
-} from "./connections.js";
-import { Deadlines } from "./deadlines.js";
+} from "./errors.js";
+import { AS_BUFFER, reconnectDelayMs } from "./node-redis.js";
 import type { Command } from "./protocol.js";
-import { redactRedisUrl } from "./resp-connection.js";
+import { DEFAULT_MAX_RESPONSE_BYTES } from "./protocol.js";
+import { redactRedisUrl } from "./redis-url.js";
+import { assertReplyWithin, assertTransactionWithin, classify, replySize } from "./replies.js";
+import { execOn } from "./transactions.js";
 
 export interface ClusterConnectionsOptions {
   /** Some nodes of the cluster, `redis://host:port`; the rest is discovered. */

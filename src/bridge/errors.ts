@@ -1,5 +1,6 @@
 /**
- * How the bridge's Redis side fails; the HTTP handler turns each into its status code.
+ * How a request to the bridge fails; the HTTP handler turns each into its status code (see
+ * responses.ts). A malformed command is protocol.ts's BadRequestError (400).
  */
 
 /** Redis could not be reached, the socket broke or a call exceeded its timeout (HTTP 503). */
@@ -18,4 +19,20 @@ export class RedisCommandError extends Error {
  */
 export class ResponseTooLargeError extends Error {
   override readonly name = "ResponseTooLargeError";
+}
+
+/** A request the HTTP layer refuses itself: malformed JSON or URL, no route, a body too large. */
+export class HttpError extends Error {
+  override readonly name = "HttpError";
+  constructor(
+    readonly status: number,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -6,7 +6,8 @@ import {
   parseWrk,
   runLoad,
 } from "../../bench/load.js";
-import { type RedisServerHandle, spawnRedisServer, startBridge } from "../../src/bridge/index.js";
+import { startBridge } from "../../src/bridge/index.js";
+import { type RedisServerHandle, spawnRedisServer } from "../../src/bridge/redis-server.js";
 
 const WRK_REPORT = `Running 4s test @ http://127.0.0.1:40123/
   1 threads and 50 connections

@@ -6,12 +6,8 @@
  */
 import { createClient } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  type RedisServerHandle,
-  type RunningBridge,
-  spawnRedisServer,
-  startBridge,
-} from "../../src/bridge/index.js";
+import { type RunningBridge, startBridge } from "../../src/bridge/index.js";
+import { type RedisServerHandle, spawnRedisServer } from "../../src/bridge/redis-server.js";
 import { postTimed } from "../support/bridge-request.js";
 
 /** A node-redis client (RESP2) straight to `url`, on logical database `database`. */

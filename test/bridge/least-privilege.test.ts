@@ -7,14 +7,9 @@
 import { createServer } from "node:net";
 import { createClient } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  BRIDGE_READONLY_USER,
-  BRIDGE_USER,
-  type RedisServerHandle,
-  type RunningBridge,
-  spawnRedisServer,
-  startBridge,
-} from "../../src/bridge/index.js";
+import { BRIDGE_READONLY_USER, BRIDGE_USER } from "../../src/bridge/acl-rules.js";
+import { type RunningBridge, startBridge } from "../../src/bridge/index.js";
+import { type RedisServerHandle, spawnRedisServer } from "../../src/bridge/redis-server.js";
 import { postTimed } from "../support/bridge-request.js";
 
 const READONLY = "least-privilege-readonly";

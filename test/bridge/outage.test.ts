@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningBridge, spawnRedisServer, startBridge } from "../../src/bridge/index.js";
-import type { RedisServerHandle } from "../../src/bridge/redis-server.js";
+import { type RunningBridge, startBridge } from "../../src/bridge/index.js";
+import { type RedisServerHandle, spawnRedisServer } from "../../src/bridge/redis-server.js";
 import { postTimed } from "../support/bridge-request.js";
 
 const COMMAND_TIMEOUT_MS = 800;

@@ -6,7 +6,7 @@ import { execFile } from "node:child_process";
 import { createServer } from "node:net";
 import { promisify } from "node:util";
 import { createClient } from "redis";
-import { type RedisServerHandle, spawnRedisServer } from "../../src/bridge/index.js";
+import { type RedisServerHandle, spawnRedisServer } from "../../src/bridge/redis-server.js";
 
 const run = promisify(execFile);
 

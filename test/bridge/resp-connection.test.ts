@@ -3,8 +3,9 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisUnavailableError } from "../../src/bridge/errors.js";
 import { type RedisServerHandle, spawnRedisServer } from "../../src/bridge/redis-server.js";
+import { parseRedisUrl } from "../../src/bridge/redis-url.js";
 import { ReplyError } from "../../src/bridge/resp.js";
-import { parseRedisUrl, RespConnection } from "../../src/bridge/resp-connection.js";
+import { RespConnection } from "../../src/bridge/resp-connection.js";
 
 const TIMEOUT_MS = 2_000;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { SyncTokens } from "../../src/bridge/app.js";
+import { SyncTokens } from "../../src/bridge/sync-tokens.js";
 
 const NOV_2026 = Date.UTC(2026, 10, 25, 21, 0, 0);
 

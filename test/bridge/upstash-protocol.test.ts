@@ -7,12 +7,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { request as httpRequest } from "node:http";
 import { Redis } from "@upstash/redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  type RedisServerHandle,
-  type RunningBridge,
-  spawnRedisServer,
-  startBridge,
-} from "../../src/bridge/index.js";
+import { type RunningBridge, startBridge } from "../../src/bridge/index.js";
+import { type RedisServerHandle, spawnRedisServer } from "../../src/bridge/redis-server.js";
 import { bridgeEnv, directRedis, useKeyPrefix } from "../support/harness.js";
 
 const READONLY = "read-only-secret";

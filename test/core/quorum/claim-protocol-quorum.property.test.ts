@@ -19,12 +19,8 @@ import { Redis } from "@upstash/redis";
 import fc from "fast-check";
 import { createClient } from "redis";
 import { afterAll, beforeAll, describe, it } from "vitest";
-import {
-  type RedisServerHandle,
-  type RunningBridge,
-  spawnRedisServer,
-  startBridge,
-} from "../../../src/bridge/index.js";
+import { type RunningBridge, startBridge } from "../../../src/bridge/index.js";
+import { type RedisServerHandle, spawnRedisServer } from "../../../src/bridge/redis-server.js";
 import {
   createGuard,
   createQuorumStore,
