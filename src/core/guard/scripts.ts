@@ -6,19 +6,94 @@
 export interface LuaScript {
   readonly name: string;
   readonly source: string;
+  /** How a quorum of databases merges this script's answers; absent for an undeclared script. */
+  readonly quorum?: QuorumDeclaration;
   sha1(): Promise<string>;
 }
 
-export function luaScript(name: string, source: string): LuaScript {
+/**
+ * How a quorum (`core/quorum`) merges the answers of its databases to one script. A script
+ * declares it where it is written, so that the quorum knows no feature:
+ * - `claim`, `complete`, `extend`, `withdraw`, `status`: the guard's own protocol (see quorum/).
+ * - `registry-write`: changes the one record its first argument names; runs only where a majority
+ *   agrees on that record's state, then needs a majority of identical answers.
+ * - `registry-read`: reads the one record its first argument names; a majority of identical answers.
+ * - `registry-items`: answers `{ items: [{ id }, ...] }`; a majority of identical answers, and the
+ *   databases that differ get the listed records repaired.
+ * - `registry-list`: ARGV cursor, count; a page of the whole registry, merged record by record.
+ * - `registry-events`: a list of `{ id, schedule, event }`; an event shows when a majority holds it.
+ * A script that declares nothing gets the answer a majority gave identically (else the first one).
+ */
+export type QuorumMerge =
+  | "claim"
+  | "complete"
+  | "extend"
+  | "withdraw"
+  | "status"
+  | "registry-write"
+  | "registry-read"
+  | "registry-items"
+  | "registry-list"
+  | "registry-events";
+
+export interface QuorumDeclaration {
+  readonly merge: QuorumMerge;
+}
+
+export interface LuaScriptOptions {
+  /** How a quorum merges this script's answers (see QuorumMerge). */
+  quorum?: QuorumDeclaration;
+}
+
+/** Every script that declared a quorum merge, in the order its module was loaded. */
+const declared: LuaScript[] = [];
+const declaredBySource = new Map<string, LuaScript>();
+const declaredBySha1 = new Map<string, LuaScript>();
+let hashedCount = 0;
+let hashing: Promise<void> = Promise.resolve();
+
+export function luaScript(name: string, source: string, options: LuaScriptOptions = {}): LuaScript {
   let digest: Promise<string> | undefined;
-  return Object.freeze({
+  const quorum = options.quorum ? Object.freeze({ merge: options.quorum.merge }) : undefined;
+  const script: LuaScript = Object.freeze({
     name,
     source,
+    ...(quorum ? { quorum } : {}),
     sha1() {
       digest ??= sha1Hex(source);
       return digest;
     },
   });
+  if (quorum && !declaredBySource.has(source)) {
+    declared.push(script);
+    declaredBySource.set(source, script);
+  }
+  return script;
+}
+
+/**
+ * The declared script with this source, if its module has been loaded by now. Looked up at each
+ * call, so a module loaded after a quorum store was made is known to it from then on.
+ */
+export function declaredScriptBySource(source: string): LuaScript | undefined {
+  return declaredBySource.get(source);
+}
+
+/** The declared script with this SHA1 digest, if its module has been loaded by now. */
+export async function declaredScriptBySha1(sha1: string): Promise<LuaScript | undefined> {
+  if (hashedCount < declared.length) {
+    const fresh = declared.slice(hashedCount);
+    hashedCount = declared.length;
+    hashing = Promise.all([
+      hashing,
+      ...fresh.map(async (script) => {
+        const digest = await script.sha1();
+        if (!declaredBySha1.has(digest)) declaredBySha1.set(digest, script);
+      }),
+    ]).then(() => undefined);
+  }
+  await hashing;
+  return declaredBySha1.get(sha1);
 }
 
 async function sha1Hex(text: string): Promise<string> {
@@ -174,6 +249,7 @@ if redis.call('HSETNX', KEYS[6], '~since', ARGV[3]) == 1 then
   redis.call('PEXPIRE', KEYS[6], tonumber(ARGV[10]) + 86400000)
 end
 return cjson.encode({ outcome = 'claimed', state = state, pttl = tonumber(ARGV[2]) })`,
+  { quorum: { merge: "claim" } },
 );
 
 /**
@@ -235,6 +311,7 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', 'slot', ARGV[9], 'statu
 ledger_append(KEYS[4], ARGV[9], tonumber(state.score) or tonumber(ARGV[14]), state.state, ARGV[10],
   ARGV[4], state.forced and '1' or '0', now, maxAge, maxSlots)
 return cjson.encode({ outcome = 'recorded', state = state })`,
+  { quorum: { merge: "complete" } },
 );
 
 /**
@@ -256,6 +333,7 @@ if ours(KEYS[1]) then
   return 1
 end
 return 0`,
+  { quorum: { merge: "withdraw" } },
 );
 
 /**
@@ -274,6 +352,7 @@ if not owned(KEYS[1]) then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if owned(KEYS[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 return 1`,
+  { quorum: { merge: "extend" } },
 );
 
 /**
@@ -298,6 +377,7 @@ end
 return cjson.encode({ slots = slots, runs = runs, running = decode(redis.call('GET', KEYS[3])),
   fence = tonumber(redis.call('GET', KEYS[4]) or '0'),
   since = tonumber(redis.call('HGET', KEYS[5], '~since') or '') })`,
+  { quorum: { merge: "status" } },
 );
 
 /**

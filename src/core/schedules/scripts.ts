@@ -53,6 +53,7 @@ else
   redis.call('ZADD', KEYS[2], 'NX', string.match(fire, '^(%d+)'), id)
 end
 return cjson.encode({ outcome = outcome, schedule = encoded, fire = fire })`,
+  { quorum: { merge: "registry-write" } },
 );
 
 /** ARGV: id, "1" (resume) or "0" (pause), nowMs, next fire ms. Resuming starts from the next fire. */
@@ -78,6 +79,7 @@ else
   redis.call('ZREM', KEYS[2], id)
 end
 return cjson.encode({ outcome = 'updated', schedule = encoded, fire = redis.call('HGET', KEYS[3], id) })`,
+  { quorum: { merge: "registry-write" } },
 );
 
 /** ARGV: id. 1 when it existed. */
@@ -86,6 +88,7 @@ export const DELETE_SCRIPT = luaScript(
   `redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 return redis.call('HDEL', KEYS[1], ARGV[1])`,
+  { quorum: { merge: "registry-write" } },
 );
 
 /** ARGV: id. The stored definition, pending fire and due time (each nil when absent). */
@@ -93,6 +96,7 @@ export const READ_SCRIPT = luaScript(
   "schedule-read",
   `return cjson.encode({ schedule = redis.call('HGET', KEYS[1], ARGV[1]),
   fire = redis.call('HGET', KEYS[3], ARGV[1]), dueAt = redis.call('ZSCORE', KEYS[2], ARGV[1]) })`,
+  { quorum: { merge: "registry-read" } },
 );
 
 /** ARGV: cursor, count. One HSCAN page of definitions with their pending fires. */
@@ -106,6 +110,7 @@ for i = 1, #entries, 2 do
     fire = redis.call('HGET', KEYS[3], entries[i]) }
 end
 return cjson.encode({ cursor = page[1], items = items })`,
+  { quorum: { merge: "registry-list" } },
 );
 
 /**
@@ -129,6 +134,7 @@ for i = 1, #page, 2 do
   end
 end
 return cjson.encode({ total = total, items = items })`,
+  { quorum: { merge: "registry-items" } },
 );
 
 /**
@@ -161,6 +167,7 @@ end
 local cursor = false
 if #page == 2 * count then cursor = page[#page] .. ':' .. page[#page - 1] end
 return cjson.encode({ items = items, cursor = cursor })`,
+  { quorum: { merge: "registry-items" } },
 );
 
 /**
@@ -186,6 +193,7 @@ for _, event in ipairs({ ARGV[5], ARGV[7] or '' }) do
   end
 end
 return 'set'`,
+  { quorum: { merge: "registry-write" } },
 );
 
 /** KEYS: events. ARGV: count. The latest registry events (dead and missed fires), newest first. */
@@ -196,4 +204,5 @@ for i, entry in ipairs(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[
   events[i] = { id = entry[1], schedule = entry[2][2], event = entry[2][4] }
 end
 return cjson.encode(events)`,
+  { quorum: { merge: "registry-events" } },
 );
