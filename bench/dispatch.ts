@@ -4,7 +4,7 @@
  * schedules drained by concurrent ticks.
  */
 import { createClient } from "redis";
-import { createDispatcher, createScheduleRegistry } from "../src/core/index.js";
+import { createDispatcher, createScheduleRegistry } from "../src/core/schedules/index.js";
 import { registryKeys } from "../src/core/schedules/registry.js";
 import { type BenchStack, median, upstashClient } from "./support.js";
 

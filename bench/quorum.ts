@@ -5,7 +5,8 @@
 
 import { jobKeys } from "../src/core/guard/keys.js";
 import { CLAIM_SCRIPT } from "../src/core/guard/scripts.js";
-import { createQuorumStore, type GuardStore } from "../src/core/index.js";
+import type { GuardStore } from "../src/core/index.js";
+import { createQuorumStore } from "../src/core/quorum/quorum.js";
 import { runScript } from "../src/core/store.js";
 import { type BenchStack, median, percentile, startBenchStack, upstashClient } from "./support.js";
 

@@ -1,5 +1,5 @@
 import type { Redis } from "@upstash/redis";
-import type { ScheduleInput } from "../src/core/index.js";
+import type { ScheduleInput } from "../src/core/schedules/index.js";
 import type { AppScheduleHandler, CronJob } from "../src/hono/index.js";
 
 export interface ExampleJobsOptions {

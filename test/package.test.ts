@@ -12,15 +12,33 @@ describe("the built package", () => {
 
   it("resolves every subpath export from plain Node", async () => {
     const script = [
-      'const m = await Promise.all(["cron-guard", "cron-guard/hono", "cron-guard/cloudflare", "cron-guard/vercel", "cron-guard/bridge"].map((s) => import(s)));',
-      "console.log([typeof m[0].createGuard, typeof m[1].cronGuard, typeof m[2].createWorker, typeof m[3].createVercelApp, typeof m[4].startBridge].join(' '));",
+      'const m = await Promise.all(["cron-guard", "cron-guard/hono", "cron-guard/cloudflare", "cron-guard/vercel", "cron-guard/bridge", "cron-guard/schedules", "cron-guard/quorum", "cron-guard/cron", "cron-guard/monitoring"].map((s) => import(s)));',
+      "console.log([typeof m[0].createGuard, typeof m[1].cronGuard, typeof m[2].createWorker, typeof m[3].createVercelApp, typeof m[4].startBridge, typeof m[5].createDispatcher, typeof m[6].createQuorumStore, typeof m[7].parseSchedule, typeof m[8].monitorJob].join(' '));",
     ].join("\n");
     const { stdout } = await promisify(execFile)(
       process.execPath,
       ["--input-type=module", "-e", script],
       { cwd: process.cwd() },
     );
-    expect(stdout.trim()).toBe("function function function function function");
+    expect(stdout.trim()).toBe(Array(9).fill("function").join(" "));
+  });
+
+  it("keeps the root entry small: the guard and its errors, at most 15 values", async () => {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        'console.log(JSON.stringify(Object.keys(await import("cron-guard"))))',
+      ],
+      { cwd: process.cwd() },
+    );
+    const values = JSON.parse(stdout) as string[];
+    expect(values.length).toBeLessThanOrEqual(15);
+    expect(values).toEqual(
+      expect.arrayContaining(["createGuard", "guarded", "ConfigError", "StoreUnavailableError"]),
+    );
+    expect(values).not.toContain("createDispatcher");
   });
 
   it("runs `cron-guard bridge` from dist: prints the Upstash variables, serves, stops on SIGTERM", async () => {

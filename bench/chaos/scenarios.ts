@@ -4,6 +4,7 @@
  * surfaced errors from what the job bodies themselves saw.
  */
 
+import { parseSchedule, slotFromCron, slotId } from "../../src/core/cron/index.js";
 import { COMPLETE_SCRIPT } from "../../src/core/guard/scripts.js";
 import {
   createGuard,
@@ -11,9 +12,6 @@ import {
   type GuardOptions,
   type GuardResult,
   type JobContext,
-  parseSchedule,
-  slotFromCron,
-  slotId,
 } from "../../src/core/index.js";
 import { type FaultPlan, type FaultProxy, forwardAll, startFaultProxy } from "../faults/proxy.js";
 import {

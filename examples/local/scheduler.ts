@@ -1,4 +1,4 @@
-import { nextFireTimes, parseSchedule, slotId } from "../../src/core/index.js";
+import { nextFireTimes, parseSchedule, slotId } from "../../src/core/cron/index.js";
 import type { Bindings, CronApp, ScheduledRun } from "../../src/hono/index.js";
 
 type TickResult = { ran: number; skipped: number; failed: number; dead: number; missed: number };

@@ -1,13 +1,7 @@
-export {
-  type CronSchedule,
-  nextFireTimes,
-  parseExplicitSlot,
-  parseSchedule,
-  periodMsOf,
-  slotFromCron,
-  slotFromScheduledTime,
-  slotId,
-} from "./cron/index.js";
+/**
+ * `cron-guard`: the guard. Schedules, quorum, cron helpers and monitoring have their own subpaths
+ * (`cron-guard/schedules`, `cron-guard/quorum`, `cron-guard/cron`, `cron-guard/monitoring`).
+ */
 export {
   ConfigError,
   InvalidKeyPartError,
@@ -27,6 +21,7 @@ export {
 export { type GuardedOptions, guarded } from "./guard/guarded.js";
 export { isValidJobName } from "./guard/keys.js";
 export type { Lease } from "./guard/lease.js";
+export type { LedgerRun, SlotLookup } from "./guard/lookup.js";
 export type {
   FailedResult,
   GuardResult,
@@ -37,15 +32,6 @@ export type {
 } from "./guard/result.js";
 export type { JobStatus, RunRecord } from "./guard/status.js";
 export type { DistributeOptions, DistributeResult, Task } from "./guard/types.js";
-export {
-  type ClaimSighting,
-  claimsFromStatus,
-  detectMissedAndLate,
-  type LateRun,
-  type MonitorOptions,
-  type MonitorReport,
-  monitorJob,
-} from "./monitoring/monitor.js";
 export type {
   FailurePolicy,
   GuardOptions,
@@ -53,21 +39,4 @@ export type {
   ResolvedGuardOptions,
   StoreErrorPolicy,
 } from "./options.js";
-export { createQuorumStore, type QuorumOptions, quorumFromEnv } from "./quorum/quorum.js";
-export {
-  createDispatcher,
-  type DispatcherOptions,
-  type ScheduleHandler,
-  type ScheduleRunContext,
-  type TickResult,
-} from "./schedules/dispatch.js";
-export {
-  createScheduleRegistry,
-  type RegistryEvent,
-  type RegistryOptions,
-  type ScheduleRegistry,
-  type ScheduleView,
-  type UpsertResult,
-} from "./schedules/registry.js";
-export type { CatchUpPolicy, Schedule, ScheduleInput } from "./schedules/schedule.js";
 export type { GuardStore } from "./store.js";

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { Redis } from "@upstash/redis/cloudflare";
 import { describe, expect, it } from "vitest";
-import { createDispatcher, createScheduleRegistry } from "../../src/core/index.js";
+import { createDispatcher, createScheduleRegistry } from "../../src/core/schedules/index.js";
 
 describe("the schedule registry and dispatcher inside workerd", () => {
   it("registers schedules and dispatches each due fire once across concurrent ticks", async () => {

@@ -3,14 +3,13 @@
  * comparison first, then through a real guard (real redis-server behind the bridge, injected clock).
  */
 import { describe, expect, it } from "vitest";
+import { parseSchedule, slotId } from "../../../src/core/cron/index.js";
+import { createGuard } from "../../../src/core/index.js";
 import {
   claimsFromStatus,
-  createGuard,
   detectMissedAndLate,
   monitorJob,
-  parseSchedule,
-  slotId,
-} from "../../../src/core/index.js";
+} from "../../../src/core/monitoring/index.js";
 import { upstash, useKeyPrefix } from "../../support/harness.js";
 
 const MINUTE = 60_000;

@@ -21,12 +21,8 @@ import { createClient } from "redis";
 import { afterAll, beforeAll, describe, it } from "vitest";
 import { type RunningBridge, startBridge } from "../../../src/bridge/index.js";
 import { type RedisServerHandle, spawnRedisServer } from "../../../src/bridge/redis-server.js";
-import {
-  createGuard,
-  createQuorumStore,
-  type GuardResult,
-  type GuardStore,
-} from "../../../src/core/index.js";
+import { createGuard, type GuardResult, type GuardStore } from "../../../src/core/index.js";
+import { createQuorumStore } from "../../../src/core/quorum/quorum.js";
 import { sleep } from "../../../src/core/sleep.js";
 
 const RUNS = Number(process.env.QUORUM_PROPERTY_RUNS ?? 8);

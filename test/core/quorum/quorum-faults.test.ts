@@ -8,14 +8,9 @@ import { createClient } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningBridge, startBridge } from "../../../src/bridge/index.js";
 import { type RedisServerHandle, spawnRedisServer } from "../../../src/bridge/redis-server.js";
-import {
-  createDispatcher,
-  createGuard,
-  createQuorumStore,
-  createScheduleRegistry,
-  type GuardStore,
-  StoreUnavailableError,
-} from "../../../src/core/index.js";
+import { createGuard, type GuardStore, StoreUnavailableError } from "../../../src/core/index.js";
+import { createQuorumStore } from "../../../src/core/quorum/quorum.js";
+import { createDispatcher, createScheduleRegistry } from "../../../src/core/schedules/index.js";
 import { sleep } from "../../../src/core/sleep.js";
 import { tally } from "../../support/guard-contract.js";
 

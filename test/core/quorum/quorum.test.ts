@@ -10,13 +10,12 @@ import { type RedisServerHandle, spawnRedisServer } from "../../../src/bridge/re
 import {
   ConfigError,
   createGuard,
-  createQuorumStore,
   type GuardOptions,
   type GuardResult,
   type GuardStore,
-  quorumFromEnv,
   StoreUnavailableError,
 } from "../../../src/core/index.js";
+import { createQuorumStore, quorumFromEnv } from "../../../src/core/quorum/quorum.js";
 import { sleep } from "../../../src/core/sleep.js";
 import { guardContract, tally } from "../../support/guard-contract.js";
 import { upstash, useKeyPrefix } from "../../support/harness.js";

@@ -6,14 +6,14 @@
  * through the bridge; only the set-pending calls are made to fail.
  */
 import { describe, expect, it } from "vitest";
+import type { GuardStore } from "../../../src/core/index.js";
 import {
   type CatchUpPolicy,
   createDispatcher,
   createScheduleRegistry,
-  type GuardStore,
   type ScheduleHandler,
   type TickResult,
-} from "../../../src/core/index.js";
+} from "../../../src/core/schedules/index.js";
 import { SET_PENDING_SCRIPT } from "../../../src/core/schedules/scripts.js";
 import { directRedis, upstash, useKeyPrefix } from "../../support/harness.js";
 

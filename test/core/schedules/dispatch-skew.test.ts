@@ -7,12 +7,12 @@
  * real time from a chosen reading, as a skewed machine's would.
  */
 import { describe, expect, it } from "vitest";
+import { ConfigError } from "../../../src/core/index.js";
 import {
-  ConfigError,
   createDispatcher,
   createScheduleRegistry,
   type ScheduleHandler,
-} from "../../../src/core/index.js";
+} from "../../../src/core/schedules/index.js";
 import { upstash, useKeyPrefix } from "../../support/harness.js";
 
 const FIRE = Date.UTC(2026, 10, 25, 12, 1, 0);

@@ -6,13 +6,13 @@
  * through the bridge; the outage is a store wrapper that fails every call for a while.
  */
 import { describe, expect, it } from "vitest";
+import type { GuardStore } from "../../../src/core/index.js";
 import {
   type CatchUpPolicy,
   createDispatcher,
   createScheduleRegistry,
-  type GuardStore,
   type ScheduleHandler,
-} from "../../../src/core/index.js";
+} from "../../../src/core/schedules/index.js";
 import { sleep } from "../../../src/core/sleep.js";
 import { upstash, useKeyPrefix } from "../../support/harness.js";
 

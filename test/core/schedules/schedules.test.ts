@@ -4,15 +4,14 @@
  * redis-server through the bridge. Time is an injected clock; leases are real Redis expiries.
  */
 import { describe, expect, it } from "vitest";
+import { ConfigError, createGuard } from "../../../src/core/index.js";
 import {
-  ConfigError,
   createDispatcher,
-  createGuard,
   createScheduleRegistry,
   type DispatcherOptions,
   type ScheduleHandler,
   type ScheduleInput,
-} from "../../../src/core/index.js";
+} from "../../../src/core/schedules/index.js";
 import { directRedis, upstash, useKeyPrefix } from "../../support/harness.js";
 
 const MINUTE = 60_000;
