@@ -5,6 +5,7 @@ import { assertJobName, isValidJobName } from "../core/guard/keys.js";
 import {
   configErrorIn,
   type GuardSettings,
+  type ResolvedGuardSettings,
   resolveGuardOptions,
   resolveGuardSettings,
 } from "../core/options.js";
@@ -24,13 +25,20 @@ export interface PreparedJob<TRedis extends GuardStore> {
 /** What every route of one app shares: its jobs, and one store and guard per job per environment. */
 export interface Deployment<TRedis extends GuardStore> {
   readonly jobs: ReadonlyMap<string, PreparedJob<TRedis>>;
-  readonly guardOptions: GuardSettings;
+  /** The app's guard settings, validated and defaulted once at creation (frozen). */
+  readonly settings: ResolvedGuardSettings;
   /** Set when the app registers schedule handlers: the registry and dispatcher routes use it. */
   readonly dynamic: DynamicSchedules<TRedis> | undefined;
   /** The job named `name`, or undefined (also for names that could never be jobs). */
   job(name: string): PreparedJob<TRedis> | undefined;
   redis(env: Bindings | undefined): TRedis;
   guard(env: Bindings | undefined, entry: PreparedJob<TRedis>): Guard;
+  /**
+   * The guard schedules run under (their runs are guarded under their id): `default` with the
+   * app's settings, `dispatch` with the dispatcher's failure policy (a failed fire is kept, and
+   * retried by the dispatcher as an attempt). One per environment, like the jobs' guards.
+   */
+  scheduleGuard(env: Bindings | undefined, kind: "default" | "dispatch"): Guard;
   /** Where the guard claims: `store` when the app has one, else `redis`. */
   store(env: Bindings | undefined): GuardStore;
 }
@@ -75,11 +83,12 @@ export function createDeployment<TRedis extends GuardStore>(
     throw new ConfigError("redis", "must be a Redis client or a function (env) => Redis");
   }
   if (!Array.isArray(jobs)) throw new ConfigError("jobs", "must be an array of jobs");
-  configErrorIn("guard options", () =>
+  const { redis: _redis, ...settings } = configErrorIn("guard options", () =>
     typeof redisOption === "function"
-      ? resolveGuardSettings(guardOptions)
+      ? { ...resolveGuardSettings(guardOptions), redis: undefined }
       : resolveGuardOptions({ ...guardOptions, redis: redisOption }),
   );
+  const appSettings: ResolvedGuardSettings = Object.freeze(settings);
   const prepared = new Map<string, PreparedJob<TRedis>>();
   for (const job of jobs) {
     if (typeof job !== "object" || job === null) {
@@ -139,11 +148,12 @@ export function createDeployment<TRedis extends GuardStore>(
   const redisFor = (env: Bindings | undefined) => resources(env).redis;
   return {
     jobs: prepared,
-    guardOptions,
+    settings: appSettings,
     dynamic: createDynamicSchedules(
       options,
       redisFor,
       (env) => resources(env).store,
+      appSettings,
       new Set(prepared.keys()),
     ),
     job: (name) => (isValidJobName(name) ? prepared.get(name) : undefined),
@@ -153,8 +163,25 @@ export function createDeployment<TRedis extends GuardStore>(
       const { guards, store } = resources(env);
       let guard = guards.get(entry.job.name);
       if (!guard) {
+        // The app's options as given, not resolved: a job's own leaseMs must re-derive the
+        // defaults that depend on it (heartbeatMs).
         guard = createGuard({ ...guardOptions, ...ownGuardOptions(entry.job), redis: store });
         guards.set(entry.job.name, guard);
+      }
+      return guard;
+    },
+    scheduleGuard(env, kind) {
+      const { guards, store } = resources(env);
+      // Job names cannot contain a space, so these keys never meet a job's.
+      const key = `schedules ${kind}`;
+      let guard = guards.get(key);
+      if (!guard) {
+        guard = createGuard(
+          kind === "dispatch"
+            ? { ...appSettings, redis: store, onFailure: "keep", overlap: "allow" }
+            : { ...appSettings, redis: store },
+        );
+        guards.set(key, guard);
       }
       return guard;
     },

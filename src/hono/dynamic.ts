@@ -1,7 +1,7 @@
 import { parseSchedule } from "../core/cron/index.js";
 import { ConfigError } from "../core/errors.js";
 import { isValidJobName } from "../core/guard/keys.js";
-import { configErrorIn, resolveGuardSettings } from "../core/options.js";
+import { configErrorIn, type ResolvedGuardSettings } from "../core/options.js";
 import {
   createDispatcher,
   type ScheduleHandler,
@@ -32,10 +32,11 @@ export function createDynamicSchedules<TRedis extends GuardStore>(
   options: CronAppOptions<TRedis>,
   redisFor: (env: Bindings | undefined) => TRedis,
   storeFor: (env: Bindings | undefined) => GuardStore,
+  /** The app's guard settings, resolved once by the deployment. */
+  settings: ResolvedGuardSettings,
   jobNames: ReadonlySet<string> = new Set(),
 ): DynamicSchedules<TRedis> | undefined {
   const { handlers, schedules = [], dispatchCron = "* * * * *", dispatch = {} } = options;
-  const guardOptions = options.guardOptions ?? {};
   if (handlers === undefined) {
     if (schedules.length > 0) {
       throw new ConfigError("schedules", "need `handlers`: every schedule names one of them");
@@ -64,7 +65,6 @@ export function createDynamicSchedules<TRedis extends GuardStore>(
       parseSchedule(schedule.cron, { timezone: schedule.timezone }),
     );
   }
-  const settings = configErrorIn("guard options", () => resolveGuardSettings(guardOptions));
   const prefix = settings.prefix;
   const names = Object.keys(handlers);
 

@@ -1,7 +1,7 @@
 import { type CronSchedule, nextFireTimes, parseSchedule, slotId } from "../core/cron/index.js";
 import { processEnv } from "../core/env.js";
 import { ConfigError, messageOf } from "../core/errors.js";
-import { createGuard, type Guard, type GuardResult, type JobStatus } from "../core/index.js";
+import type { Guard, GuardResult, JobStatus } from "../core/index.js";
 import {
   ALERT_CLAIM_SCRIPT,
   type AlertEvent,
@@ -14,7 +14,6 @@ import {
   type ResolvedMonitorOptions,
   resolveMonitorOptions,
 } from "../core/monitoring/monitor.js";
-import { DEFAULT_PREFIX } from "../core/options.js";
 import type { TickResult } from "../core/schedules/dispatch.js";
 import type { RegistryEvent, ScheduleView } from "../core/schedules/registry.js";
 import { type GuardStore, runScript } from "../core/store.js";
@@ -186,14 +185,9 @@ function createMonitoring<TRedis extends GuardStore>(
       throw new ConfigError("graceMs", `job "${job.name}": must be an integer of at least 0 ms`);
     }
   }
-  const settings = deployment.guardOptions;
-  // The store the guard claims in (a quorum when the app has one), else the app's Redis.
-  const storeOf = (env: Bindings | undefined): GuardStore =>
-    (deployment as { store?: (env: Bindings | undefined) => GuardStore }).store?.(env) ??
-    deployment.redis(env);
-  const prefix = settings.prefix ?? DEFAULT_PREFIX;
-  const region = settings.region ?? "";
-  const clock = settings.clock ?? Date.now;
+  // The store the guard claims in (a quorum when the app has one).
+  const storeOf = (env: Bindings | undefined): GuardStore => deployment.store(env);
+  const { prefix, region, clock } = deployment.settings;
   const noEnv = {};
   const senders = new WeakMap<object, AlertSender>();
   const alertBoundMs =
@@ -280,7 +274,7 @@ function createMonitoring<TRedis extends GuardStore>(
     waitUntil?: WaitUntil,
     given?: Guard,
   ) {
-    const guard = given ?? createGuard({ ...settings, redis: storeOf(env) });
+    const guard = given ?? deployment.scheduleGuard(env, "default");
     const status = await monitorJob(guard, schedule.id, cronOf(schedule.cron, schedule.timezone), {
       ...options,
       sinceMs: Math.max(schedule.createdAt, schedule.updatedAt),

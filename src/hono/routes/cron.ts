@@ -52,7 +52,7 @@ export function cronRoutes<TRedis extends GuardStore>(
   const unknownJob = (name: string | undefined) => `unknown job ${JSON.stringify(name ?? "")}`;
 
   routes.get("/", (c) => {
-    const nowMs = (deployment.guardOptions.clock ?? Date.now)();
+    const nowMs = deployment.settings.clock();
     return c.json({
       jobs: [...deployment.jobs.values()].map(({ job, schedule }) => ({
         name: job.name,

@@ -9,7 +9,7 @@ import {
 } from "../../core/cron/index.js";
 import { messageOf, SlotError } from "../../core/errors.js";
 import { isValidJobName } from "../../core/guard/keys.js";
-import { createGuard, type JobStatus, type SlotState } from "../../core/index.js";
+import type { JobStatus, SlotState } from "../../core/index.js";
 import type { LateRun } from "../../core/monitoring/monitor.js";
 import type { RegistryEvent, ScheduleView } from "../../core/schedules/registry.js";
 import type { GuardStore } from "../../core/store.js";
@@ -171,8 +171,8 @@ export function dashboardRoutes<TRedis extends GuardStore>(
   const routes = new Hono<{ Bindings: Bindings }>();
   routes.onError(storeErrorAs503);
   const monitoring = monitoringOf(deployment);
-  const clock = deployment.guardOptions.clock ?? Date.now;
-  const storeOf = (env: Bindings | undefined): GuardStore =>
+  const { clock } = deployment.settings;
+  const _storeOf = (env: Bindings | undefined): GuardStore =>
     (deployment as { store?: (env: Bindings | undefined) => GuardStore }).store?.(env) ??
     deployment.redis(env);
 
@@ -266,12 +266,7 @@ export function dashboardRoutes<TRedis extends GuardStore>(
     const handler = options.handlers?.[schedule.handler];
     if (!handler) return jsonError(c, 500, `handler "${schedule.handler}" is not registered`);
     // The dispatcher's guard: a failed fire is kept, so the dispatcher retries it as an attempt.
-    const guard = createGuard({
-      ...deployment.guardOptions,
-      redis: storeOf(c.env),
-      onFailure: "keep",
-      overlap: "allow",
-    });
+    const guard = deployment.scheduleGuard(c.env, "dispatch");
     const cron = parseSchedule(schedule.cron, { timezone: schedule.timezone });
     const nowMs = guard.options.clock();
     const { skewToleranceMs } = guard.options;

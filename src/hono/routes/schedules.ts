@@ -2,7 +2,6 @@ import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { parseExplicitSlot, parseSchedule, slotId } from "../../core/cron/slot.js";
 import { ConfigError, messageOf, SlotError, StoreUnavailableError } from "../../core/errors.js";
-import { createGuard } from "../../core/guard/guard.js";
 import type { ScheduleInput } from "../../core/schedules/schedule.js";
 import type { GuardStore } from "../../core/store.js";
 import type { Deployment } from "../deployment.js";
@@ -98,7 +97,7 @@ export function scheduleRoutes<TRedis extends GuardStore>(
     const { id } = c.req.valid("param");
     const schedule = await (await dynamic.registry(c.env)).get(id);
     if (!schedule) return jsonError(c, 404, `no schedule ${JSON.stringify(id)}`);
-    const guard = createGuard({ ...deployment.guardOptions, redis: deployment.store(c.env) });
+    const guard = deployment.scheduleGuard(c.env, "default");
     const { slots, runs, running, monitor } = await monitoringOf(deployment).scheduleStatus(
       c.env,
       schedule,
@@ -128,7 +127,7 @@ export function scheduleRoutes<TRedis extends GuardStore>(
       if (error instanceof SlotError) return jsonError(c, 400, error.message);
       throw error;
     }
-    const guard = createGuard({ ...deployment.guardOptions, redis: deployment.store(c.env) });
+    const guard = deployment.scheduleGuard(c.env, "default");
     const fire = slotId(slotMs);
     // A failed fire is retried by the dispatcher under `<fire>.retry<n>`: every attempt's record.
     const attempts = await Promise.all(
