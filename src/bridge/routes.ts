@@ -3,6 +3,7 @@ import { authorize } from "./auth.js";
 import type { CommandRunner } from "./command-runner.js";
 import { assertReadOnly, type CommandTable } from "./command-table.js";
 import { HttpError } from "./errors.js";
+import { BridgeOptionsError } from "./options.js";
 import {
   assertTransactionBounded,
   type Command,
@@ -101,15 +102,15 @@ export function createBridgeHandler({
   activity,
 }: BridgeAppOptions): BridgeHandler {
   if (token.length === 0) {
-    throw new TypeError("createBridgeHandler: token must be a non-empty string");
+    throw new BridgeOptionsError("createBridgeHandler: token must be a non-empty string");
   }
   if (readonlyToken !== undefined && (readonlyToken.length === 0 || readonlyToken === token)) {
-    throw new TypeError(
+    throw new BridgeOptionsError(
       "createBridgeHandler: readonlyToken must be non-empty and differ from token",
     );
   }
   if (readonlyToken !== undefined && !commandTable) {
-    throw new TypeError("createBridgeHandler: readonlyToken needs a commandTable");
+    throw new BridgeOptionsError("createBridgeHandler: readonlyToken needs a commandTable");
   }
   const limits: CommandLimits = { maxValueBytes, scriptsRefused };
   const { send, fail, answer } = createResponder(syncTokens, activity);

@@ -1,6 +1,6 @@
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { parseExplicitSlot, parseSchedule, slotId } from "../../core/cron/slot.js";
+import { parseExplicitSlot, parseSchedule, slotId } from "../../core/cron/index.js";
 import { ConfigError, messageOf, SlotError, StoreUnavailableError } from "../../core/errors.js";
 import type { ScheduleInput } from "../../core/schedules/schedule.js";
 import type { GuardStore } from "../../core/store.js";
