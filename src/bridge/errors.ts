@@ -3,6 +3,11 @@
  * responses.ts). A malformed command is protocol.ts's BadRequestError (400).
  */
 
+/** A setup mistake in the bridge's options (a token no client can send, a bad port, ...). */
+export class BridgeOptionsError extends Error {
+  override readonly name = "BridgeOptionsError";
+}
+
 /** Redis could not be reached, the socket broke or a call exceeded its timeout (HTTP 503). */
 export class RedisUnavailableError extends Error {
   override readonly name = "RedisUnavailableError";

@@ -1,12 +1,11 @@
 import { isHeaderSafe } from "../core/secrets.js";
+import { BridgeOptionsError } from "./errors.js";
 import type { BridgeRequestInfo } from "./routes.js";
 
 /** What {@link startBridge} accepts, and why it refuses options it cannot work with. */
 
 /** Invalid {@link StartBridgeOptions}. */
-export class BridgeOptionsError extends Error {
-  override readonly name = "BridgeOptionsError";
-}
+export { BridgeOptionsError } from "./errors.js";
 
 export interface StartBridgeOptions {
   /** HTTP port. Default: 0 (a free port; read it from the returned `url`). */

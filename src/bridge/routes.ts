@@ -2,8 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { authorize } from "./auth.js";
 import type { CommandRunner } from "./command-runner.js";
 import { assertReadOnly, type CommandTable } from "./command-table.js";
-import { HttpError } from "./errors.js";
-import { BridgeOptionsError } from "./options.js";
+import { BridgeOptionsError, HttpError } from "./errors.js";
 import {
   assertTransactionBounded,
   type Command,
