@@ -10,7 +10,7 @@
  * schedule everywhere and runs only when a majority agrees on it (repairing the others first), so
  * a write can never land on a lone database while the others disagree and leave a schedule no
  * majority can settle. LIST and EVENTS are merged in list.ts. The registry is thereby replicated,
- * not linearizable: see the README.
+ * not linearizable: see docs/quorum.md.
  */
 import type { LuaScript } from "../guard/scripts.js";
 import { luaScript } from "../guard/scripts.js";
