@@ -1,4 +1,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { Redis } from "@upstash/redis";
 import { afterEach, describe, expect, it } from "vitest";
@@ -6,8 +9,10 @@ import { afterEach, describe, expect, it } from "vitest";
 // What a user gets after `npm ci && npm run build` (npm test builds first, see "pretest").
 describe("the built package", () => {
   let child: ChildProcess | undefined;
+  const after: (() => void)[] = [];
   afterEach(() => {
     if (child && child.exitCode === null) child.kill("SIGKILL");
+    for (const cleanup of after.splice(0)) cleanup();
   });
 
   it("resolves every subpath export from plain Node", async () => {
@@ -42,9 +47,14 @@ describe("the built package", () => {
   });
 
   it("runs `cron-guard bridge` from dist: prints the Upstash variables, serves, stops on SIGTERM", async () => {
-    const bridge = spawn(process.execPath, ["dist/cli.js", "bridge", "--port", "0"], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    // Its data in a directory of the test's own (the default, ./.cron-guard-data, is the user's).
+    const dataDir = mkdtempSync(join(tmpdir(), "cron-guard-package-"));
+    after.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    const bridge = spawn(
+      process.execPath,
+      ["dist/cli.js", "bridge", "--port", "0", "--data-dir", dataDir],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
     child = bridge;
     const lines: string[] = [];
     await new Promise<void>((resolve, reject) => {
