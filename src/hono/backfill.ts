@@ -1,5 +1,5 @@
 import { SlotError } from "../core/errors.js";
-import type { Guard } from "../core/guard/guard.js";
+import type { SlotState } from "../core/guard/result.js";
 
 /**
  * `?force=true` (or `1`): run the slot even though the ledger says it already ran (or cannot vouch
@@ -18,29 +18,43 @@ export function forceOf(request: Request): boolean {
 
 /**
  * The 409 of a backfill (`?slot=`) the slot ledger turned away: the slot already ran (or failed
- * under "keep"), or is older than the ledger can vouch for. Says what is recorded and how to run
- * it anyway.
+ * under "keep"), or is older than the ledger can vouch for. Says what the claim's answer holds
+ * (fence, when it finished, how many runs) and how to run it anyway. Built from the one round trip
+ * the claim already made: a refused backfill costs no more than any other skipped delivery;
+ * `GET .../slots/<slot>` has every run.
  */
-export async function refusedBackfill(
-  guard: Guard,
+export function refusedBackfill(
   job: string,
   slot: string,
   reason: "done" | "failed" | "unvouched",
+  holder: SlotState | undefined,
   kind: "job" | "schedule" = "job",
-): Promise<Response> {
-  const record = await guard.lookup(job, slot).catch(() => undefined);
-  const last = record?.runs[record.runs.length - 1];
+): Response {
+  const finishedAt =
+    typeof holder?.finishedAt === "number" ? new Date(holder.finishedAt).toISOString() : undefined;
+  const runs = holder?.attempts ?? (typeof holder?.attempt === "number" ? holder.attempt + 1 : 1);
   const what =
     reason === "unvouched"
       ? "is older than the slot ledger remembers, so nobody can tell whether it ran"
-      : `already ${reason === "done" ? "ran" : "failed"}${last ? ` (fence ${last.fence}, finished ${last.finishedAt}${record && record.runs.length > 1 ? `, ${record.runs.length} runs` : ""})` : ""}`;
+      : `already ${reason === "done" ? "ran" : "failed"}${holder?.fence !== undefined ? ` (fence ${holder.fence}${finishedAt ? `, finished ${finishedAt}` : ""}${runs > 1 ? `, ${runs} runs` : ""})` : ""}`;
+  const recorded =
+    reason === "unvouched"
+      ? undefined
+      : {
+          state: holder?.state,
+          fence: holder?.fence,
+          finishedAt,
+          runs,
+          forced: holder?.forced === true,
+        };
   return new Response(
     JSON.stringify({
       error: `slot ${slot} of ${kind} ${job} ${what}: add force=true to run it again on purpose`,
       job,
       slot,
       reason,
-      ...(record ? { status: record.status, runs: record.runs } : {}),
+      status: reason === "done" ? "ran" : reason === "failed" ? "failed" : "unknown",
+      ...(recorded ? { recorded } : {}),
     }),
     {
       status: 409,

@@ -67,9 +67,9 @@ describe("the slot ledger over HTTP", () => {
       slot: "2026-12-07T09:40:00Z",
       reason: "done",
       status: "ran",
-      runs: [{ outcome: "done", fence: 1, attempt: 0, forced: false }],
+      recorded: { state: "done", fence: 1, runs: 1, forced: false },
     });
-    expect(String(body.error)).toMatch(/already ran \(fence 1, .*force=true/);
+    expect(String(body.error)).toMatch(/already ran \(fence 1, finished .*force=true/);
     expect(runs).toEqual(["2026-12-07T09:40:00Z"]);
 
     // A platform redelivery of the same slot is an ordinary duplicate: 204 done.
@@ -101,6 +101,28 @@ describe("the slot ledger over HTTP", () => {
       ],
     });
     expect(runs).toEqual(["2026-12-07T09:40:00Z", "2026-12-07T09:40:00Z"]);
+  });
+
+  it("answers a refused backfill from the claim's one round trip, like any skipped delivery", async () => {
+    let calls = 0;
+    const real = upstash();
+    const counting = {
+      eval: (...args: Parameters<Redis["eval"]>) => {
+        calls += 1;
+        return real.eval(...args);
+      },
+      evalsha: (...args: Parameters<Redis["evalsha"]>) => {
+        calls += 1;
+        return real.evalsha(...args);
+      },
+    } as unknown as Redis;
+    const nowMs = Date.UTC(2026, 11, 7, 9, 40, 2);
+    const { app } = makeApp(() => nowMs, counting);
+    const path = "/cron/heartbeat?slot=2026-12-07T09:39:00Z";
+    expect((await app.request(path, { method: "POST", headers: auth })).status).toBe(200);
+    calls = 0;
+    expect((await app.request(path, { method: "POST", headers: auth })).status).toBe(409);
+    expect(calls).toBe(1);
   });
 
   it("refuses a backfill older than the ledger can vouch for with 409, and runs it with force", async () => {

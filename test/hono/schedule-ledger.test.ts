@@ -61,7 +61,7 @@ describe("the slot ledger for schedules", () => {
       slot: "2026-12-07T12:02:00Z",
       reason: "done",
       status: "ran",
-      runs: [{ outcome: "done", forced: false }],
+      recorded: { state: "done", runs: 1, forced: false },
     });
     const redis = await directRedis();
     expect(await redis.get(`${key}:2026-12-07T12:02:00Z`)).toBe("1");

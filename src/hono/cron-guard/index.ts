@@ -210,7 +210,7 @@ export const cronGuard = ({
       resolved.trigger === "manual" &&
       (result.reason === "done" || result.reason === "failed" || result.reason === "unvouched")
     ) {
-      replaceResponse(c, await refusedBackfill(activeGuard, job, slotHeader, result.reason));
+      replaceResponse(c, refusedBackfill(job, slotHeader, result.reason, result.holder));
       return;
     }
     if (result.status === "skipped") {

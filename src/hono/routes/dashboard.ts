@@ -309,7 +309,7 @@ export function dashboardRoutes<TRedis extends GuardStore>(
       explicit !== undefined &&
       (result.reason === "done" || result.reason === "failed" || result.reason === "unvouched")
     ) {
-      return refusedBackfill(guard, id, slot, result.reason, "schedule");
+      return refusedBackfill(id, slot, result.reason, result.holder, "schedule");
     }
     if (result.status === "skipped") {
       return c.body(null, 204, { ...headers, "cron-guard-reason": result.reason });
