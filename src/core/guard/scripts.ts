@@ -113,7 +113,7 @@ end
 /**
  * Lua: the slot ledger, a hash per job. Field `<slotId>` holds `<score>` then, per finished run of
  * the slot, `;<o><fence>,<finishedAtMs - score>` (oldest first, the last 8 kept), where `o` is the
- * outcome's letter (d done, f failed, r released, l lost), upper case for a forced run: about 90
+ * outcome's letter (d done, f failed, r released, l lost), upper case for a forced run: about 100
  * bytes of Redis memory per slot. Meta fields start with `~`, which no slot id contains: `~since`
  * (the first claim's time), `~fence0` (the fence counter before it: 0 when the ledger has seen
  * every claim of the job), `~floor` (the highest score ever evicted, by age or count), `~sweep`
