@@ -157,8 +157,9 @@ async function rollback(
  *     at a time only the faulty database may be missing, and that is not A (A kept its data and
  *     is not the fault), so A answers, and the fence of claim k+1 is >= A's counter + 1 > F.
  *     A database that lagged (it missed claim k) is below F, but it only lowers nothing: the
- *     fence is a maximum. Claims of different slots that overlap in time are not ordered by this
- *     (two concurrent claims may share a fence), as with one database.
+ *     fence is a maximum. Claims of different slots that overlap in time are not ordered by this:
+ *     two concurrent claims may share a fence (one database's INCR keeps them apart; a quorum's
+ *     maximum does not). Sequential claims, the case a fenced downstream write relies on, are.
  */
 async function won(
   q: Quorum,
