@@ -17,13 +17,11 @@
  */
 import { Redis } from "@upstash/redis";
 import fc from "fast-check";
-import { createClient } from "redis";
-import { afterAll, beforeAll, describe, it } from "vitest";
-import { type RunningBridge, startBridge } from "../../../src/bridge/index.js";
-import { type RedisServerHandle, spawnRedisServer } from "../../../src/bridge/redis-server.js";
+import { afterAll, describe, it } from "vitest";
 import { createGuard, type GuardResult, type GuardStore } from "../../../src/core/index.js";
 import { createQuorumStore } from "../../../src/core/quorum/quorum.js";
 import { sleep } from "../../../src/core/sleep.js";
+import { type DirectClient, useQuorumDatabases } from "../../support/quorum-databases.js";
 
 const RUNS = Number(process.env.QUORUM_PROPERTY_RUNS ?? 8);
 const TIME_LIMIT_MS = Number(process.env.QUORUM_PROPERTY_TIME_LIMIT_MS ?? 60_000);
@@ -105,30 +103,13 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc
       ),
   );
 
-const servers: RedisServerHandle[] = [];
-const bridges: RunningBridge[] = [];
-const direct: ReturnType<typeof createClient>[] = [];
-
-beforeAll(async () => {
-  for (let i = 0; i < 3; i += 1) {
-    const server = await spawnRedisServer();
-    servers.push(server);
-    bridges.push(await startBridge({ redisUrl: server.url }));
-    const client = createClient({ url: server.url, RESP: 2 });
-    client.on("error", () => {});
-    await client.connect();
-    direct.push(client);
-  }
-}, 60_000);
+const { bridges, direct } = useQuorumDatabases();
 
 afterAll(async () => {
   console.log(
     `quorum claim protocol: ${caseCounter} cases; ${lateAnsweredRunning} of ${lateDelivered} late ` +
       "duplicates of a finished slot were answered `skipped: running` instead of `done` (safe, inexact)",
   );
-  for (const client of direct) client.destroy();
-  await Promise.all(bridges.map((bridge) => bridge.close()));
-  await Promise.all(servers.map((server) => server.stop()));
 });
 
 /**
@@ -234,7 +215,7 @@ async function simulate(scenario: Scenario): Promise<{ runs: Run[]; flushedAt: n
     (async () => {
       await sleep(scenario.flush.atMs);
       await Promise.all(cutOff);
-      await (direct[scenario.flush.db] as ReturnType<typeof createClient>).flushAll();
+      await (direct[scenario.flush.db] as DirectClient).flushAll();
       flushedAt = performance.now() - caseStart;
     })(),
   ]);

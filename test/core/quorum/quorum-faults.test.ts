@@ -4,42 +4,25 @@
  * reached through real @upstash/redis clients; every simulated instance gets clients of its own.
  */
 import { Redis } from "@upstash/redis";
-import { createClient } from "redis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningBridge, startBridge } from "../../../src/bridge/index.js";
-import { type RedisServerHandle, spawnRedisServer } from "../../../src/bridge/redis-server.js";
+import { afterAll, describe, expect, it } from "vitest";
+import type { RunningBridge } from "../../../src/bridge/index.js";
+import type { RedisServerHandle } from "../../../src/bridge/redis-server.js";
 import { createGuard, type GuardStore, StoreUnavailableError } from "../../../src/core/index.js";
 import { createQuorumStore } from "../../../src/core/quorum/quorum.js";
 import { createDispatcher, createScheduleRegistry } from "../../../src/core/schedules/index.js";
 import { sleep } from "../../../src/core/sleep.js";
 import { tally } from "../../support/guard-contract.js";
+import { type DirectClient, useQuorumDatabases } from "../../support/quorum-databases.js";
 
 const SLOT = Date.UTC(2026, 11, 7, 9, 40);
 const PREFIX = "qf";
 /** The bridges run in this process: 150 instances x 3 databases queue behind each other. */
 const TIMEOUT_MS = 5_000;
 
-const servers: RedisServerHandle[] = [];
-const bridges: RunningBridge[] = [];
-const direct: ReturnType<typeof createClient>[] = [];
-
-beforeAll(async () => {
-  for (let i = 0; i < 3; i += 1) {
-    const server = await spawnRedisServer();
-    servers.push(server);
-    bridges.push(await startBridge({ redisUrl: server.url }));
-    const client = createClient({ url: server.url, RESP: 2 });
-    client.on("error", () => {});
-    await client.connect();
-    direct.push(client);
-  }
-}, 60_000);
+const { servers, bridges, direct } = useQuorumDatabases();
 
 afterAll(async () => {
   for (const server of servers) resume(server);
-  for (const client of direct) client.destroy();
-  await Promise.all(bridges.map((bridge) => bridge.close()));
-  await Promise.all(servers.map((server) => server.stop()));
 });
 
 /** A client as an application makes it: @upstash/redis's defaults (retries, auto-pipelining). */
@@ -78,8 +61,8 @@ function quorum(timeoutMs = TIMEOUT_MS, members: Member[] = ["up", "up", "up"]):
   );
 }
 
-function db(index: number): ReturnType<typeof createClient> {
-  return direct[index] as ReturnType<typeof createClient>;
+function db(index: number): DirectClient {
+  return direct[index] as DirectClient;
 }
 
 const stopped = new Set<RedisServerHandle>();

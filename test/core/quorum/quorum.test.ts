@@ -3,10 +3,8 @@
  * @upstash/redis clients. Every guard instance gets clients of its own, like a separate deployment.
  */
 import { Redis } from "@upstash/redis";
-import { createClient } from "redis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningBridge, startBridge } from "../../../src/bridge/index.js";
-import { type RedisServerHandle, spawnRedisServer } from "../../../src/bridge/redis-server.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { RunningBridge } from "../../../src/bridge/index.js";
 import {
   ConfigError,
   createGuard,
@@ -19,33 +17,17 @@ import { createQuorumStore, quorumFromEnv } from "../../../src/core/quorum/quoru
 import { sleep } from "../../../src/core/sleep.js";
 import { guardContract, tally } from "../../support/guard-contract.js";
 import { upstash, useKeyPrefix } from "../../support/harness.js";
+import { type DirectClient, useQuorumDatabases } from "../../support/quorum-databases.js";
 
 const SLOT = Date.UTC(2026, 10, 23, 10, 5);
 const PREFIX = "q";
 
-const servers: RedisServerHandle[] = [];
-const bridges: RunningBridge[] = [];
-const direct: ReturnType<typeof createClient>[] = [];
+const { bridges, direct } = useQuorumDatabases();
 
 beforeAll(async () => {
-  for (let i = 0; i < 3; i += 1) {
-    const server = await spawnRedisServer();
-    servers.push(server);
-    bridges.push(await startBridge({ redisUrl: server.url }));
-    const client = createClient({ url: server.url, RESP: 2 });
-    client.on("error", () => {});
-    await client.connect();
-    direct.push(client);
-  }
   // Loads the scripts into every database: 200 cold instances at once would all miss them.
   await createGuard({ redis: quorum(), prefix: PREFIX }).run("warm-up", SLOT, () => 0);
 }, 60_000);
-
-afterAll(async () => {
-  for (const client of direct) client.destroy();
-  await Promise.all(bridges.map((bridge) => bridge.close()));
-  await Promise.all(servers.map((server) => server.stop()));
-});
 
 function client(index: number): Redis {
   const bridge = bridges[index] as RunningBridge;
@@ -100,7 +82,7 @@ function instance(members?: Member[], options: Partial<GuardOptions> = {}) {
 }
 
 async function slotKeys(index: number, job: string): Promise<string[]> {
-  return (direct[index] as ReturnType<typeof createClient>).keys(`${PREFIX}:{${job}}:slot:*`);
+  return (direct[index] as DirectClient).keys(`${PREFIX}:{${job}}:slot:*`);
 }
 
 describe("quorum of three databases", () => {
@@ -294,7 +276,7 @@ describe("quorum of three databases", () => {
     let ttl = 0;
     await instance(undefined, { leaseMs: 10_000 }).run(job, SLOT, async () => {
       const [key] = await slotKeys(1, job);
-      ttl = await (direct[1] as ReturnType<typeof createClient>).pTTL(key as string);
+      ttl = await (direct[1] as DirectClient).pTTL(key as string);
     });
     // 10 000 ms + 1% + 2 ms, minus the few ms since the claim.
     expect(ttl).toBeGreaterThan(10_000);
