@@ -5,6 +5,7 @@
 import { serve } from "@hono/node-server";
 import { Lock } from "@upstash/lock";
 import { createClient } from "redis";
+import { claimScriptKeys } from "../src/core/guard/claim.js";
 import { jobKeys } from "../src/core/guard/keys.js";
 import { CLAIM_SCRIPT } from "../src/core/guard/scripts.js";
 import { createGuard } from "../src/core/index.js";
@@ -227,17 +228,8 @@ export async function measureBridgeOverhead(
     "0",
     "604800000",
   ];
-  const claimKeys = (side: string, i: number) => {
-    const keys = jobKeys(prefix, side);
-    return [
-      keys.slot(String(i)),
-      keys.fence,
-      keys.slotIndex,
-      keys.running,
-      keys.withdrawn(`t${i}`),
-      keys.ledger,
-    ];
-  };
+  const claimKeys = (side: string, i: number) =>
+    claimScriptKeys(jobKeys(prefix, side), String(i), `t${i}`);
   const operationsOf = {
     "SET NX PX": {
       bridge: (i: number) => upstash.set(`${prefix}:b:${i}`, "1", { nx: true, px: 60_000 }),

@@ -3,6 +3,7 @@
  * databases (each a redis-server of its own behind a bridge of its own), measured in the same run.
  */
 
+import { claimScriptKeys } from "../src/core/guard/claim.js";
 import { jobKeys } from "../src/core/guard/keys.js";
 import { CLAIM_SCRIPT } from "../src/core/guard/scripts.js";
 import type { GuardStore } from "../src/core/index.js";
@@ -42,21 +43,20 @@ export async function measureQuorumClaims(
       const token = crypto.randomUUID();
       const startedAt = performance.now();
       const now = Date.now();
-      // The guard's claim: KEYS slot, fence, slot index, running, withdrawn marker, ledger; ARGV
-      // token, lease, now, region, slot, score, overlap, index length, force, ledger max age.
-      const reply = await runScript(
-        store,
-        CLAIM_SCRIPT,
-        [
-          keys.slot(slot),
-          keys.fence,
-          keys.slotIndex,
-          keys.running,
-          keys.withdrawn(token),
-          keys.fence.replace(/:fence$/, ":ledger"),
-        ],
-        [token, 60_000, now, "bench", slot, now, "allow", 10, "0", 7 * 86_400_000],
-      );
+      // The guard's claim. ARGV: token, lease, now, region, slot, score, overlap, index length,
+      // force, ledger max age.
+      const reply = await runScript(store, CLAIM_SCRIPT, claimScriptKeys(keys, slot, token), [
+        token,
+        60_000,
+        now,
+        "bench",
+        slot,
+        now,
+        "allow",
+        10,
+        "0",
+        7 * 86_400_000,
+      ]);
       const elapsedMs = performance.now() - startedAt;
       const outcome = (typeof reply === "string" ? JSON.parse(reply) : reply) as {
         outcome: string;

@@ -54,6 +54,18 @@ function skipReason(reply: ClaimReply): SkipReason {
     : "foreign";
 }
 
+/** CLAIM_SCRIPT's KEYS, in its order: slot, fence, slot index, running, withdrawn marker, ledger. */
+export function claimScriptKeys(keys: JobKeys, slot: string, token: string): string[] {
+  return [
+    keys.slot(slot),
+    keys.fence,
+    keys.slotIndex,
+    keys.running,
+    keys.withdrawn(token),
+    keys.ledger,
+  ];
+}
+
 /**
  * Claims `(job, slot)` in one round trip (CLAIM_SCRIPT). A store failure does not reject: it, or an
  * answer that came back after the lease could already have run out, becomes `abandoned`, and the
@@ -73,30 +85,18 @@ export async function claimSlot(
   let reply: ClaimReply;
   try {
     reply = decodeReply<ClaimReply>(
-      await runScript(
-        config.redis,
-        CLAIM_SCRIPT,
-        [
-          keys.slot(slot),
-          keys.fence,
-          keys.slotIndex,
-          keys.running,
-          keys.withdrawn(token),
-          keys.ledger,
-        ],
-        [
-          token,
-          config.leaseMs,
-          startedAt,
-          config.region,
-          slot,
-          score,
-          config.overlap,
-          config.historyLength,
-          runOptions.force === true ? "1" : "0",
-          config.ledgerMaxAgeMs,
-        ],
-      ),
+      await runScript(config.redis, CLAIM_SCRIPT, claimScriptKeys(keys, slot, token), [
+        token,
+        config.leaseMs,
+        startedAt,
+        config.region,
+        slot,
+        score,
+        config.overlap,
+        config.historyLength,
+        runOptions.force === true ? "1" : "0",
+        config.ledgerMaxAgeMs,
+      ]),
     );
   } catch (error) {
     const cause = asStoreError(error, "claim");
