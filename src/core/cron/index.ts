@@ -6,4 +6,12 @@ export {
   validateSkewTolerance,
 } from "./fire-times.js";
 export { type CronSchedule, parseSchedule } from "./schedule.js";
-export { parseExplicitSlot, slotFromCron, slotFromScheduledTime, slotId } from "./slot-id.js";
+export {
+  attemptSlotId,
+  fireTimeOfSlot,
+  parseExplicitSlot,
+  RETRY_SUFFIX,
+  slotFromCron,
+  slotFromScheduledTime,
+  slotId,
+} from "./slot-id.js";

@@ -96,3 +96,17 @@ export function parseExplicitSlot(
     `slot "${iso}" is not a fire time of "${schedule.expression}" (${schedule.timezone}); nearest: ${nearest || "none"}`,
   );
 }
+
+/** The dispatcher's suffix of a retry's slot id: `<fire>.retry<n>`. */
+export const RETRY_SUFFIX = /\.retry\d+$/;
+
+/** The slot id of attempt `attempt` of a fire: the fire's own id first, `<fire>.retry<n>` after. */
+export function attemptSlotId(fireSlotId: string, attempt: number): string {
+  return attempt === 0 ? fireSlotId : `${fireSlotId}.retry${attempt}`;
+}
+
+/** The fire time a slot id names (`2026-11-25T12:05:00Z`, also a dispatcher retry `...Z.retry1`). */
+export function fireTimeOfSlot(slot: string): number | undefined {
+  const ms = Date.parse(slot.replace(RETRY_SUFFIX, ""));
+  return Number.isFinite(ms) ? ms : undefined;
+}

@@ -1,3 +1,5 @@
+import { fireTimeOfSlot } from "../cron/index.js";
+
 /**
  * The slot index and the ledger order slots by fire time. A slot id that names a fire time (an
  * ISO timestamp, also with the dispatcher's `.retry<n>` suffix) is scored by it, so a backfill
@@ -6,9 +8,7 @@
 export function slotScore(slot: number | Date | string, nowMs: number): number {
   if (typeof slot === "number") return slot;
   if (slot instanceof Date) return slot.getTime();
-  const fireMs = ISO_SLOT.test(slot) ? Date.parse(slot.replace(RETRY_SUFFIX, "")) : Number.NaN;
-  return Number.isFinite(fireMs) ? fireMs : nowMs;
+  return (ISO_SLOT.test(slot) ? fireTimeOfSlot(slot) : undefined) ?? nowMs;
 }
 
 const ISO_SLOT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})(\.retry\d+)?$/;
-const RETRY_SUFFIX = /\.retry\d+$/;

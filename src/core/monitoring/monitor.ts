@@ -1,4 +1,10 @@
-import { type CronSchedule, latestFireAtOrBefore, slotId } from "../cron/index.js";
+import {
+  type CronSchedule,
+  fireTimeOfSlot,
+  latestFireAtOrBefore,
+  RETRY_SUFFIX,
+  slotId,
+} from "../cron/index.js";
 import { ConfigError } from "../errors.js";
 import type { JobStatus } from "../guard/status.js";
 import type { Guard } from "../guard/types.js";
@@ -66,14 +72,6 @@ export function resolveMonitorOptions(options: MonitorOptions = {}): ResolvedMon
     graceMs: check("graceMs", options.graceMs, DEFAULT_GRACE_MS, 0),
     windowMs: check("windowMs", options.windowMs, DEFAULT_WINDOW_MS, 1_000),
   });
-}
-
-const RETRY_SUFFIX = /\.retry\d+$/;
-
-/** The fire time a slot id names (`2026-11-25T12:05:00Z`, also a dispatcher retry `...Z.retry1`). */
-export function fireTimeOfSlot(slot: string): number | undefined {
-  const ms = Date.parse(slot.replace(RETRY_SUFFIX, ""));
-  return Number.isFinite(ms) ? ms : undefined;
 }
 
 /**

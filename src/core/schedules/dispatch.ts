@@ -1,4 +1,5 @@
 import {
+  attemptSlotId,
   type CronSchedule,
   nextFireTimes,
   parseSchedule,
@@ -328,8 +329,7 @@ export function createDispatcher(options: DispatcherOptions) {
         return;
       }
       const handler = options.handlers[schedule.handler];
-      const slot =
-        pending.attempt === 0 ? slotId(fireMs) : `${slotId(fireMs)}.retry${pending.attempt}`;
+      const slot = attemptSlotId(slotId(fireMs), pending.attempt);
       let outcome: GuardResult<unknown>;
       try {
         outcome = await guard.run(

@@ -1,6 +1,6 @@
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { parseExplicitSlot, parseSchedule, slotId } from "../../core/cron/index.js";
+import { attemptSlotId, parseExplicitSlot, parseSchedule, slotId } from "../../core/cron/index.js";
 import { ConfigError, messageOf, SlotError, StoreUnavailableError } from "../../core/errors.js";
 import type { ScheduleInput } from "../../core/schedules/schedule.js";
 import type { GuardStore } from "../../core/store.js";
@@ -132,7 +132,7 @@ export function scheduleRoutes<TRedis extends GuardStore>(
     // A failed fire is retried by the dispatcher under `<fire>.retry<n>`: every attempt's record.
     const attempts = await Promise.all(
       Array.from({ length: schedule.maxAttempts }, (_, n) =>
-        guard.lookup(id, n === 0 ? fire : `${fire}.retry${n}`),
+        guard.lookup(id, attemptSlotId(fire, n)),
       ),
     );
     const tried = attempts.filter((a) => a.status !== "never" && a.status !== "unknown");
