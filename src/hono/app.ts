@@ -3,7 +3,7 @@ import { ConfigError, StoreUnavailableError } from "../core/errors.js";
 import type { GuardStore } from "../core/store.js";
 import { defaultCronSecret, requireSecret } from "./auth.js";
 import { createDeployment, type Deployment } from "./deployment.js";
-import { jsonError } from "./http.js";
+import { jsonError, storeUnavailable } from "./http.js";
 import { alertingHandlers, attachMonitoring, monitoringOf } from "./monitoring.js";
 import { cronRoutes } from "./routes/cron.js";
 import { dashboardRoutes } from "./routes/dashboard.js";
@@ -48,13 +48,7 @@ export function createCronApp<TRedis extends GuardStore>(options: CronAppOptions
   app.onError((error, c) => {
     // A job handler's throw is the guard's to record and answer (500 with the job and slot).
     if (c.get("cronGuard")) return jsonError(c, 500, error.message);
-    if (error instanceof StoreUnavailableError) {
-      // The store's own message can carry commands and tokens: it goes to the log only.
-      console.error(`cron-guard: ${c.req.method} ${new URL(c.req.url).pathname}: ${error.message}`);
-      return error.kind === "rejected"
-        ? jsonError(c, 503, "store refused the request (see the deployment's log); nothing changed")
-        : jsonError(c, 503, "store unreachable: try again; nothing changed");
-    }
+    if (error instanceof StoreUnavailableError) return storeUnavailable(c, error);
     console.error("cron-guard: unhandled error", error);
     return jsonError(c, 500, `internal error: ${error.message}`);
   });

@@ -1,7 +1,7 @@
 import type { Context, Env, MiddlewareHandler } from "hono";
 import { validator } from "hono/validator";
 import * as v from "valibot";
-import { ConfigError } from "../core/errors.js";
+import { ConfigError, type StoreUnavailableError } from "../core/errors.js";
 
 export type ErrorStatus = 400 | 401 | 404 | 405 | 500 | 503;
 
@@ -19,6 +19,18 @@ export const methodNotAllowed = (
     405,
     { allow },
   );
+
+/**
+ * Every route's answer to a store that cannot be reached, refuses, or has no quorum: 503 JSON,
+ * like the guarded routes under the closed store policy. The store's own message can carry
+ * commands and tokens: it goes to the log only.
+ */
+export const storeUnavailable = (c: Context, error: StoreUnavailableError) => {
+  console.error(`cron-guard: ${c.req.method} ${new URL(c.req.url).pathname}: ${error.message}`);
+  return error.kind === "rejected"
+    ? jsonError(c, 503, "store refused the request (see the deployment's log); nothing changed")
+    : jsonError(c, 503, "store unreachable: try again; nothing changed");
+};
 
 /** Every bad-input answer of the app: 400 `{ error: "<field>: <problem>", field }`. */
 export const badInput = (c: Context, error: ConfigError) =>

@@ -20,7 +20,6 @@ import { type MonitoredStatus, monitoringOf } from "../monitoring.js";
 import { DashboardDataQuery } from "../request-schemas.js";
 import type { Bindings, CronAppOptions } from "../types.js";
 import { dashboardPage } from "./dashboard-page.js";
-import { storeErrorAs503 } from "./schedules.js";
 
 /** What a row of the dashboard shows: one slot of a job or schedule and how it went. */
 export interface DashboardRow {
@@ -169,7 +168,6 @@ export function dashboardRoutes<TRedis extends GuardStore>(
   requireSecret: MiddlewareHandler,
 ): Hono<{ Bindings: Bindings }> {
   const routes = new Hono<{ Bindings: Bindings }>();
-  routes.onError(storeErrorAs503);
   const monitoring = monitoringOf(deployment);
   const { clock } = deployment.settings;
   const _storeOf = (env: Bindings | undefined): GuardStore =>

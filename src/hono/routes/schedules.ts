@@ -1,7 +1,7 @@
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { attemptSlotId, parseExplicitSlot, parseSchedule, slotId } from "../../core/cron/index.js";
-import { ConfigError, messageOf, SlotError, StoreUnavailableError } from "../../core/errors.js";
+import { ConfigError, SlotError } from "../../core/errors.js";
 import type { ScheduleInput } from "../../core/schedules/schedule.js";
 import type { GuardStore } from "../../core/store.js";
 import type { Deployment } from "../deployment.js";
@@ -28,19 +28,6 @@ function waitUntilOf(c: Context): ((promise: Promise<unknown>) => void) | undefi
   }
 }
 
-/**
- * The store's trouble (unreachable, refusing, no quorum) is the service being unavailable: 503
- * with a JSON error, like the guarded routes under the closed store policy; anything else goes on
- * to the app's handler (500).
- */
-export function storeErrorAs503(error: Error, c: Context): Response | Promise<Response> {
-  if (error instanceof StoreUnavailableError) {
-    console.error(`cron-guard: ${c.req.method} ${c.req.path}: ${messageOf(error)}`);
-    return jsonError(c, 503, `store unavailable: ${messageOf(error)}`);
-  }
-  throw error;
-}
-
 const idParam = validated("param", ScheduleIdParam);
 
 /**
@@ -54,7 +41,6 @@ export function scheduleRoutes<TRedis extends GuardStore>(
   dynamic: DynamicSchedules<TRedis>,
 ): Hono<{ Bindings: Bindings }> {
   const routes = new Hono<{ Bindings: Bindings }>();
-  routes.onError(storeErrorAs503);
   routes.get("/", validated("query", ScheduleListQuery), async (c) => {
     const registry = await dynamic.registry(c.env);
     return c.json(await registry.list(c.req.valid("query")));
@@ -176,7 +162,6 @@ export function dispatchRoutes<TRedis extends GuardStore>(
   deployment?: Deployment<TRedis>,
 ): Hono<{ Bindings: Bindings }> {
   const routes = new Hono<{ Bindings: Bindings }>();
-  routes.onError(storeErrorAs503);
   routes.on(["GET", "POST"], "/", async (c) => {
     // Hono answers HEAD with the GET handler; a HEAD must not run a tick.
     if (c.req.method === "HEAD") return methodNotAllowed(c, "GET, POST");
