@@ -131,6 +131,15 @@ export interface AlertOptions {
    * Unset or empty: no alerts.
    */
   url?: string | ((env: Bindings) => string | undefined);
+  /**
+   * Signs every alert POST with HMAC-SHA256 in a `cron-guard-signature: t=<unix s>,v1=<hex>`
+   * header over `"<t>.<raw body>"`, so the receiver can tell cron-guard's alerts from anyone's
+   * POST and refuse replays by age (check it with `verifyAlertSignature` from
+   * `cron-guard/monitoring`). Default `env.CRON_GUARD_ALERT_SECRET`, then
+   * `process.env.CRON_GUARD_ALERT_SECRET`. Surrounding whitespace is ignored. Unset or blank:
+   * alerts are sent unsigned, with one console.warn.
+   */
+  secret?: string | ((env: Bindings) => string | undefined);
   /** Default `globalThis.fetch`. */
   fetch?: typeof fetch;
   /** Give up on the webhook after this long, in ms. Default 5 000. */
