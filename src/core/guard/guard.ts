@@ -4,6 +4,7 @@ import {
   type GuardOptions,
   type ResolvedGuardOptions,
   resolveGuardOptions,
+  type StoreErrorPolicy,
 } from "../options.js";
 import { claimSlot } from "./claim.js";
 import { runClaimed } from "./claimed-run.js";
@@ -34,6 +35,7 @@ export function toSlotId(slot: number | Date | string): string {
 export type {
   DistributeOptions,
   DistributeResult,
+  FenceOf,
   Guard,
   JobContext,
   JobFunction,
@@ -41,8 +43,22 @@ export type {
   Task,
 } from "./types.js";
 
-export function createGuard(options: GuardOptions): Guard {
+/**
+ * The `onStoreError` policy of options as the compiler sees them: `"open"` when they say so,
+ * `"closed"` when they say so or leave it out (the default), either when it is not known.
+ */
+export type StoreErrorPolicyOf<TOptions> = TOptions extends { onStoreError: "open" }
+  ? "open"
+  : TOptions extends { onStoreError?: "closed" | undefined }
+    ? "closed"
+    : StoreErrorPolicy;
+
+export function createGuard<const TOptions extends GuardOptions>(
+  options: TOptions,
+): Guard<StoreErrorPolicyOf<TOptions>> {
   const config = resolveGuardOptions(options);
+  // The run functions are written for either policy (fence: number | null); the policy the
+  // options name decides, at run time too, whether a job can ever see a null fence.
   const guard: Guard = Object.freeze({
     options: config,
     run: <T>(
@@ -61,7 +77,7 @@ export function createGuard(options: GuardOptions): Guard {
       options?: DistributeOptions,
     ) => distribute(guard, createGuard, slot, tasks, fn, options),
   });
-  return guard;
+  return guard as Guard<StoreErrorPolicyOf<TOptions>>;
 }
 
 /** Validate, re-enter an enclosing run, or claim; then skip, give up on the claim, or run it. */

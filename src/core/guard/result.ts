@@ -32,12 +32,12 @@ export interface SlotState {
  */
 export type SkipReason = "done" | "running" | "failed" | "overlap" | "unvouched" | "foreign";
 
-export interface RanResult<T> {
+export interface RanResult<T, TFence extends number | null = number | null> {
   status: "ran";
   job: string;
   slot: string;
   /** Fencing token: strictly increases across the claims of a job. null when it ran unguarded. */
-  fence: number | null;
+  fence: TFence;
   durationMs: number;
   value: T;
   /** True when the store was down and `onStoreError: "open"` ran the job without a claim. */
@@ -57,11 +57,12 @@ export interface SkippedResult {
   holder?: SlotState;
 }
 
-export interface FailedResult {
+export interface FailedResult<TFence extends number | null = number | null> {
   status: "failed";
   job: string;
   slot: string;
-  fence: number | null;
+  /** The claim's fencing token; null when it ran unguarded. */
+  fence: TFence;
   durationMs: number;
   /** What the job threw, or a LockLostError when the lease was lost before completion. */
   error: unknown;
@@ -72,4 +73,7 @@ export interface FailedResult {
 }
 
 /** The one result every entry point shares. Contention is a result, never an exception. */
-export type GuardResult<T> = RanResult<T> | SkippedResult | FailedResult;
+export type GuardResult<T, TFence extends number | null = number | null> =
+  | RanResult<T, TFence>
+  | SkippedResult
+  | FailedResult<TFence>;

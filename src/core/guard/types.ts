@@ -3,25 +3,39 @@
  * distribute's options. Their own module, so the parts of a run (claim, claimed run, unclaimed
  * runs, distribute) import types without importing the orchestrator that imports them.
  */
-import type { ResolvedGuardOptions } from "../options.js";
+import type { ResolvedGuardOptions, StoreErrorPolicy } from "../options.js";
 import type { Lease } from "./lease.js";
 import type { SlotLookup } from "./lookup.js";
 import type { GuardResult } from "./result.js";
 import type { JobStatus } from "./status.js";
 
-/** What the job receives. */
-export interface JobContext {
+/**
+ * The fencing token's type under a store error policy: a job only ever runs without a claim (and
+ * so without a fence) under `onStoreError: "open"`; under `"closed"`, the default, it is a number.
+ */
+export type FenceOf<TPolicy extends StoreErrorPolicy> = TPolicy extends "closed"
+  ? number
+  : number | null;
+
+/**
+ * What the job receives. `TFence` is `number` for a guard created with `onStoreError: "closed"`
+ * (the default), `number | null` when it may run unguarded.
+ */
+export interface JobContext<TFence extends number | null = number | null> {
   /** Aborted with a LockLostError when the lease is lost; pass it to fetch() and friends. */
   signal: AbortSignal;
   job: string;
   slot: string;
-  fence: number | null;
-  /** The claim; null when the job runs unguarded (store down, `onStoreError: "open"`). */
-  lease: Lease | null;
+  /** Fencing token of the claim: strictly increases across a job's claims. */
+  fence: TFence;
+  /** The claim; null only when the job runs unguarded (store down, `onStoreError: "open"`). */
+  lease: null extends TFence ? Lease | null : Lease;
 }
 
 /** The work a guard runs once per slot. */
-export type JobFunction<T> = (context: JobContext) => T | Promise<T>;
+export type JobFunction<T, TFence extends number | null = number | null> = (
+  context: JobContext<TFence>,
+) => T | Promise<T>;
 
 export interface RunOptions {
   /** Platform hook that keeps the isolate alive until the run is recorded (ctx.waitUntil). */
@@ -37,7 +51,12 @@ export interface RunOptions {
   force?: boolean;
 }
 
-export interface Guard {
+/**
+ * A guard. `TPolicy` is its `onStoreError` policy as the compiler knows it: `createGuard` infers it
+ * from the options, so a guard created with the default (`"closed"`) hands its jobs a `number`
+ * fence. `Guard` alone accepts any guard.
+ */
+export interface Guard<TPolicy extends StoreErrorPolicy = StoreErrorPolicy> {
   readonly options: ResolvedGuardOptions;
   /**
    * Runs `fn` once for `(job, slot)` across every instance. `slot` is a fire time (ms or Date) or a
@@ -47,9 +66,9 @@ export interface Guard {
   run<T>(
     job: string,
     slot: number | Date | string,
-    fn: JobFunction<T>,
+    fn: JobFunction<T, FenceOf<TPolicy>>,
     options?: RunOptions,
-  ): Promise<GuardResult<T>>;
+  ): Promise<GuardResult<T, FenceOf<TPolicy>>>;
   /** The latest slots and runs of a job, in one round trip. */
   status(job: string, options?: { slots?: number; runs?: number }): Promise<JobStatus>;
   /** Whether one slot ran, when, with which fence, after which attempts (the slot ledger). */
@@ -64,7 +83,7 @@ export interface Guard {
   distribute<T extends Task>(
     slot: number | Date | string,
     tasks: readonly T[],
-    fn: (task: T, context: JobContext) => unknown,
+    fn: (task: T, context: JobContext<FenceOf<TPolicy>>) => unknown,
     options?: DistributeOptions,
   ): Promise<DistributeResult>;
 }
