@@ -20,6 +20,17 @@ export interface DispatchScaleRow {
   ran: number;
 }
 
+export interface DispatchDefaultsRow {
+  due: number;
+  ran: number;
+  /** HTTP requests the bridge received during the tick. */
+  requests: number;
+  runsPerRequest: number;
+  /** This process's CPU time (user + system, process.cpuUsage) during the tick, per run. */
+  cpuMsPerRun: number;
+  tickMs: number;
+}
+
 export interface DispatchDrainRow {
   due: number;
   ticks: number;
@@ -114,6 +125,43 @@ export async function measureDispatchScale(
     await clear(stack, prefix);
   }
   return { stored, due, tickMs: median(times), requests: median(requests), ran };
+}
+
+/**
+ * One tick with the dispatcher's default options (budgets included) over `due` due schedules whose
+ * handler does no I/O: how many it runs, with how many HTTP requests, and the CPU it spends. The
+ * CPU figure is this whole process's (bridge included, as it runs in-process), so it is an upper
+ * bound of the dispatcher's own.
+ */
+export async function measureDispatchDefaults(
+  stack: BenchStack,
+  due: number,
+): Promise<DispatchDefaultsRow> {
+  const prefix = `bench:defaults:${due}`;
+  const clock = await seed(stack, prefix, due, due);
+  const ran: string[] = [];
+  const dispatcher = createDispatcher({
+    redis: upstashClient(stack.bridge.url, stack.bridge.token),
+    prefix,
+    handlers: { count: ({ schedule, slot }) => ran.push(`${schedule.id}@${slot}`) },
+    guardOptions: { clock: () => clock.now },
+  });
+  stack.resetRequests();
+  const cpuBefore = process.cpuUsage();
+  const startedAt = performance.now();
+  const tick = await dispatcher.tick();
+  const tickMs = performance.now() - startedAt;
+  const cpu = process.cpuUsage(cpuBefore);
+  const requests = stack.requests.length;
+  await clear(stack, prefix);
+  return {
+    due,
+    ran: tick.ran,
+    requests,
+    runsPerRequest: requests === 0 ? 0 : tick.ran / requests,
+    cpuMsPerRun: tick.ran === 0 ? Number.NaN : (cpu.user + cpu.system) / 1_000 / tick.ran,
+    tickMs,
+  };
 }
 
 /** `due` due schedules drained by `ticks` concurrent ticks (each instance its own client). */
