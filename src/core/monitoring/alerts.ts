@@ -3,13 +3,17 @@ import { assertJobName, assertPrefix } from "../guard/keys.js";
 import { luaScript } from "../guard/scripts.js";
 import { DEFAULT_PREFIX } from "../options.js";
 import { type GuardStore, runScript } from "../store.js";
+import { ALERT_SIGNATURE_HEADER, createAlertSigner, normalizeAlertSecret } from "./signature.js";
 
 /** What went wrong: a run failed, lost its lease, a schedule's fire died after its last attempt, or a fire never ran. */
 export type AlertKind = "failed" | "lost" | "dead" | "missed";
 
 /**
- * The JSON body POSTed to the alert webhook. `text` is one human-readable line, so a Slack or
- * Discord-compatible incoming webhook shows it as it is.
+ * The JSON body POSTed to the alert webhook. One URL serves Slack, Discord and generic receivers:
+ * `text` (Slack's field) and `content` (Discord's) carry the same human-readable line, and
+ * `allowed_mentions` keeps Discord from pinging anyone an error message happens to mention. Each
+ * receiver ignores the fields it does not know. When the app has an alert secret, the POST carries
+ * a `cron-guard-signature` header over the raw body (see verifyAlertSignature).
  */
 export interface AlertBody {
   kind: AlertKind;
@@ -32,11 +36,19 @@ export interface AlertBody {
   at: string;
   /** The key prefix of the deployment (ShedLock's env): tells deployments apart. */
   prefix: string;
+  /** One line for people (Slack's `text`), whole. */
   text: string;
+  /** The same line for Discord, cut to Discord's 2 000 characters (ending in "…" when cut). */
+  content: string;
+  /** Discord: mention nobody (an `@everyone` in a job's error must not ping the server). */
+  allowed_mentions: { parse: [] };
 }
 
 /** An event before it is claimed and sent: the body without its bookkeeping fields. */
-export type AlertEvent = Omit<AlertBody, "at" | "prefix" | "text" | "slots"> & { slots?: string[] };
+export type AlertEvent = Omit<
+  AlertBody,
+  "at" | "prefix" | "text" | "content" | "allowed_mentions" | "slots"
+> & { slots?: string[] };
 
 export interface AlertSenderOptions {
   redis: GuardStore;
@@ -44,6 +56,11 @@ export interface AlertSenderOptions {
   url: string | undefined;
   /** Key namespace, as for the guard. Default `"cron-guard"`. */
   prefix?: string;
+  /**
+   * Signs each POST (`cron-guard-signature: t=<unix s>,v1=<hex HMAC-SHA256 of "<t>.<body>">`).
+   * Trimmed; undefined or blank: sent unsigned.
+   */
+  secret?: string;
   /** Default `globalThis.fetch`. */
   fetch?: typeof fetch;
   /** Give up on the webhook after this long, in ms. Default 5 000. */
@@ -54,6 +71,17 @@ export interface AlertSenderOptions {
 }
 
 const DAY_MS = 86_400_000;
+/** Discord refuses a message whose `content` is longer. */
+export const DISCORD_CONTENT_MAX = 2_000;
+
+/** `text` within `max` UTF-16 units, cut with "…" (never between the halves of a surrogate pair). */
+function clip(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = max - 1;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
+  return `${text.slice(0, end)}…`;
+}
 
 /**
  * KEYS: one alert key per event (all under the job's hash tag). ARGV: token, ttlMs.
@@ -104,6 +132,8 @@ function describe(event: AlertEvent, slots: string[]): string {
 
 export interface AlertSender {
   readonly enabled: boolean;
+  /** Whether each POST carries a `cron-guard-signature` header (a non-blank secret was given). */
+  readonly signed: boolean;
   /**
    * Claims each event (one key per job, kind and fire time: SET NX, like a slot) and POSTs one
    * body per job and kind with the fires this caller won. Never rejects: a webhook that fails
@@ -119,6 +149,8 @@ export function createAlertSender(options: AlertSenderOptions): AlertSender {
   const timeoutMs = options.timeoutMs ?? 5_000;
   const claimTtlMs = options.claimTtlMs ?? DAY_MS;
   const clock = options.clock ?? Date.now;
+  const secret = normalizeAlertSecret(options.secret);
+  const sign = secret === undefined ? undefined : createAlertSigner(secret);
 
   async function sendOne(event: AlertEvent): Promise<AlertBody | undefined> {
     const slots = event.slots && event.slots.length > 0 ? event.slots : [event.slot];
@@ -128,19 +160,29 @@ export function createAlertSender(options: AlertSenderOptions): AlertSender {
     const raw = typeof reply === "string" ? (JSON.parse(reply) as unknown) : reply;
     const won = (Array.isArray(raw) ? raw : []).map((index) => slots[Number(index) - 1] as string);
     if (won.length === 0) return undefined;
+    const nowMs = clock();
+    const text = describe({ ...event, slot: won[0] as string }, won);
     const body: AlertBody = {
       ...event,
       slot: won[0] as string,
       slots: won,
-      at: new Date(clock()).toISOString(),
+      at: new Date(nowMs).toISOString(),
       prefix,
-      text: describe({ ...event, slot: won[0] as string }, won),
+      text,
+      content: clip(text, DISCORD_CONTENT_MAX),
+      allowed_mentions: { parse: [] },
     };
     try {
+      const raw = JSON.stringify(body);
+      const headers: Record<string, string> = {
+        "content-type": "application/json",
+        "user-agent": "cron-guard-alert/1",
+      };
+      if (sign) headers[ALERT_SIGNATURE_HEADER] = await sign(raw, nowMs);
       const response = await (options.fetch ?? fetch)(url as string, {
         method: "POST",
-        headers: { "content-type": "application/json", "user-agent": "cron-guard-alert/1" },
-        body: JSON.stringify(body),
+        headers,
+        body: raw,
         signal: AbortSignal.timeout(timeoutMs),
       });
       await response.body?.cancel();
@@ -158,6 +200,7 @@ export function createAlertSender(options: AlertSenderOptions): AlertSender {
 
   return Object.freeze({
     enabled: typeof url === "string" && url !== "",
+    signed: sign !== undefined,
     async send(events: readonly AlertEvent[]) {
       if (typeof url !== "string" || url === "") return [];
       const sent = await Promise.all(
