@@ -147,6 +147,27 @@ describe("/dashboard", () => {
     });
   });
 
+  it("notes a run by the handler's value whichever trigger ran it (HTTP or scheduled event)", async () => {
+    const clock = { now: at(0, 2) };
+    const app = createCronApp<Redis>({
+      redis: upstash(),
+      jobs: [{ name: "tick", cron: "* * * * *", handler: ({ slot }) => ({ sent: 3, slot }) }],
+      cronSecret: () => SECRET,
+      guardOptions: { prefix: prefix(), clock: () => clock.now, region: "test-1" },
+    });
+    expect((await app.request("/cron/tick", { method: "POST", headers: auth })).status).toBe(200);
+    clock.now = at(1, 2);
+    const [scheduled] = await app.runScheduled({ cron: "* * * * *", scheduledTime: at(1) }, {});
+    expect(scheduled?.result).toMatchObject({ status: "ran" });
+    const data = (await (
+      await app.request("/dashboard/data", { headers: auth })
+    ).json()) as DashboardData;
+    expect(data.jobs[0]?.rows.map((row) => [row.slot, row.summary])).toEqual([
+      [iso(at(1)), JSON.stringify({ sent: 3, slot: iso(at(1)) })],
+      [iso(at(0)), JSON.stringify({ sent: 3, slot: iso(at(0)) })],
+    ]);
+  });
+
   it("shows the holder of a running slot with its lease left", async () => {
     const clock = { now: at(0, 1) };
     let release = () => {};

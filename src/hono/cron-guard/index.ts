@@ -19,8 +19,12 @@ export interface CronGuardContext extends JobContext {
   trigger: Trigger;
 }
 
-/** The variables the middleware sets, for apps that spell out their own `Variables` type. */
-export type CronGuardVariables = { cronGuard: CronGuardContext };
+/**
+ * The variables the middleware sets, for apps that spell out their own `Variables` type. The
+ * handler may set `cronGuardValue` (`c.set("cronGuardValue", value)`): the run is recorded with it
+ * (its JSON, like a value a scheduled event's handler returns); unset, the run's summary is empty.
+ */
+export type CronGuardVariables = { cronGuard: CronGuardContext; cronGuardValue?: unknown };
 
 declare module "hono" {
   interface ContextVariableMap extends CronGuardVariables {}
@@ -177,7 +181,7 @@ export const cronGuard = ({
     }
     const slotHeader = slotId(resolved.slotMs);
 
-    let result: GuardResult<number>;
+    let result: GuardResult<unknown>;
     try {
       result = await activeGuard.run(
         job,
@@ -187,7 +191,7 @@ export const cronGuard = ({
           await next();
           if (c.error) throw c.error;
           if (c.res.status >= 500) throw new HandlerFailedError(c.res.status);
-          return c.res.status;
+          return c.get("cronGuardValue");
         },
         { waitUntil: waitUntilOf(c), periodMs, force },
       );

@@ -106,6 +106,8 @@ export function cronRoutes<TRedis extends GuardStore>(
         redis: deployment.redis(c.env),
         env: c.env ?? {},
       });
+      // recorded as the run's summary, as when a scheduled event runs the handler
+      c.set("cronGuardValue", value);
       return c.json({
         status: "ran",
         job: entry.job.name,
