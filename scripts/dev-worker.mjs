@@ -24,7 +24,7 @@ const base = `http://127.0.0.1:${port}`;
 console.log(`
 Worker on ${base} once wrangler says Ready. Try:
   curl -i "${base}/__scheduled?cron=*+*+*+*+*"          # Cloudflare's scheduled() for the heartbeat
-  curl -i -H "Authorization: Bearer ${secret}" ${base}/cron/heartbeat   # manual trigger: 200, then 204
+  curl -i -H "Authorization: Bearer ${secret}" ${base}/cron/heartbeat   # manual trigger: 204 done if this minute already ran${bridge ? " (the line above runs it)" : " (the line above, or npm start's scheduler on this bridge, runs it)"}, else 200
   curl -s -H "Authorization: Bearer ${secret}" ${base}/cron/heartbeat/status
 `);
 

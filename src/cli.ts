@@ -1,15 +1,16 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { setupLines } from "./bridge/acl-rules.js";
 import { redactRedisUrl } from "./bridge/redis-url.js";
 import {
   type CliCommand,
+  type CliFlag,
   type CliIo,
   type CommandResult,
   integerOption,
   isEntryPoint,
+  parseFlags,
   portOption,
   runAsProcess,
   runCommands,
@@ -46,6 +47,68 @@ export const BRIDGE_ENV = {
   dataDir: "CRON_GUARD_BRIDGE_DATA_DIR",
 } as const;
 
+const BRIDGE_FLAGS = [
+  {
+    name: "port",
+    value: "n",
+    description: "HTTP port to listen on; 0 picks a free one. Default: 8079.",
+  },
+  {
+    name: "host",
+    value: "addr",
+    description:
+      "Interface to listen on. Default: 127.0.0.1 (put TLS and a firewall in front before\nlistening elsewhere).",
+  },
+  {
+    name: "token",
+    value: "t",
+    description: `Bearer token for everything (UPSTASH_REDIS_REST_TOKEN). Default: $${BRIDGE_ENV.token},\nelse 32 random bytes, printed at start. Visible in \`ps\`: prefer the variable.`,
+  },
+  {
+    name: "readonly-token",
+    value: "t",
+    description: `A second token that may only read (Upstash's read-only token); it runs as the\nread-only Redis ACL user. Default: $${BRIDGE_ENV.readonlyToken}, else none.`,
+  },
+  {
+    name: "redis-url",
+    value: "url",
+    description: `Forward to this Redis (redis://[user:password@]host:port[/db], rediss:// for TLS)\ninstead of spawning redis-server. Default: $${BRIDGE_ENV.redisUrl}. If its user may run\nACL SETUSER, the bridge creates its own ACL users there; if not, and that user is not\nalready confined, it prints the ACL SETUSER lines below and refuses scripts until then.`,
+  },
+  {
+    name: "cluster",
+    value: "urls",
+    description:
+      "Front a Redis Cluster: some of its nodes, comma-separated redis://host:port. Not with\n--redis-url. ACL users are not managed there: give node URLs of a confined user.",
+  },
+  {
+    name: "data-dir",
+    value: "dir",
+    description: `Where the spawned redis-server keeps its data (AOF, fsync every second), so a restart\nkeeps every slot, ledger entry and schedule. Default: $${BRIDGE_ENV.dataDir}, else\n./${DEFAULT_DATA_DIR}. Only without --redis-url/--cluster.`,
+  },
+  {
+    name: "ephemeral",
+    description:
+      "Keep nothing: the spawned redis-server runs without persistence in a temp directory that\nis deleted on exit. For tests and demos. Not with --data-dir.",
+  },
+  {
+    name: "max-body-bytes",
+    value: "n",
+    description: "Largest request body; larger ones answer 413. Default: 1048576 (1 MiB).",
+  },
+  {
+    name: "max-response-bytes",
+    value: "n",
+    description:
+      "Largest reply one request may get (a pipeline's or transaction's replies added up);\nlarger ones answer 400. Default: 10485760 (10 MiB).",
+  },
+  {
+    name: "command-timeout-ms",
+    value: "n",
+    description:
+      "Bound for every Redis call; slower calls answer 503. Default: 5000. Scripts that keep\nRedis busy are killed (SCRIPT KILL) well before.",
+  },
+] as const satisfies readonly CliFlag[];
+
 const bridgeCommand: CliCommand = {
   summary:
     "Upstash-REST-compatible server in front of redis-server (spawns one unless --redis-url)",
@@ -56,58 +119,7 @@ const bridgeCommand: CliCommand = {
     "                  [--max-body-bytes 1048576] [--max-response-bytes 10485760]",
     "                  [--command-timeout-ms 5000]",
   ].join("\n"),
-  options: [
-    {
-      name: "--port <n>",
-      description: "HTTP port to listen on; 0 picks a free one. Default: 8079.",
-    },
-    {
-      name: "--host <addr>",
-      description:
-        "Interface to listen on. Default: 127.0.0.1 (put TLS and a firewall in front before\nlistening elsewhere).",
-    },
-    {
-      name: "--token <t>",
-      description: `Bearer token for everything (UPSTASH_REDIS_REST_TOKEN). Default: $${BRIDGE_ENV.token},\nelse 32 random bytes, printed at start. Visible in \`ps\`: prefer the variable.`,
-    },
-    {
-      name: "--readonly-token <t>",
-      description: `A second token that may only read (Upstash's read-only token); it runs as the\nread-only Redis ACL user. Default: $${BRIDGE_ENV.readonlyToken}, else none.`,
-    },
-    {
-      name: "--redis-url <url>",
-      description: `Forward to this Redis (redis://[user:password@]host:port[/db], rediss:// for TLS)\ninstead of spawning redis-server. Default: $${BRIDGE_ENV.redisUrl}. If its user may run\nACL SETUSER, the bridge creates its own ACL users there; if not, and that user is not\nalready confined, it prints the ACL SETUSER lines below and refuses scripts until then.`,
-    },
-    {
-      name: "--cluster <urls>",
-      description:
-        "Front a Redis Cluster: some of its nodes, comma-separated redis://host:port. Not with\n--redis-url. ACL users are not managed there: give node URLs of a confined user.",
-    },
-    {
-      name: "--data-dir <dir>",
-      description: `Where the spawned redis-server keeps its data (AOF, fsync every second), so a restart\nkeeps every slot, ledger entry and schedule. Default: $${BRIDGE_ENV.dataDir}, else\n./${DEFAULT_DATA_DIR}. Only without --redis-url/--cluster.`,
-    },
-    {
-      name: "--ephemeral",
-      description:
-        "Keep nothing: the spawned redis-server runs without persistence in a temp directory that\nis deleted on exit. For tests and demos. Not with --data-dir.",
-    },
-    {
-      name: "--max-body-bytes <n>",
-      description: "Largest request body; larger ones answer 413. Default: 1048576 (1 MiB).",
-    },
-    {
-      name: "--max-response-bytes <n>",
-      description:
-        "Largest reply one request may get (a pipeline's or transaction's replies added up);\nlarger ones answer 400. Default: 10485760 (10 MiB).",
-    },
-    {
-      name: "--command-timeout-ms <n>",
-      description:
-        "Bound for every Redis call; slower calls answer 503. Default: 5000. Scripts that keep\nRedis busy are killed (SCRIPT KILL) well before.",
-    },
-    { name: "--help, -h", description: "This text." },
-  ],
+  options: BRIDGE_FLAGS,
   environment: [
     { name: BRIDGE_ENV.token, description: "The token, when --token is not given." },
     {
@@ -134,24 +146,7 @@ const bridgeCommand: CliCommand = {
   ],
   async run(args, io) {
     const env = io.env ?? process.env;
-    const { values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        port: { type: "string", default: "8079" },
-        host: { type: "string", default: "127.0.0.1" },
-        token: { type: "string" },
-        "readonly-token": { type: "string" },
-        "redis-url": { type: "string" },
-        cluster: { type: "string" },
-        "data-dir": { type: "string" },
-        ephemeral: { type: "boolean", default: false },
-        "max-body-bytes": { type: "string" },
-        "max-response-bytes": { type: "string" },
-        "command-timeout-ms": { type: "string" },
-      },
-    });
+    const values = parseFlags(BRIDGE_FLAGS, args);
     const fromEnv = (name: string) => {
       const value = env[name];
       return value === undefined || value === "" ? undefined : value;
@@ -173,8 +168,8 @@ const bridgeCommand: CliCommand = {
         : undefined;
     const { startBridge } = await loadBridge();
     const bridge = await startBridge({
-      port: portOption("--port", values.port),
-      host: values.host,
+      port: portOption("--port", values.port ?? "8079"),
+      host: values.host ?? "127.0.0.1",
       token: values.token ?? fromEnv(BRIDGE_ENV.token),
       readonlyToken: values["readonly-token"] ?? fromEnv(BRIDGE_ENV.readonlyToken),
       redisUrl,
@@ -228,10 +223,8 @@ export function runCli(argv: string[], io: CliIo): Promise<CommandResult> {
 }
 
 if (isEntryPoint(import.meta.url)) {
-  runAsProcess("cron-guard", commands, process.argv.slice(2), packageVersion()).catch(
-    (error: unknown) => {
-      process.stderr.write(`cron-guard: ${String(error)}\n`);
-      process.exit(1);
-    },
-  );
+  runAsProcess("cron-guard", (io) => runCli(process.argv.slice(2), io)).catch((error: unknown) => {
+    process.stderr.write(`cron-guard: ${String(error)}\n`);
+    process.exit(1);
+  });
 }

@@ -1,27 +1,58 @@
-import { parseArgs } from "node:util";
-import { type CliCommand, integerOption, portOption } from "../../src/cli/framework.js";
+import {
+  type CliCommand,
+  type CliFlag,
+  integerOption,
+  parseFlags,
+  portOption,
+} from "../../src/cli/framework.js";
+import { backfillHint } from "./hints.js";
 import { startLocalStack } from "./stack.js";
 import { formatStorm } from "./storm.js";
+
+const START_FLAGS = [
+  {
+    name: "port",
+    value: "n",
+    description: "Port of the example cron app; 0 picks a free one. Default: 8787.",
+  },
+  {
+    name: "bridge-port",
+    value: "n",
+    description: "Port of the Upstash-compatible bridge; 0 picks a free one. Default: 8079.",
+  },
+  {
+    name: "deliveries",
+    value: "n",
+    description:
+      "Concurrent deliveries per example job in the opening storm (half Vercel GET, half\nmanual POST), 1 to 10000. Default: 50.",
+  },
+  {
+    name: "regions",
+    value: "n",
+    description:
+      "Simulated regions the local scheduler delivers every fire from afterwards, 1 to 50.\nDefault: 3.",
+  },
+  {
+    name: "redis-url",
+    value: "url",
+    description:
+      "Use this Redis (redis://host:port) instead of spawning a private, throwaway\nredis-server.",
+  },
+  {
+    name: "exit",
+    description:
+      "Stop everything after the storm's summary instead of serving (exit code 1 if any slot\nran twice). Prints no URLs: nothing is left listening.",
+  },
+] as const satisfies readonly CliFlag[];
 
 /** `npm start`: the whole local stack, an opening storm per example job, then it serves. */
 export const startCommand: CliCommand = {
   summary: "local stack: redis-server + bridge + example cron app, with a simulated cron storm",
   usage:
     "npm start -- [--port 8787] [--bridge-port 8079] [--deliveries 50] [--regions 3] [--redis-url redis://...] [--exit]",
+  options: START_FLAGS,
   async run(args, io) {
-    const { values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        port: { type: "string" },
-        "bridge-port": { type: "string" },
-        deliveries: { type: "string", default: "50" },
-        regions: { type: "string", default: "3" },
-        "redis-url": { type: "string" },
-        exit: { type: "boolean", default: false },
-      },
-    });
+    const values = parseFlags(START_FLAGS, args);
     const deliveries =
       integerOption("--deliveries", values.deliveries, { min: 1, max: 10_000 }) ?? 50;
     const regions = integerOption("--regions", values.regions, { min: 1, max: 50 }) ?? 3;
@@ -43,42 +74,38 @@ export const startCommand: CliCommand = {
     io.out(
       `  heartbeat side effects: ${Object.keys(stack.heartbeatRecordsBySlot).length} slot(s) recorded, ${duplicates} with duplicates`,
     );
+    if (values.exit) {
+      await stack.close();
+      io.out("");
+      io.out(
+        "--exit: stopped the app, the bridge and redis-server; `npm start` keeps them serving.",
+      );
+      const ok =
+        stack.storms.every((s) => s.ran <= 1 && Object.keys(s.other).length === 0) &&
+        duplicates === 0;
+      return { exitCode: ok ? 0 : 1 };
+    }
+    const authorization = `-H "Authorization: Bearer ${stack.secret}"`;
     io.out("");
-    io.out(`app:    ${stack.appUrl}   (jobs: GET ${stack.appUrl}/cron)`);
+    io.out(`app:    ${stack.appUrl}   (jobs: curl ${authorization} ${stack.appUrl}/cron)`);
     io.out(`dashboard: ${stack.dashboardUrl}   (asks for the CRON_SECRET below)`);
     io.out(`bridge: UPSTASH_REDIS_REST_URL=${stack.bridgeUrl}`);
     io.out(`        UPSTASH_REDIS_REST_TOKEN=${stack.bridgeToken}`);
     io.out(`secret: CRON_SECRET=${stack.secret}`);
     io.out("");
     io.out(
-      "Trigger a job by hand (the current minute: 204 done if the scheduler already ran it, else 200):",
+      "Trigger a job by hand: the storm ran this minute and the local scheduler runs every minute on time, so expect 204 with cron-guard-reason: done (the guard refusing a second run); only in the first moments of a minute can yours come first (200):",
     );
+    io.out(`  curl -i -X POST ${authorization} ${stack.appUrl}/cron/heartbeat`);
+    const backfill = await backfillHint(stack, "heartbeat");
+    io.out(backfill.heading);
+    io.out(`  curl -i -X POST ${authorization} "${backfill.url}"`);
     io.out(
-      `  curl -i -X POST -H "Authorization: Bearer ${stack.secret}" ${stack.appUrl}/cron/heartbeat`,
+      "Run the same jobs as a Worker in workerd on this bridge (another terminal; it shares this bridge's slots, so what ran here is done there):",
     );
-    io.out(
-      "Backfill a past slot (a fire time of the job's cron; run it twice: 200, then 409 with what ran, then add &force=true):",
-    );
-    // The minute before the storm's slot: a fire time of "* * * * *" that the storm did not run.
-    const heartbeatSlot = stack.storms.find((storm) => storm.job === "heartbeat")?.slot;
-    const stormSlotMs = Date.parse(heartbeatSlot ?? "") || Date.now();
-    const previousMinute = new Date(Math.floor(stormSlotMs / 60_000) * 60_000 - 60_000)
-      .toISOString()
-      .replace(".000Z", "Z");
-    io.out(
-      `  curl -i -X POST -H "Authorization: Bearer ${stack.secret}" "${stack.appUrl}/cron/heartbeat?slot=${previousMinute}"`,
-    );
-    io.out("Run the same jobs as a Worker in workerd against this bridge (another terminal):");
     io.out(
       `  UPSTASH_REDIS_REST_URL=${stack.bridgeUrl} UPSTASH_REDIS_REST_TOKEN=${stack.bridgeToken} npm run dev:worker`,
     );
-    if (values.exit) {
-      await stack.close();
-      const ok =
-        stack.storms.every((s) => s.ran <= 1 && Object.keys(s.other).length === 0) &&
-        duplicates === 0;
-      return { exitCode: ok ? 0 : 1 };
-    }
     io.out("");
     io.out(
       `local scheduler: every cron fires on time from ${regions} regions (each as Vercel GET and as a scheduled event); one line per fired slot:`,

@@ -40,6 +40,8 @@ export interface LocalStack {
   bridgeUrl: string;
   bridgeToken: string;
   secret: string;
+  /** The example jobs, by name and cron. */
+  jobs: readonly { name: string; cron: string }[];
   storms: StormSummary[];
   /** Heartbeat records per slot after the storm: 1 everywhere means no duplicate ran. */
   heartbeatRecordsBySlot: Record<string, number>;
@@ -129,6 +131,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     bridgeUrl: bridge.url,
     bridgeToken: bridge.token,
     secret,
+    jobs: jobs.map(({ name, cron }) => ({ name, cron })),
     storms,
     heartbeatRecordsBySlot,
     async close() {

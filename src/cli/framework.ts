@@ -1,5 +1,6 @@
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 
 /** Where a command writes: `out` is for machine-readable lines, `err` for everything else. */
 export interface CliIo {
@@ -16,18 +17,31 @@ export interface RunningService {
 
 export type CommandResult = { exitCode: number } | { running: RunningService };
 
-/** One flag or environment variable, as `help <command>` describes it. */
+/** One environment variable, as `help <command>` describes it. */
 export interface CliOptionHelp {
-  /** e.g. `--port <n>` or `CRON_GUARD_BRIDGE_TOKEN` */
+  /** e.g. `CRON_GUARD_BRIDGE_TOKEN` */
   name: string;
+  description: string;
+}
+
+/**
+ * One flag of a command. The same list parses the command line ({@link parseFlags}) and is printed
+ * by `help <command>`, so no flag can be accepted without being described, or described without
+ * being accepted.
+ */
+export interface CliFlag {
+  /** The long name without dashes: `port` for `--port`. */
+  name: string;
+  /** The placeholder of its value, `n` for `--port <n>`; absent for a switch (`--ephemeral`). */
+  value?: string;
   description: string;
 }
 
 export interface CliCommand {
   summary: string;
   usage: string;
-  /** Every flag, described; printed by `help <command>` and `<command> --help`. */
-  options?: CliOptionHelp[];
+  /** Every flag; parsed by {@link parseFlags}, printed by `help <command>` and `<command> --help`. */
+  options?: readonly CliFlag[];
   /** Environment variables the command reads, described. */
   environment?: CliOptionHelp[];
   /** More text after the flags. */
@@ -35,9 +49,16 @@ export interface CliCommand {
   run(args: string[], io: CliIo): Promise<CommandResult>;
 }
 
+/** `--port <n>` or `--ephemeral`, as help and error messages spell a flag. */
+export function flagSpelling(flag: CliFlag): string {
+  return flag.value === undefined ? `--${flag.name}` : `--${flag.name} <${flag.value}>`;
+}
+
+const HELP_FLAG: CliOptionHelp = { name: "--help, -h", description: "Print this help and exit." };
+
 /** What `help <command>` and `<command> --help` print. */
 export function commandHelp(command: CliCommand): string {
-  const section = (title: string, entries: CliOptionHelp[] | undefined) => {
+  const section = (title: string, entries: readonly CliOptionHelp[] | undefined) => {
     if (!entries || entries.length === 0) return [];
     const width = Math.max(...entries.map((entry) => entry.name.length)) + 2;
     return [
@@ -56,7 +77,13 @@ export function commandHelp(command: CliCommand): string {
     `Usage: ${command.usage}`,
     "",
     command.summary,
-    ...section("Options:", command.options),
+    ...section("Options:", [
+      ...(command.options ?? []).map((flag) => ({
+        name: flagSpelling(flag),
+        description: flag.description,
+      })),
+      HELP_FLAG,
+    ]),
     ...section("Environment:", command.environment),
     ...(command.notes && command.notes.length > 0 ? ["", ...command.notes] : []),
   ].join("\n");
@@ -85,10 +112,95 @@ export function portOption(flag: string, value: string | undefined): number | un
   return integerOption(flag, value, { max: 65_535 });
 }
 
+/** What {@link parseFlags} gives: a string (or undefined) per flag with a value, a boolean per switch. */
+export type FlagValues<T extends readonly CliFlag[]> = {
+  [F in T[number] as F["name"]]: F extends { value: string } ? string | undefined : boolean;
+};
+
+/**
+ * Parses `args` against a command's flags (no positionals). A mistake is a UsageError that names
+ * the bad flag and lists the valid ones, e.g. `unknown option "--bogus"; the options are --port <n>, --exit`.
+ */
+export function parseFlags<const T extends readonly CliFlag[]>(
+  flags: T,
+  args: readonly string[],
+): FlagValues<T> {
+  const options: Record<string, { type: "string" | "boolean" }> = {};
+  for (const flag of flags) {
+    options[flag.name] = { type: flag.value === undefined ? "boolean" : "string" };
+  }
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: [...args], options, strict: true, allowPositionals: false }));
+  } catch (error) {
+    throw isParseArgsError(error) ? parseArgsUsageError(error as Error, flags) : error;
+  }
+  for (const flag of flags) {
+    if (flag.value === undefined) values[flag.name] ??= false;
+  }
+  return values as FlagValues<T>;
+}
+
 function isParseArgsError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === "string" && code.startsWith("ERR_PARSE_ARGS_");
 }
+
+/** node:util's parseArgs error, reworded to name the flag and list the valid ones. */
+function parseArgsUsageError(error: Error, flags: readonly CliFlag[]): UsageError {
+  const quoted = /'([^']*)'/.exec(error.message)?.[1];
+  const valid =
+    flags.length === 0
+      ? "it takes no options"
+      : `the options are ${flags.map(flagSpelling).join(", ")} (--help describes each)`;
+  const code = (error as { code?: unknown }).code;
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && quoted !== undefined) {
+    return new UsageError(`unknown option "${quoted}"; ${valid}`, { cause: error });
+  }
+  if (code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL" && quoted !== undefined) {
+    return new UsageError(`unexpected argument "${quoted}" (only --flags); ${valid}`, {
+      cause: error,
+    });
+  }
+  const flag = flags.find((candidate) => quoted?.startsWith(`--${candidate.name}`));
+  if (flag !== undefined && /argument missing/.test(error.message)) {
+    return new UsageError(`--${flag.name} needs a value: ${flagSpelling(flag)}`, { cause: error });
+  }
+  if (flag !== undefined && /does not take an argument/.test(error.message)) {
+    return new UsageError(`--${flag.name} is a switch and takes no value`, { cause: error });
+  }
+  return new UsageError(error.message, { cause: error });
+}
+
+/**
+ * Runs one command as `label` (`cron-guard bridge`, `npm start`): `--help`/`-h` anywhere prints its
+ * help; a UsageError is printed with the usage (exit 2), any other error by its message (exit 1).
+ */
+export async function runCommand(
+  label: string,
+  command: CliCommand,
+  args: readonly string[],
+  io: CliIo,
+): Promise<CommandResult> {
+  if (args.includes("--help") || args.includes("-h")) {
+    io.out(commandHelp(command));
+    return { exitCode: 0 };
+  }
+  try {
+    return await command.run([...args], io);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (error instanceof UsageError || isParseArgsError(error)) {
+      io.err(`${label}: ${message}\n\nUsage: ${command.usage}`);
+      return { exitCode: 2 };
+    }
+    io.err(`${label}: ${message}`);
+    return { exitCode: 1 };
+  }
+}
+
+/** What prints the version in place of a command: `--version`, `-V`, `-v` or `version`. */
+export const VERSION_FLAGS: readonly string[] = ["--version", "-V", "-v", "version"];
 
 /** Runs one invocation of `program <command> [args]`; the caller decides what to do with a running service. */
 export async function runCommands(
@@ -105,10 +217,11 @@ export async function runCommands(
       "Commands:",
       ...Object.entries(commands).map(([name, command]) => `  ${name.padEnd(8)}${command.summary}`),
       "",
-      `Run \`${program} help <command>\` for its options.${version === undefined ? "" : ` \`${program} --version\` prints the version.`}`,
+      `Run \`${program} help <command>\` or \`${program} <command> --help\` for its options.`,
+      ...(version === undefined ? [] : [`\`${program} --version\` (or -v) prints the version.`]),
     ].join("\n");
   const [name, ...args] = argv;
-  if (version !== undefined && (name === "--version" || name === "-V" || name === "version")) {
+  if (version !== undefined && name !== undefined && VERSION_FLAGS.includes(name)) {
     io.out(`${program} ${version}`);
     return { exitCode: 0 };
   }
@@ -130,35 +243,22 @@ export async function runCommands(
     io.err(`${program}: unknown command "${name}"\n\n${usage()}`);
     return { exitCode: 2 };
   }
-  if (args.includes("--help") || args.includes("-h")) {
-    io.out(commandHelp(command));
-    return { exitCode: 0 };
-  }
-  try {
-    return await command.run(args, io);
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    if (error instanceof UsageError || isParseArgsError(error)) {
-      io.err(`${program} ${name}: ${message}\n\nUsage: ${command.usage}`);
-      return { exitCode: 2 };
-    }
-    io.err(`${program} ${name}: ${message}`);
-    return { exitCode: 1 };
-  }
+  return runCommand(`${program} ${name}`, command, args, io);
 }
 
-/** Runs `argv` as a process: sets the exit code, or keeps a service running until SIGINT/SIGTERM. */
+/**
+ * Runs one invocation as this process: sets the exit code, or keeps a service running until
+ * SIGINT/SIGTERM. `program` prefixes what it prints about stopping.
+ */
 export async function runAsProcess(
   program: string,
-  commands: Readonly<Record<string, CliCommand>>,
-  argv: string[],
-  version?: string,
+  run: (io: CliIo) => Promise<CommandResult>,
 ): Promise<void> {
   const io: CliIo = {
     out: (line) => process.stdout.write(`${line}\n`),
     err: (line) => process.stderr.write(`${line}\n`),
   };
-  const result = await runCommands(program, commands, argv, io, version);
+  const result = await run(io);
   if ("exitCode" in result) {
     process.exitCode = result.exitCode;
     return;

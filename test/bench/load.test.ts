@@ -57,7 +57,7 @@ describe("bridge throughput measurement at a small size", () => {
     await redis.stop();
   });
 
-  it("has wrk installed (scripts/ensure-wrk.sh; npm start and CI run it)", () => {
+  it("has wrk installed (scripts/ensure-wrk.sh; npm test and CI run it)", () => {
     expect(commandExists("wrk")).toBe(true);
   });
 

@@ -74,7 +74,13 @@ describe("cron-guard CLI", () => {
     [["nope"], /unknown command "nope"/],
     [[], /Usage: cron-guard <command>/],
     [["bridge", "--port", "abc"], /--port must be a whole number/],
-    [["bridge", "--bogus"], /Unknown option '--bogus'/],
+    [
+      ["bridge", "--bogus"],
+      /unknown option "--bogus"; the options are --port <n>, --host <addr>, /,
+    ],
+    [["bridge", "--port"], /--port needs a value: --port <n>/],
+    [["bridge", "--ephemeral=yes"], /--ephemeral is a switch and takes no value/],
+    [["bridge", "extra"], /unexpected argument "extra"/],
     [["bridge", "--port", "70000"], /--port must be a whole number from 0 to 65535/],
     [["bridge", "--ephemeral", "--data-dir", "/tmp/x"], /either --ephemeral or --data-dir/],
     [["bridge", "--redis-url", "redis://127.0.0.1:1", "--data-dir", "/tmp/x"], /--data-dir is for/],
@@ -186,7 +192,7 @@ describe("cron-guard bridge, ready to self-host", () => {
 
   it("prints its version", async () => {
     const { version } = (await import("../../package.json", { with: { type: "json" } })).default;
-    for (const flag of ["--version", "-V", "version"]) {
+    for (const flag of ["--version", "-V", "-v", "version"]) {
       const io = captureIo();
       expect(await runCli([flag], io)).toEqual({ exitCode: 0 });
       expect(io.outLines).toEqual([`cron-guard ${version}`]);
