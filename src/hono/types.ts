@@ -87,10 +87,10 @@ export interface CronAppOptions<TRedis extends GuardStore> {
    * On Vercel, vercel.json calls `/dispatch` on it instead. Default `"* * * * *"`.
    */
   dispatchCron?: string;
-  /** Budgets of one dispatch tick (time, store calls, concurrency, retry backoff). */
+  /** Budgets of one dispatch tick (time, HTTP requests, wave size, retry backoff). */
   dispatch?: Pick<
     DispatcherOptions,
-    "budgetMs" | "maxCalls" | "concurrency" | "retryBackoffMs" | "missedAfterMs"
+    "budgetMs" | "maxRequests" | "maxCalls" | "concurrency" | "retryBackoffMs" | "missedAfterMs"
   >;
   /**
    * The store, or a function that builds it from the platform environment once per isolate, e.g.

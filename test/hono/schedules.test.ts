@@ -174,18 +174,18 @@ describe("/schedules and /dispatch", () => {
       );
     }
     clock.now = T0 + 60_000;
-    // Each tick stops at its store-call budget (45 by default, Workers Free's 50 subrequests):
-    // rounds of 10 concurrent ticks drain the rest, as the next minutes' ticks would.
+    // Each tick stops at its request budget (45 by default, Workers Free's 50 subrequests), if it
+    // reaches it: rounds of 10 concurrent ticks drain the rest, as the next minutes' ticks would.
     const ticks: { ran: number; remaining: number }[] = [];
     for (let round = 0; round < 10; round += 1) {
       const results = await Promise.all(
         Array.from({ length: 10 }, async () => {
           const response = await app.request("/dispatch", { headers: auth });
           expect(response.status).toBe(200);
-          return (await response.json()) as { ran: number; remaining: number; calls: number };
+          return (await response.json()) as { ran: number; remaining: number; requests: number };
         }),
       );
-      for (const result of results) expect(result.calls).toBeLessThanOrEqual(45);
+      for (const result of results) expect(result.requests).toBeLessThanOrEqual(45);
       ticks.push(...results);
       if (results.every((result) => result.remaining === 0 && result.ran === 0)) break;
     }

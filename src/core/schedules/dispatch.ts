@@ -13,6 +13,7 @@ import type { GuardResult } from "../guard/result.js";
 import { DEFAULT_PREFIX, type GuardSettings } from "../options.js";
 import { sleep } from "../sleep.js";
 import { decodeReply, type GuardStore, messageOf, runScript } from "../store.js";
+import { batchingStore } from "./batching-store.js";
 import { decodeSchedule, parsePendingFire, registryKeys } from "./registry.js";
 import type { Schedule } from "./schedule.js";
 import { PEEK_SCRIPT, SET_PENDING_SCRIPT } from "./scripts.js";
@@ -55,12 +56,27 @@ export interface DispatcherOptions {
   /** Stop starting runs after this long, in ms. Default 20 000. */
   budgetMs?: number;
   /**
-   * Stop starting runs when this many store calls were made, as a run costs up to three (claim,
-   * completion, advance) and a look at the due list one. Every call is a subrequest on Cloudflare
-   * (50 per invocation on Workers Free). Default 45.
+   * Stop starting waves when this many HTTP requests to the store were made: what the platform
+   * limits (every REST call and every `/pipeline` request is one subrequest on Cloudflare, 50 per
+   * invocation on Workers Free). A look at the due list costs one, a wave of up to `concurrency`
+   * fires three (its claims, its completions, its advances: one request each when the store can
+   * pipeline, see batching-store.ts), so a wave starts only while three are left (four with the
+   * next look). Not counted: the handlers' own requests, heartbeats, and the two a script costs
+   * once after Redis lost its script cache. Default 45: leaves 5 of Workers Free's 50 for those.
+   * A store that cannot pipeline (a quorum, an adapter) sends every call as its own request, so
+   * the same budget runs fewer fires there.
+   */
+  maxRequests?: number;
+  /**
+   * @deprecated Use `maxRequests`. Read as `maxRequests` when that is not set (it counted store
+   * calls, three per run; the budget now counts requests, which is what the platform limits).
    */
   maxCalls?: number;
-  /** Runs in flight at once within one tick. Default 4. */
+  /**
+   * Fires claimed and run together, as one wave: their claims share one request, their handlers
+   * run concurrently, their completions and advances share one request each. Default 200 (one
+   * look at the due list). Lower it to bound the handlers in flight at once.
+   */
   concurrency?: number;
   /** Delay before the first retry of a failed fire, in ms; doubles per attempt, at most an hour. Default 60 000. */
   retryBackoffMs?: number;
@@ -80,18 +96,24 @@ export interface TickResult {
   missed: number;
   /** Schedules still due at this tick's last look that it did not settle: the next tick's work. */
   remaining: number;
-  /** Store calls this tick made. */
+  /** Store calls (script calls) this tick made. */
   calls: number;
+  /** HTTP requests to the store this tick made (the budget `maxRequests` counts these). */
+  requests: number;
   /** Store calls that failed (the fires they concerned stay due). */
   errors: number;
   elapsedMs: number;
 }
 
-const PEEK_BATCH = 10;
+/** Due items one look at the due list reads, at most. */
+const PEEK_BATCH = 200;
+/** ... and at most this many bytes of definitions (payloads may reach 16 KB each). */
+const PEEK_MAX_BYTES = 1_000_000;
 /** Tries of one advance (set-pending) within a tick, and the wait before the second (x4 after). */
 const ADVANCE_TRIES = 3;
 const ADVANCE_BACKOFF_MS = 50;
-const CALLS_PER_RUN = 3;
+/** Requests a wave costs: its claims (and lookups), its completions, its advances. */
+const REQUESTS_PER_WAVE = 3;
 const MAX_BACKOFF_MS = 3_600_000;
 const EVENTS_KEPT = 1_000;
 /** Missed fires are counted up to this many (a long outage of a per-minute schedule costs no more). */
@@ -105,24 +127,6 @@ interface DueItem {
   due: number;
 }
 
-/** A store that counts the calls made through it. */
-function counting(redis: GuardStore): GuardStore & { readonly calls: number } {
-  let calls = 0;
-  return {
-    get calls() {
-      return calls;
-    },
-    eval(script, keys, args) {
-      calls += 1;
-      return redis.eval(script, keys, args);
-    },
-    evalsha(sha1, keys, args) {
-      calls += 1;
-      return redis.evalsha(sha1, keys, args);
-    },
-  };
-}
-
 function integerOption(name: string, value: number | undefined, fallback: number, min: number) {
   const chosen = value ?? fallback;
   if (!Number.isInteger(chosen) || chosen < min) {
@@ -134,15 +138,38 @@ function integerOption(name: string, value: number | undefined, fallback: number
 /**
  * One tick of the dispatcher: every instance that receives the platform's cron runs it, and
  * together they run each due fire of each schedule once. Each instance starts at a random place in
- * the due list and keeps taking the next due schedule until none is left or its budget (time,
- * store calls) is spent; what it leaves stays due for the others or the next tick.
+ * the due list and keeps taking due schedules until none is left or its budget (time, requests) is
+ * spent; what it leaves stays due for the others or the next tick.
+ *
+ * Cost. A tick works in waves so that its cost grows with waves, not runs: it reads up to
+ * PEEK_BATCH due items in one look, then for each wave of up to `concurrency` of them issues every
+ * claim together, runs the claimed handlers concurrently, then issues every completion together
+ * and every advance together. The store is wrapped in a batching store (batching-store.ts) that
+ * sends the calls of one turn as one `/pipeline` request, so a wave costs three requests and a
+ * look one: 1,000 due fires take five looks and five waves, about 21 requests.
+ *
+ * Two waits keep a wave at three requests:
+ * - A handler that finishes before the others of its wave sends its completion at once while the
+ *   budget has a request to spare beyond what the wave still needs; otherwise it waits (its lease
+ *   kept alive by its heartbeat) for the wave's last handler, and its recorded duration then
+ *   includes that wait.
+ * - An advance waits until every run of its wave has its answer. A run's slot is already done in
+ *   the guard's ledger by then, so the wait risks nothing: another tick that finds the fire still
+ *   pending skips its claim as done and advances it itself.
+ *
+ * Guarantees are the guard's and the compare-and-set advance's, as before: batching changes how
+ * calls travel, not what they do. A request that fails as a whole fails every call in it: claims
+ * that failed leave their fires due, completions are retried by the guard, advances here.
  */
 export function createDispatcher(options: DispatcherOptions) {
   const keys = registryKeys(options.prefix ?? DEFAULT_PREFIX);
   const prefix = options.prefix ?? DEFAULT_PREFIX;
   const budgetMs = integerOption("budgetMs", options.budgetMs, 20_000, 1);
-  const maxCalls = integerOption("maxCalls", options.maxCalls, 45, CALLS_PER_RUN + 1);
-  const concurrency = integerOption("concurrency", options.concurrency, 4, 1);
+  const maxRequests =
+    options.maxRequests === undefined && options.maxCalls !== undefined
+      ? integerOption("maxCalls", options.maxCalls, 45, REQUESTS_PER_WAVE + 1)
+      : integerOption("maxRequests", options.maxRequests, 45, REQUESTS_PER_WAVE + 1);
+  const concurrency = integerOption("concurrency", options.concurrency, PEEK_BATCH, 1);
   const retryBackoffMs = integerOption("retryBackoffMs", options.retryBackoffMs, 60_000, 0);
   const missedAfterMs = integerOption("missedAfterMs", options.missedAfterMs, 120_000, 0);
   const random = options.random ?? Math.random;
@@ -160,7 +187,7 @@ export function createDispatcher(options: DispatcherOptions) {
 
   async function tick(tickOptions: { waitUntil?: (promise: Promise<unknown>) => void } = {}) {
     const startedAt = Date.now();
-    const store = counting(options.redis);
+    const store = batchingStore(options.redis);
     const guard = createGuard({
       ...options.guardOptions,
       redis: store,
@@ -176,15 +203,16 @@ export function createDispatcher(options: DispatcherOptions) {
       missed: 0,
       remaining: 0,
       calls: 0,
+      requests: 0,
       errors: 0,
       elapsedMs: 0,
     };
     const seen = new Set<string>();
     let settled = 0;
-    let inFlight = 0;
-    // Every run in flight may still make its three calls: count them as spent.
-    const canStart = () =>
-      Date.now() - startedAt < budgetMs && store.calls + (inFlight + 1) * CALLS_PER_RUN <= maxCalls;
+    const timeLeft = () => Date.now() - startedAt < budgetMs;
+    /** A wave (plus `extra` requests first) fits in what is left of the budget. */
+    const waveFits = (extra: number) =>
+      timeLeft() && store.requests + extra + REQUESTS_PER_WAVE <= maxRequests;
 
     /**
      * Moves the schedule's pending fire on, if no other instance did first, recording `events`
@@ -192,6 +220,7 @@ export function createDispatcher(options: DispatcherOptions) {
      * count what it settled, so concurrent ticks over the same fire count it once between them.
      */
     const setPending = async (
+      member: WaveMember,
       item: DueItem,
       next: { fireMs: number; attempt: number; dueAtMs: number },
       events: readonly object[] = [],
@@ -209,10 +238,11 @@ export function createDispatcher(options: DispatcherOptions) {
       // Retried with backoff: the call is a compare-and-set on the fire this tick saw pending, so
       // a repeat of a try that did land (its answer lost) changes nothing and answers 'same'.
       // When every try fails the fire stays pending; the next look finds its run in the ledger.
+      await member.beforeAdvance();
       let failure: unknown;
       for (let tryIndex = 0; tryIndex < ADVANCE_TRIES; tryIndex += 1) {
         if (tryIndex > 0) {
-          if (store.calls >= maxCalls) break;
+          if (store.requests >= maxRequests) break;
           await sleep(ADVANCE_BACKOFF_MS * 4 ** (tryIndex - 1));
         }
         try {
@@ -231,7 +261,7 @@ export function createDispatcher(options: DispatcherOptions) {
       throw failure;
     };
 
-    async function settle(item: DueItem): Promise<void> {
+    async function settle(item: DueItem, member: WaveMember): Promise<void> {
       const schedule = decodeSchedule(item.schedule, item.fire);
       const pending = parsePendingFire(item.fire);
       const cron = cronOf(schedule);
@@ -247,7 +277,7 @@ export function createDispatcher(options: DispatcherOptions) {
             attempts: pending.attempt + 1,
             error,
           };
-          if (await setPending(item, { fireMs: next, attempt: 0, dueAtMs: next }, [dead])) {
+          if (await setPending(member, item, { fireMs: next, attempt: 0, dueAtMs: next }, [dead])) {
             settled += 1;
             result.dead += 1;
           }
@@ -259,7 +289,7 @@ export function createDispatcher(options: DispatcherOptions) {
           attempt: pending.attempt + 1,
           dueAtMs: clock() + delayMs,
         };
-        if (await setPending(item, retry)) settled += 1;
+        if (await setPending(member, item, retry)) settled += 1;
       };
       let fireMs = pending.fireMs;
       let missed = 0;
@@ -294,7 +324,8 @@ export function createDispatcher(options: DispatcherOptions) {
           if (look.status === "running") return; // its run advances it; else the next look sees
           if (look.status === "ran") {
             const next = nextAfter(pending.fireMs);
-            if (await setPending(item, { fireMs: next, attempt: 0, dueAtMs: next })) settled += 1;
+            if (await setPending(member, item, { fireMs: next, attempt: 0, dueAtMs: next }))
+              settled += 1;
             return; // the fires after it are the next look's (this tick's, when they are due)
           }
           if (look.status === "failed" || look.status === "released") {
@@ -306,9 +337,12 @@ export function createDispatcher(options: DispatcherOptions) {
         if (tooOld) {
           missed += 1;
           const next = nextAfter(nowMs);
-          const recorded = await setPending(item, { fireMs: next, attempt: 0, dueAtMs: next }, [
-            missedEvent(missed),
-          ]);
+          const recorded = await setPending(
+            member,
+            item,
+            { fireMs: next, attempt: 0, dueAtMs: next },
+            [missedEvent(missed)],
+          );
           if (recorded) {
             result.missed += missed;
             settled += 1;
@@ -319,7 +353,7 @@ export function createDispatcher(options: DispatcherOptions) {
       if (missed > 0) {
         // Step one of a catch-up: record the missed fires and make the fire to run pending (due
         // now). This tick's next look runs it, like any due fire.
-        const recorded = await setPending(item, { fireMs, attempt: 0, dueAtMs: fireMs }, [
+        const recorded = await setPending(member, item, { fireMs, attempt: 0, dueAtMs: fireMs }, [
           missedEvent(missed),
         ]);
         if (recorded) {
@@ -337,13 +371,15 @@ export function createDispatcher(options: DispatcherOptions) {
           slot,
           (context) => {
             if (!handler) throw new Error(`handler "${schedule.handler}" is not registered`);
-            return handler({
-              ...context,
-              schedule,
-              payload: schedule.payload,
-              attempt: pending.attempt,
-              waitUntil: tickOptions.waitUntil,
-            });
+            return member.handle(() =>
+              handler({
+                ...context,
+                schedule,
+                payload: schedule.payload,
+                attempt: pending.attempt,
+                waitUntil: tickOptions.waitUntil,
+              }),
+            );
           },
           { waitUntil: tickOptions.waitUntil, periodMs: periodMsOf(cron, fireMs) },
         );
@@ -353,7 +389,8 @@ export function createDispatcher(options: DispatcherOptions) {
       }
       const finished = async () => {
         const next = nextAfter(fireMs);
-        if (await setPending(item, { fireMs: next, attempt: 0, dueAtMs: next })) settled += 1;
+        if (await setPending(member, item, { fireMs: next, attempt: 0, dueAtMs: next }))
+          settled += 1;
       };
       if (outcome.status === "ran") {
         result.ran += 1;
@@ -371,7 +408,42 @@ export function createDispatcher(options: DispatcherOptions) {
       }
     }
 
-    for (let looks = 0; canStart() && store.calls + 1 + CALLS_PER_RUN <= maxCalls; looks += 1) {
+    /** Claims, runs and settles `items` together; see the top of this function. */
+    async function runWave(items: readonly DueItem[]): Promise<void> {
+      let earlyCompletions = 0;
+      // A completion sent before the wave's last handler finished may cost a request of its own:
+      // grant it only while that still leaves the wave's completion and advance requests.
+      const spareRequest = () => {
+        if (store.requests + earlyCompletions + 1 + (REQUESTS_PER_WAVE - 1) > maxRequests) {
+          return false;
+        }
+        earlyCompletions += 1;
+        return true;
+      };
+      const wave = createWave(items.length, spareRequest);
+      await Promise.all(
+        items.map(async (item) => {
+          const member = wave.member();
+          try {
+            // Due within the skew tolerance but not yet by this clock: wait for it if the budget
+            // allows, and start it only once this clock reads its due time (else leave it due).
+            const waitMs = Number(item.due) - clock();
+            if (waitMs > 0) {
+              if (Date.now() - startedAt + waitMs >= budgetMs) return;
+              await sleep(waitMs);
+              if (clock() < Number(item.due) || !timeLeft()) return;
+            }
+            await settle(item, member);
+          } catch {
+            result.errors += 1;
+          } finally {
+            member.leaveRuns();
+          }
+        }),
+      );
+    }
+
+    for (let looks = 0; waveFits(1); looks += 1) {
       let reply: { total: number; items: DueItem[] | object };
       try {
         reply = decodeReply(
@@ -379,7 +451,7 @@ export function createDispatcher(options: DispatcherOptions) {
             store,
             PEEK_SCRIPT,
             [keys.definitions, keys.due, keys.fires],
-            [clock() + guard.options.skewToleranceMs, random(), PEEK_BATCH],
+            [clock() + guard.options.skewToleranceMs, random(), PEEK_BATCH, PEEK_MAX_BYTES],
           ),
         );
       } catch (error) {
@@ -396,37 +468,85 @@ export function createDispatcher(options: DispatcherOptions) {
       );
       if (fresh.length === 0) break;
       for (const item of fresh) seen.add(`${item.id}@${item.fire}`);
-      const queue = [...fresh];
-      const worker = async () => {
-        for (let item = queue.shift(); item; item = queue.shift()) {
-          if (!canStart()) return;
-          // Due within the skew tolerance but not yet by this clock: wait for it if the budget
-          // allows, and start it only once this clock reads its due time (else leave it due).
-          const waitMs = Number(item.due) - clock();
-          if (waitMs > 0) {
-            if (Date.now() - startedAt + waitMs >= budgetMs) continue;
-            await sleep(waitMs);
-            if (clock() < Number(item.due) || !canStart()) continue;
-          }
-          inFlight += 1;
-          try {
-            await settle(item);
-          } catch {
-            result.errors += 1;
-          } finally {
-            inFlight -= 1;
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(concurrency, fresh.length) }, worker));
+      for (let start = 0; start < fresh.length && waveFits(0); start += concurrency) {
+        await runWave(fresh.slice(start, start + concurrency));
+      }
       result.remaining = Math.max(0, result.remaining - settled);
     }
     result.calls = store.calls;
+    result.requests = store.requests;
     result.elapsedMs = Date.now() - startedAt;
     return result;
   }
 
   return Object.freeze({ tick });
+}
+
+/** One fire's part in its wave: see `createWave`. */
+interface WaveMember {
+  /** Runs the fire's handler; once it settled, waits for the wave's other handlers unless a spare request lets its completion go now. */
+  handle(handler: () => unknown): Promise<unknown>;
+  /** This fire will run no (more) handler and has its run's answer: waits until every fire of the wave has. */
+  beforeAdvance(): Promise<void>;
+  /** This fire is done with the wave (idempotent; called when it leaves, whatever happened). */
+  leaveRuns(): void;
+}
+
+/**
+ * The fires of one wave and two points they pass: every handler settled (completions go out
+ * together after it), every run answered (advances go out together after it). A fire that runs
+ * no handler (skipped, looked up, left due) passes both when it knows so.
+ */
+function createWave(size: number, spareRequest: () => boolean) {
+  const latch = (count: number) => {
+    let left = count;
+    let open = () => {};
+    const passed = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    if (left === 0) open();
+    return {
+      passed,
+      leave() {
+        left -= 1;
+        if (left === 0) open();
+      },
+    };
+  };
+  const handlers = latch(size);
+  const runs = latch(size);
+  return {
+    member(): WaveMember {
+      let handlerLeft = false;
+      let runLeft = false;
+      const leaveHandlers = () => {
+        if (handlerLeft) return;
+        handlerLeft = true;
+        handlers.leave();
+      };
+      const leaveRuns = () => {
+        leaveHandlers();
+        if (runLeft) return;
+        runLeft = true;
+        runs.leave();
+      };
+      return {
+        async handle(handler) {
+          try {
+            return await handler();
+          } finally {
+            leaveHandlers();
+            if (!spareRequest()) await handlers.passed;
+          }
+        },
+        async beforeAdvance() {
+          leaveRuns();
+          await runs.passed;
+        },
+        leaveRuns,
+      };
+    },
+  };
 }
 
 /** How many fires lie in [fromMs, toMs], counting at most `cap`. */

@@ -114,22 +114,29 @@ return cjson.encode({ cursor = page[1], items = items })`,
 );
 
 /**
- * ARGV: nowMs, spread (0 <= x < 1), count. Up to `count` schedules due by `nowMs` (each with its
- * due time), starting at a position chosen by `spread` among all of them, so that concurrent ticks
- * start in different places. O(log N + due): the sorted set is ordered by due time. Also their number.
+ * ARGV: nowMs, spread (0 <= x < 1), count, optional max bytes. Up to `count` schedules due by
+ * `nowMs` (each with its due time), starting at a position chosen by `spread` among all of them, so
+ * that concurrent ticks start in different places. With max bytes, it stops adding schedules once
+ * their definitions reach that many bytes (always one at least), so a large look stays a modest
+ * reply whatever the payloads. O(log N + due): the sorted set is ordered by due time. Also their
+ * number.
  */
 export const PEEK_SCRIPT = luaScript(
   "schedule-peek",
   `local total = redis.call('ZCOUNT', KEYS[2], '-inf', ARGV[1])
 local count = tonumber(ARGV[3])
+local maxBytes = tonumber(ARGV[4] or '')
 local offset = math.floor(tonumber(ARGV[2]) * math.max(0, total - count))
 local page = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', offset, count)
 local items = {}
+local bytes = 0
 for i = 1, #page, 2 do
   local id = page[i]
   local raw = redis.call('HGET', KEYS[1], id)
   local fire = redis.call('HGET', KEYS[3], id)
   if raw and fire then
+    if maxBytes and #items > 0 and bytes + #raw > maxBytes then break end
+    bytes = bytes + #raw
     items[#items + 1] = { id = id, schedule = raw, fire = fire, due = tonumber(page[i + 1]) }
   end
 end

@@ -85,6 +85,7 @@ describe("dispatcher clock skew", () => {
 describe("dispatcher options", () => {
   it.each([
     ["budgetMs", 0],
+    ["maxRequests", 3],
     ["maxCalls", 3],
     ["concurrency", 1.5],
     ["retryBackoffMs", -1],

@@ -37,7 +37,7 @@ function world(prefix: string, handlerOverrides: Record<string, ScheduleHandler>
       prefix,
       handlers,
       guardOptions: { clock, leaseMs: 2_000 },
-      maxCalls: 100_000,
+      maxRequests: 100_000,
       budgetMs: 60_000,
       retryBackoffMs: 0,
       ...options,
@@ -338,12 +338,13 @@ describe("dispatch", () => {
     expect(await w.dispatcher().tick()).toMatchObject({ ran: 0, remaining: 0, dead: 0, missed: 0 });
   });
 
-  it("stops starting runs when its store-call budget is spent, leaving the rest due", async () => {
+  it("stops starting runs when its request budget is spent, leaving the rest due", async () => {
     const w = world(prefix());
     for (let i = 0; i < 30; i += 1) await w.registry.upsert(every(`b${i}`));
     w.setNow(T0 + MINUTE);
-    const tick = await w.dispatcher({ maxCalls: 45, concurrency: 1 }).tick();
-    expect(tick.calls).toBeLessThanOrEqual(45);
+    // Waves of one fire: three requests a run, as every run had before batching.
+    const tick = await w.dispatcher({ maxRequests: 45, concurrency: 1 }).tick();
+    expect(tick.requests).toBeLessThanOrEqual(45);
     expect(tick.ran).toBeGreaterThan(5);
     expect(tick.ran + tick.remaining).toBe(30);
     const rest = await w.dispatcher().tick();
