@@ -168,6 +168,131 @@ describe("/dashboard", () => {
     ]);
   });
 
+  it("gives each card a health from its newest fire, with its last success and last failure", async () => {
+    const clock = { now: at(0, 1) };
+    let flakyFails = false;
+    const app = createCronApp<Redis>({
+      redis: upstash(),
+      jobs: [
+        { name: "tick", cron: "* * * * *", handler: () => "ok" },
+        {
+          name: "flaky",
+          cron: "* * * * *",
+          handler: () => {
+            if (flakyFails) throw new Error("upstream 502");
+            return "fine";
+          },
+        },
+        { name: "nightly", cron: "0 2 * * *", handler: () => "ok" },
+      ],
+      handlers: {
+        ...exampleHandlers(),
+        fail: () => {
+          throw new Error("always fails");
+        },
+      },
+      schedules: [
+        { id: "always-fails", cron: "*/5 * * * *", handler: "fail", maxAttempts: 1 },
+        { id: "rec", cron: "* * * * *", handler: "record", payload: { key: `${prefix()}:rec` } },
+      ],
+      cronSecret: () => SECRET,
+      guardOptions: { prefix: prefix(), clock: () => clock.now, region: "test-1" },
+      monitor: { graceMs: 30_000 },
+    });
+    const post = (path: string) => app.request(path, { method: "POST", headers: auth });
+    for (const minute of [0, 1]) {
+      clock.now = at(minute, 1);
+      expect((await post("/cron/tick")).status).toBe(200);
+      expect((await post("/cron/flaky")).status).toBe(200);
+      expect((await post("/dispatch")).status).toBe(200);
+    }
+    flakyFails = true;
+    clock.now = at(2, 1);
+    expect((await post("/cron/flaky")).status).toBe(500);
+    // the schedules were registered at 12:00:01: always-fails first fires at 12:05, dead at once
+    clock.now = at(5, 1);
+    expect(await (await post("/dispatch")).json()).toMatchObject({ dead: 1 });
+    await post("/schedules/rec/pause");
+    clock.now = at(5, 10); // tick missed 12:02-12:04; flaky missed 12:03-12:04
+
+    const data = (await (
+      await app.request("/dashboard/data", { headers: auth })
+    ).json()) as DashboardData;
+    const job = (name: string) => data.jobs.find((entry) => entry.name === name);
+    const schedule = (id: string) => data.schedules.find((entry) => entry.id === id);
+    expect(job("tick")).toMatchObject({
+      health: "missed",
+      lastSuccess: { slot: iso(at(1)), outcome: "ran", summary: '"ok"' },
+      lastFailure: null,
+    });
+    expect(job("tick")?.lastSuccess?.at).toBe(new Date(at(1, 1)).toISOString());
+    expect(job("flaky")).toMatchObject({
+      health: "missed",
+      lastSuccess: { slot: iso(at(1)) },
+      lastFailure: { slot: iso(at(2)), outcome: "failed", summary: "Error: upstream 502" },
+    });
+    expect(job("nightly")).toMatchObject({ health: "idle", lastSuccess: null, lastFailure: null });
+    expect(schedule("always-fails")).toMatchObject({
+      enabled: true,
+      health: "dead",
+      lastSuccess: null,
+      lastFailure: { slot: iso(at(5)), outcome: "dead" },
+    });
+    expect(schedule("always-fails")?.lastFailure?.summary).toMatch(/always fails/);
+    expect(schedule("rec")).toMatchObject({ enabled: false, health: "paused" });
+
+    // the newest fire decides: flaky fails at 12:05 (failing), then runs at 12:06 (ok again)
+    clock.now = at(5, 12);
+    expect((await post("/cron/flaky")).status).toBe(500);
+    const failing = (await (
+      await app.request("/dashboard/data", { headers: auth })
+    ).json()) as DashboardData;
+    expect(failing.jobs.find((entry) => entry.name === "flaky")).toMatchObject({
+      health: "failing",
+      lastFailure: { slot: iso(at(5)), outcome: "failed" },
+    });
+    flakyFails = false;
+    clock.now = at(6, 1);
+    expect((await post("/cron/flaky")).status).toBe(200);
+    const healed = (await (
+      await app.request("/dashboard/data", { headers: auth })
+    ).json()) as DashboardData;
+    expect(healed.jobs.find((entry) => entry.name === "flaky")).toMatchObject({
+      health: "ok",
+      lastSuccess: { slot: iso(at(6)), summary: '"fine"' },
+      lastFailure: { slot: iso(at(5)) },
+    });
+  });
+
+  it("runs a schedule's slot that ran again only with force=true, and marks that run forced", async () => {
+    const clock = { now: at(0, 5) };
+    const keys = prefix();
+    const app = makeApp(keys, clock);
+    const run = (query = "") =>
+      app.request(`/dashboard/schedules/rec/run${query}`, { method: "POST", headers: auth });
+    const first = await run();
+    expect(first.status).toBe(200);
+    expect(first.headers.get("cron-guard-fence")).toBe("1");
+    const again = await run();
+    expect(again.status).toBe(204);
+    expect(again.headers.get("cron-guard-reason")).toBe("done");
+    const slot = again.headers.get("cron-guard-slot") as string;
+    expect(slot).toBe(iso(at(0)));
+    const forced = await run(`?slot=${encodeURIComponent(slot)}&force=true`);
+    expect(forced.status).toBe(200);
+    expect(Number(forced.headers.get("cron-guard-fence"))).toBe(2);
+    // the record handler counts its runs of the slot: the forced one is the second
+    expect(await upstash().get(`${keys}:rec:${slot}`)).toBe(2);
+    const data = (await (
+      await app.request("/dashboard/data", { headers: auth })
+    ).json()) as DashboardData;
+    const rows = data.schedules.find((schedule) => schedule.id === "rec")?.rows ?? [];
+    expect(rows.map((row) => [row.slot, row.outcome, row.fence, row.forced])).toEqual([
+      [slot, "ran", 2, true],
+      [slot, "ran", 1, undefined],
+    ]);
+  });
+
   it("shows the holder of a running slot with its lease left", async () => {
     const clock = { now: at(0, 1) };
     let release = () => {};

@@ -19,7 +19,10 @@ import { jsonError, methodNotAllowed, validated } from "../http.js";
 import { type MonitoredStatus, monitoringOf } from "../monitoring.js";
 import { DashboardDataQuery } from "../request-schemas.js";
 import type { Bindings, CronAppOptions } from "../types.js";
+import { type HealthReport, healthOf } from "./dashboard/health.js";
 import { dashboardPage } from "./dashboard-page.js";
+
+export type { DashboardHealth, DashboardLastRun } from "./dashboard/health.js";
 
 /** What a row of the dashboard shows: one slot of a job or schedule and how it went. */
 export interface DashboardRow {
@@ -35,6 +38,8 @@ export interface DashboardRow {
   lateMs?: number;
   /** While running: how long the lease has left, in ms. */
   leaseLeftMs?: number | null;
+  /** Set on a run started with `force` (a deliberate re-run of a slot that had run). */
+  forced?: boolean;
 }
 
 /** The holder of a job's slot right now. */
@@ -46,7 +51,11 @@ export interface DashboardHolder {
   leaseLeftMs: number | null;
 }
 
-interface MonitoredView {
+/**
+ * One job's or schedule's card. `health` (see DashboardHealth) and the last success and failure are
+ * computed from all its remembered runs, missed fires and dead events, not only the rows shown.
+ */
+interface MonitoredView extends HealthReport {
   next: string[];
   fence: number;
   holder: DashboardHolder | null;
@@ -111,6 +120,7 @@ function rowsOf(status: MonitoredStatus, events: RegistryEvent[] = []): Dashboar
     at: Number.isFinite(run.finishedAt) ? new Date(run.finishedAt).toISOString() : undefined,
     summary: run.summary,
     lateMs: late.get(run.slot),
+    ...(run.forced ? { forced: true } : {}),
   }));
   for (const { slot, state, ttlMs } of status.slots) {
     if (state?.state !== "running" && state?.state !== "released") continue;
@@ -126,23 +136,29 @@ function rowsOf(status: MonitoredStatus, events: RegistryEvent[] = []): Dashboar
     });
   }
   for (const slot of status.monitor.missed) rows.push({ slot, outcome: "missed" });
-  for (const { event } of events) {
-    if (event.kind === "dead")
-      rows.push({ slot: event.fire, outcome: "dead", summary: event.error });
+  for (const { id, event } of events) {
+    if (event.kind !== "dead") continue;
+    // an event's stream id starts with the ms it was recorded at
+    const recordedMs = Number.parseInt(id, 10);
+    const at = Number.isFinite(recordedMs) ? new Date(recordedMs).toISOString() : undefined;
+    rows.push({ slot: event.fire, outcome: "dead", at, summary: event.error });
   }
-  return rows.sort((a, b) => (a.slot < b.slot ? 1 : a.slot > b.slot ? -1 : 0)).slice(0, ROWS);
+  return rows.sort((a, b) => (a.slot < b.slot ? 1 : a.slot > b.slot ? -1 : 0));
 }
 
 function monitoredView(
   status: MonitoredStatus,
   next: number[],
+  paused: boolean,
   events?: RegistryEvent[],
 ): MonitoredView {
+  const rows = rowsOf(status, events);
   return {
+    ...healthOf(rows, paused),
     next: next.map(slotId),
     fence: status.fence,
     holder: holderOf(status),
-    rows: rowsOf(status, events),
+    rows: rows.slice(0, ROWS),
     missed: status.monitor.missed,
     late: status.monitor.late,
     checked: { from: status.monitor.from, to: status.monitor.to, fires: status.monitor.checked },
@@ -201,7 +217,7 @@ export function dashboardRoutes<TRedis extends GuardStore>(
           cron: entry.job.cron,
           timezone: entry.schedule.timezone,
           graceMs: monitoring.graceMsOf(entry as never),
-          ...monitoredView(status, nextFireTimes(entry.schedule, nowMs, 3)),
+          ...monitoredView(status, nextFireTimes(entry.schedule, nowMs, 3), false),
         };
       }),
     );
@@ -233,6 +249,7 @@ export function dashboardRoutes<TRedis extends GuardStore>(
             ...monitoredView(
               status,
               next,
+              !schedule.enabled,
               recent.filter((event) => event.schedule === schedule.id),
             ),
           };
@@ -301,7 +318,13 @@ export function dashboardRoutes<TRedis extends GuardStore>(
     );
     // Hands the alert to waitUntil (or detaches it): the answer never waits for the webhook.
     await monitoring.runFinished(c.env, "schedule", result, waitUntil);
-    const headers = { "cron-guard-status": result.status, "cron-guard-slot": slot };
+    const headers: Record<string, string> = {
+      "cron-guard-status": result.status,
+      "cron-guard-slot": slot,
+    };
+    if (result.status === "ran" && result.fence !== null) {
+      headers["cron-guard-fence"] = String(result.fence);
+    }
     if (
       result.status === "skipped" &&
       explicit !== undefined &&
