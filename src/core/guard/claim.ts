@@ -26,6 +26,8 @@ export interface Claim {
   score: number;
   /** The claim was made with `force`: its run is recorded as forced. */
   forced: boolean;
+  /** The running state the claim wrote: what the store answers other claims of the slot. */
+  state: SlotState;
 }
 
 /**
@@ -35,7 +37,13 @@ export interface Claim {
  */
 export type ClaimAttempt =
   | { outcome: "claimed"; claim: Claim }
-  | { outcome: "skipped"; reason: SkipReason; holder: SlotState }
+  | {
+      outcome: "skipped";
+      reason: SkipReason;
+      holder: SlotState;
+      /** The slot key's remaining TTL in ms; -2 when the answer came from the ledger. */
+      pttl: number;
+    }
   | { outcome: "abandoned"; error: StoreUnavailableError };
 
 const WITHDRAW_BACKOFF_MS = 100;
@@ -122,7 +130,12 @@ export async function claimSlot(
     };
   }
   if (reply.outcome !== "claimed") {
-    return { outcome: "skipped", reason: skipReason(reply), holder: reply.state };
+    return {
+      outcome: "skipped",
+      reason: skipReason(reply),
+      holder: reply.state,
+      pttl: Number(reply.pttl),
+    };
   }
   return {
     outcome: "claimed",
@@ -133,6 +146,7 @@ export async function claimSlot(
       startedAt,
       score,
       forced: runOptions.force === true,
+      state: reply.state,
     },
   };
 }

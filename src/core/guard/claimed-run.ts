@@ -45,19 +45,24 @@ import { asStoreError, decodeReply, runScript } from "../store.js";
 import type { Claim } from "./claim.js";
 import type { JobKeys } from "./keys.js";
 import { keepLease, type Lease } from "./lease.js";
-import type { FailedResult, GuardResult } from "./result.js";
+import type { FailedResult, GuardResult, SlotState } from "./result.js";
 import { COMPLETE_SCRIPT } from "./scripts.js";
 import type { JobContext, JobFunction } from "./types.js";
 
 interface CompleteReply {
   outcome: "recorded" | "lost";
+  /** The finished state the completion wrote (absent when a retry found it recorded already). */
+  state?: SlotState;
 }
 
 const SUMMARY_CHARS = 200;
 const COMPLETE_ATTEMPTS = 4;
 const COMPLETE_BACKOFF_MS = 100;
 
-/** Runs `fn` under `claim` and records how it ended; see the top of this file. */
+/**
+ * Runs `fn` under `claim` and records how it ended; see the top of this file. `onRecorded` hears
+ * the state the completion wrote when it was recorded (single-flight memory).
+ */
 export async function runClaimed<T>(
   config: ResolvedGuardOptions,
   keys: JobKeys,
@@ -67,6 +72,7 @@ export async function runClaimed<T>(
   claim: Claim,
   retentionMs: number,
   waitUntil?: (promise: Promise<unknown>) => void,
+  onRecorded?: (state: SlotState | undefined) => void,
 ): Promise<GuardResult<T>> {
   const keeper = keepLease({
     redis: config.redis,
@@ -144,6 +150,7 @@ export async function runClaimed<T>(
       new LockLostError(lease.key, `lease on ${lease.key} was lost before the run was recorded`);
     return failed(outcome.ok ? lostError : outcome.error, { lockLost: true });
   }
+  onRecorded?.(recorded.state);
   return outcome.ok
     ? { status: "ran", ...base, value: outcome.value, reentered: false }
     : failed(outcome.error);

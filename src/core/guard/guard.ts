@@ -9,10 +9,11 @@ import {
 import { claimSlot } from "./claim.js";
 import { runClaimed } from "./claimed-run.js";
 import { distribute } from "./distribute.js";
-import { assertJobName, assertSlotId, jobKeys } from "./keys.js";
+import { assertJobName, assertSlotId, type JobKeys, jobKeys } from "./keys.js";
 import { isLiveLease } from "./lease.js";
 import { lookupSlot } from "./lookup.js";
 import type { GuardResult } from "./result.js";
+import { deliverOnce, type Flight } from "./single-flight.js";
 import { readStatus } from "./status.js";
 import type {
   DistributeOptions,
@@ -80,7 +81,10 @@ export function createGuard<const TOptions extends GuardOptions>(
   return guard as Guard<StoreErrorPolicyOf<TOptions>>;
 }
 
-/** Validate, re-enter an enclosing run, or claim; then skip, give up on the claim, or run it. */
+/**
+ * Validate, re-enter an enclosing run, or deliver through the slot's single flight
+ * (single-flight.ts): take a sibling's or a remembered answer, or claim.
+ */
 async function run<T>(
   config: ResolvedGuardOptions,
   job: string,
@@ -99,18 +103,41 @@ async function run<T>(
   if (isLiveLease(enclosing) && enclosing.key === keys.slot(slot)) {
     return reenter(config, job, slot, fn, enclosing);
   }
+  return deliverOnce(config, keys.slot(slot), job, slot, runOptions.force === true, (flight) =>
+    claimAndRun(config, keys, job, slot, slotInput, fn, runOptions, flight),
+  );
+}
+
+/** Claim; then skip, give up on the claim, or run it, telling `flight` what siblings may know. */
+async function claimAndRun<T>(
+  config: ResolvedGuardOptions,
+  keys: JobKeys,
+  job: string,
+  slot: string,
+  slotInput: number | Date | string,
+  fn: JobFunction<T>,
+  runOptions: RunOptions,
+  flight: Flight,
+): Promise<GuardResult<T>> {
+  const retentionMs = effectiveRetentionMs(config, runOptions.periodMs);
   const attempt = await claimSlot(config, keys, slot, slotInput, runOptions);
   switch (attempt.outcome) {
-    case "skipped":
-      return { status: "skipped", job, slot, reason: attempt.reason, holder: attempt.holder };
+    case "skipped": {
+      const { reason, holder } = attempt;
+      flight.answered({ kind: "skipped", reason, holder });
+      flight.finished(holder, attempt.pttl > 0 ? attempt.pttl : retentionMs);
+      return { status: "skipped", job, slot, reason, holder };
+    }
     case "abandoned":
       // Open means "run when the store cannot be reached", not "run when the store says no".
       if (config.onStoreError === "open" && attempt.error.kind !== "rejected") {
+        flight.answered({ kind: "skipped", reason: "running" });
         return runUnguarded(config, job, slot, fn, attempt.error);
       }
+      flight.answered({ kind: "unavailable", error: attempt.error });
       throw attempt.error;
     case "claimed": {
-      const retentionMs = effectiveRetentionMs(config, runOptions.periodMs);
+      flight.answered({ kind: "skipped", reason: "running", holder: attempt.claim.state });
       const running = runClaimed(
         config,
         keys,
@@ -120,6 +147,7 @@ async function run<T>(
         attempt.claim,
         retentionMs,
         runOptions.waitUntil,
+        (state) => flight.finished(state, retentionMs),
       );
       runOptions.waitUntil?.(running);
       return running;
