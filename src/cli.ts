@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { setupLines } from "./bridge/acl-rules.js";
 import { redactRedisUrl } from "./bridge/redis-url.js";
+import { checkCommand } from "./cli/check/command.js";
 import {
   type CliCommand,
   type CliFlag,
@@ -215,6 +216,7 @@ export type { CliCommand, CliIo, CommandResult } from "./cli/framework.js";
 /** Subcommands by name; add one entry to add a subcommand. */
 export const commands: Record<string, CliCommand> = {
   bridge: bridgeCommand,
+  check: checkCommand,
 };
 
 /** Runs one CLI invocation; the caller decides what to do with a running service. */

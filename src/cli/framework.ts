@@ -8,6 +8,8 @@ export interface CliIo {
   err(line: string): void;
   /** Environment variables the command reads. Default: `process.env`. */
   env?: Readonly<Record<string, string | undefined>>;
+  /** The directory relative paths are read from. Default: `process.cwd()`. */
+  cwd?: string;
 }
 
 /** A long-running service a command started; stopped on SIGINT/SIGTERM. */
