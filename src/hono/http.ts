@@ -12,7 +12,7 @@ export const jsonError = (c: Context, status: ErrorStatus, error: string) =>
 /** 405 with `Allow`, for a method a route does not serve (HEAD included where it would claim). */
 export const methodNotAllowed = (
   c: Context,
-  allow: "GET" | "GET, POST" | "GET, PUT, DELETE" | "POST",
+  allow: "GET" | "GET, POST" | "GET, PUT, PATCH, DELETE" | "POST",
 ) =>
   c.json(
     { error: `method ${c.req.method} not allowed: use ${allow.replace(/, (?=[^,]*$)/, " or ")}` },

@@ -1,6 +1,7 @@
 import * as v from "valibot";
 import { isValidJobName } from "../core/guard/keys.js";
 import { isListCursor } from "../core/schedules/registry.js";
+import { ScheduleInputSchema, schedulePatchSchema } from "../core/schedules/schedule.js";
 
 /**
  * The HTTP input of the schedules API and the dashboard, one valibot schema per path, query and
@@ -16,6 +17,7 @@ export const ScheduleIdParam = v.object({
       isValidJobName,
       (issue) => `${JSON.stringify(issue.input)} is not a schedule id (1-128 of A-Z a-z 0-9 . _ -)`,
     ),
+    v.metadata({ pattern: "^[A-Za-z0-9._-]{1,128}$" }),
   ),
 });
 
@@ -39,6 +41,8 @@ const cursor = (message: string) =>
     v.pipe(
       v.string(message),
       v.check((text: string) => isListCursor(text), message),
+      v.metadata({ pattern: "^\\d{1,20}$" }),
+      v.description("the cursor a previous page returned; 0 or absent for the first"),
     ),
     "0",
   );
@@ -47,6 +51,23 @@ const cursor = (message: string) =>
 export const ScheduleListQuery = v.object({
   cursor: cursor("use the cursor a previous page returned"),
   limit: limit(100),
+});
+
+/**
+ * `DELETE /schedules/:id?purge=`: `true` or `1` deletes the schedule's history too; anything else
+ * but leaving it out is a 400 (a typo must not keep what was meant to go).
+ */
+export const ScheduleDeleteQuery = v.object({
+  purge: v.optional(
+    v.pipe(
+      v.picklist(
+        ["true", "1"],
+        (issue) =>
+          `${JSON.stringify(issue.input)}: use ?purge=true to delete the history too, or leave it out`,
+      ),
+      v.description("true or 1: delete its runs, slot ledger and slot keys too"),
+    ),
+  ),
 });
 
 /** `GET /dashboard/data?cursor=&limit=`: the page of schedules the dashboard shows. */
@@ -59,8 +80,21 @@ export const DashboardDataQuery = v.object({
 export const MAX_SCHEDULE_BODY_BYTES = 64 * 1024;
 
 /**
- * `PUT /schedules/:id`'s body as JSON: an object. Its fields are the schedule's
- * (`ScheduleInputSchema`), checked by the registry's upsert with the handler names it knows.
+ * `PUT /schedules/:id`'s fields, for the API's description: the schedule's (`ScheduleInputSchema`,
+ * which the registry's upsert checks them with, with the handler names it knows), the id optional
+ * (the path gives it).
+ */
+export const SchedulePutFields = v.object({
+  ...ScheduleInputSchema.entries,
+  id: v.optional(ScheduleInputSchema.entries.id),
+});
+
+/** `PATCH /schedules/:id`'s fields, as the registry's patch checks them (with the handler names). */
+export const SchedulePatchFields = schedulePatchSchema();
+
+/**
+ * `PUT` and `PATCH /schedules/:id`'s body as JSON: an object. Its fields are checked by the
+ * registry (`SchedulePutFields`, `SchedulePatchFields`) with the handler names it knows.
  */
 export const ScheduleBody = v.custom<Record<string, unknown>>(
   (body) => typeof body === "object" && body !== null && !Array.isArray(body),

@@ -133,6 +133,7 @@ describe("/schedules and /dispatch", () => {
     for (const [method, path] of [
       ["GET", "/schedules"],
       ["PUT", "/schedules/x"],
+      ["PATCH", "/schedules/x"],
       ["GET", "/schedules/x"],
       ["DELETE", "/schedules/x"],
       ["POST", "/schedules/x/pause"],
@@ -144,7 +145,6 @@ describe("/schedules and /dispatch", () => {
     for (const [method, path] of [
       ["HEAD", "/dispatch"],
       ["PUT", "/dispatch"],
-      ["PATCH", "/schedules/x"],
       ["POST", "/schedules/x"],
       ["GET", "/schedules/x/pause"],
       ["DELETE", "/schedules"],

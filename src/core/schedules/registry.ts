@@ -1,14 +1,22 @@
 import { nextFireTimes, parseSchedule, slotId } from "../cron/index.js";
-import { assertJobName, assertPrefix, isValidJobName } from "../guard/keys.js";
+import { assertJobName, assertPrefix, isValidJobName, jobKeys } from "../guard/keys.js";
 import type { LuaScript } from "../guard/scripts.js";
 import { DEFAULT_PREFIX } from "../options.js";
+import { sleep } from "../sleep.js";
 import { decodeReply, type GuardStore, runScript } from "../store.js";
-import { type Schedule, type ScheduleInput, validateSchedule } from "./schedule.js";
+import {
+  type Schedule,
+  type ScheduleInput,
+  validateSchedule,
+  validateSchedulePatch,
+} from "./schedule.js";
 import {
   DELETE_SCRIPT,
   EVENTS_SCRIPT,
   LIST_SCRIPT,
   OVERDUE_SCRIPT,
+  PATCH_SCRIPT,
+  PURGE_HISTORY_SCRIPT,
   READ_SCRIPT,
   SET_ENABLED_SCRIPT,
   UPSERT_SCRIPT,
@@ -43,6 +51,15 @@ export interface ScheduleView extends Schedule {
 
 export interface UpsertResult {
   outcome: "created" | "updated" | "unchanged";
+  schedule: ScheduleView;
+}
+
+/**
+ * What a patch did. `conflict`: other writers changed the schedule every time this one tried
+ * ({@link PATCH_TRIES} times); nothing was written, `schedule` is the last one read.
+ */
+export interface PatchResult {
+  outcome: "updated" | "unchanged" | "conflict";
   schedule: ScheduleView;
 }
 
@@ -81,8 +98,17 @@ export interface ScheduleRegistry {
     cursor?: string;
     limit?: number;
   }): Promise<{ schedules: ScheduleView[]; cursor: string | null }>;
-  /** True when it existed. Its run history stays until it expires. */
-  remove(id: string): Promise<boolean>;
+  /**
+   * Changes only the fields `changes` names, validated like an upsert; null when no such schedule.
+   * Compare-and-set on the schedule's version: concurrent patches of different fields all land.
+   */
+  patch(id: string, changes: unknown): Promise<PatchResult | null>;
+  /**
+   * True when it existed. Its run history stays until it expires (a schedule created again under
+   * the id shows it), unless `purge`: then its runs, slot ledger and slot keys go too, but for
+   * the claim of a run in flight and the fencing counter (fencing tokens never go back).
+   */
+  remove(id: string, options?: { purge?: boolean }): Promise<boolean>;
   /** null when no such schedule. */
   pause(id: string): Promise<ScheduleView | null>;
   /** Resumes from the next fire after now: fires missed while paused do not run. */
@@ -130,6 +156,10 @@ export interface RegistryOptions {
 }
 
 const PAGE_LIMIT_MAX = 500;
+/** Tries of one patch against concurrent writers before it answers `conflict`. */
+export const PATCH_TRIES = 16;
+/** The most a patch waits (ms, times the try) before it reads the schedule again. */
+const PATCH_JITTER_MS = 5;
 /** Redis's SCAN cursors are unsigned 64-bit integers: a larger one is "ERR invalid cursor". */
 const MAX_SCAN_CURSOR = 18_446_744_073_709_551_615n;
 
@@ -142,7 +172,8 @@ export function isListCursor(cursor: unknown): cursor is string {
 
 /** The schedule registry: schedules are data in Redis, changed at run time without a deploy. */
 export function createScheduleRegistry(options: RegistryOptions): ScheduleRegistry {
-  const keys = registryKeys(options.prefix ?? DEFAULT_PREFIX);
+  const prefix = options.prefix ?? DEFAULT_PREFIX;
+  const keys = registryKeys(prefix);
   const handlerNames = new Set(options.handlers);
   const clock = options.clock ?? Date.now;
   const { redis } = options;
@@ -238,8 +269,66 @@ export function createScheduleRegistry(options: RegistryOptions): ScheduleRegist
       };
     },
 
-    async remove(id: string) {
+    async patch(id: string, changes: unknown): Promise<PatchResult | null> {
       assertJobName(id);
+      const fields = validateSchedulePatch(changes, handlerNames);
+      let current: StoredReply = await call(READ_SCRIPT, [id]);
+      for (let tried = 1; ; tried += 1) {
+        if (!current.schedule) return null;
+        const stored = JSON.parse(current.schedule) as Omit<Schedule, "payload"> & {
+          payload: string;
+        };
+        const definition = await validateSchedule(
+          {
+            id,
+            cron: stored.cron,
+            timezone: stored.timezone,
+            handler: stored.handler,
+            payload: JSON.parse(stored.payload) as unknown,
+            enabled: stored.enabled,
+            catchUp: stored.catchUp,
+            catchUpLimit: stored.catchUpLimit,
+            maxAttempts: stored.maxAttempts,
+            ...fields,
+          },
+          handlerNames,
+        );
+        const nowMs = clock();
+        const reply = await call(PATCH_SCRIPT, [
+          id,
+          JSON.stringify({ ...definition, payload: JSON.stringify(definition.payload) }),
+          nowMs,
+          firstFireAfter(definition, nowMs),
+          stored.version,
+        ]);
+        if (reply.outcome === "missing") return null;
+        if (reply.outcome !== "conflict") {
+          return {
+            outcome: reply.outcome as PatchResult["outcome"],
+            schedule: view(reply) as ScheduleView,
+          };
+        }
+        if (tried >= PATCH_TRIES)
+          return { outcome: "conflict", schedule: view(reply) as ScheduleView };
+        // The conflicting write's answer holds the schedule as it is now: merge onto that.
+        await sleep(Math.random() * PATCH_JITTER_MS * tried);
+        current = reply;
+      }
+    },
+
+    async remove(id: string, { purge = false }: { purge?: boolean } = {}) {
+      assertJobName(id);
+      if (purge) {
+        if (!(await get(id))) return false;
+        // The history first: a failure leaves the schedule in place, so the call can be repeated.
+        const job = jobKeys(prefix, id);
+        await runScript(
+          redis,
+          PURGE_HISTORY_SCRIPT,
+          [job.slotIndex, job.runs, job.running, job.ledger],
+          [job.slotPrefix],
+        );
+      }
       return Number(await runScript(redis, DELETE_SCRIPT, registryKeyList, [id])) === 1;
     },
 

@@ -31,24 +31,57 @@ const integerIn = (min: number, max: number) => {
  * time zone and the payload's JSON are checked by {@link validateSchedule}, which uses this.
  */
 export function scheduleInputSchema(handlers?: ReadonlySet<string>) {
-  const unregistered = (issue: { input: unknown }) =>
-    `${JSON.stringify(issue.input)} is not a registered handler (registered: ${
-      [...(handlers ?? [])].map((name) => JSON.stringify(name)).join(", ") || "none"
-    })`;
-  const entries = {
+  const entries = scheduleEntries(handlers);
+  // A field left out is checked as undefined, so it gets its field's own message.
+  const missing = (issue: v.ObjectIssue) => {
+    const key = issue.path?.[0]?.key as keyof typeof entries;
+    return v.safeParse(entries[key], undefined).issues?.[0].message ?? "is required";
+  };
+  return v.object(entries, missing);
+}
+
+/** The schedule's fields, each with its own check and message. */
+function scheduleEntries(handlers?: ReadonlySet<string>) {
+  const registered = `registered: ${[...(handlers ?? [])].join(", ") || "none"}`;
+  return {
     /** `[A-Za-z0-9._-]{1,128}`; also the job name its runs are guarded under. */
-    id: v.pipe(v.string(ID_RULE), v.check(isValidJobName, ID_RULE)),
+    id: v.pipe(
+      v.string(ID_RULE),
+      v.check(isValidJobName, ID_RULE),
+      v.metadata({ pattern: "^[A-Za-z0-9._-]{1,128}$" }),
+    ),
     /** 5-field cron expression. */
-    cron: v.string((issue) => `must be a string, got ${typeof issue.input}`),
+    cron: v.pipe(
+      v.string((issue) => `must be a string, got ${typeof issue.input}`),
+      v.description('5-field cron expression, e.g. "0 7 * * 1-5"'),
+    ),
     /** IANA time zone of `cron`. Default `"UTC"`. */
-    timezone: v.optional(v.string("must be an IANA time zone name such as Europe/Berlin")),
+    timezone: v.optional(
+      v.pipe(
+        v.string("must be an IANA time zone name such as Europe/Berlin"),
+        v.description('IANA time zone of `cron`. Default "UTC"'),
+      ),
+    ),
     /** Name of a handler registered in code (`handlers: { name: fn }`). */
     handler: v.pipe(
-      v.string(unregistered),
-      v.check((name) => handlers === undefined || handlers.has(name), unregistered),
+      v.string((issue) =>
+        issue.input === undefined
+          ? `is required; ${registered}`
+          : `must be the name of a registered handler, got ${JSON.stringify(issue.input)}; ${registered}`,
+      ),
+      v.check(
+        (name) => handlers === undefined || handlers.has(name),
+        (issue) => `${JSON.stringify(issue.input)} is not registered; ${registered}`,
+      ),
+      v.description("name of a handler registered in code"),
     ),
     /** JSON handed to the handler on every run. At most 16 KiB once encoded. Default `null`. */
-    payload: v.optional(v.unknown()),
+    payload: v.optional(
+      v.pipe(
+        v.unknown(),
+        v.description("JSON handed to the handler on every run; at most 16 KiB. Default null"),
+      ),
+    ),
     /** `false` pauses the schedule. Omitted on an update: the stored pause state is kept. */
     enabled: v.optional(v.boolean("must be true or false")),
     /** Default `"latest"`. */
@@ -58,12 +91,57 @@ export function scheduleInputSchema(handlers?: ReadonlySet<string>) {
     /** Attempts per fire, the first included; after the last failure the fire is recorded `dead`. Default 3. */
     maxAttempts: v.nullish(integerIn(1, 100)),
   };
-  // A field left out is checked as undefined, so it gets its field's own message.
-  const missing = (issue: v.ObjectIssue) => {
-    const key = issue.path?.[0]?.key as keyof typeof entries;
-    return v.safeParse(entries[key], undefined).issues?.[0].message ?? "is required";
-  };
-  return v.object(entries, missing);
+}
+
+/**
+ * The fields a `PATCH` may change: every field of the schedule but its `id`, each optional, no
+ * other. Validated field by field by {@link validateSchedulePatch}; the merged schedule then goes
+ * through {@link validateSchedule} like any other.
+ */
+export function schedulePatchSchema(handlers?: ReadonlySet<string>) {
+  const { id: _id, ...entries } = scheduleEntries(handlers);
+  return v.pipe(
+    v.partial(v.strictObject(entries)),
+    v.metadata({ minProperties: 1 }),
+    v.description("the fields to change; the others keep their stored values"),
+  );
+}
+
+/** The changes of a `PATCH`: some fields of a schedule, its id aside. */
+export type SchedulePatch = v.InferInput<ReturnType<typeof schedulePatchSchema>>;
+
+/**
+ * Checks a `PATCH` body: an object naming at least one schedule field (not `id`), each with a
+ * valid value. Every problem is a ConfigError naming the field. Cross-field checks (the cron in
+ * its time zone) happen on the merged schedule.
+ */
+export function validateSchedulePatch(
+  input: unknown,
+  handlers: ReadonlySet<string>,
+): SchedulePatch {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    throw new ConfigError("body", "must be a JSON object");
+  }
+  const schema = schedulePatchSchema(handlers);
+  const { id: _id, ...entries } = scheduleEntries(handlers);
+  const fields = Object.keys(entries).join(", ");
+  if (Object.keys(input).length === 0) {
+    throw new ConfigError("body", `name at least one field to change (${fields})`);
+  }
+  for (const field of Object.keys(input)) {
+    if (field === "id") {
+      throw new ConfigError("id", "cannot be changed: PUT a schedule under the new id instead");
+    }
+    if (!Object.hasOwn(entries, field)) {
+      throw new ConfigError(field, `is not a schedule field (use ${fields})`);
+    }
+  }
+  const checked = v.safeParse(schema, input, { abortEarly: true });
+  if (!checked.success) {
+    const issue = checked.issues[0];
+    throw new ConfigError(String(issue.path?.[0]?.key ?? "body"), issue.message);
+  }
+  return checked.output;
 }
 
 /** The type-level schedule schema, without the handler names of a deployment. */

@@ -115,19 +115,24 @@ return cjson.encode({ cursor = page[1], items = items })`,
 
 /**
  * ARGV: nowMs, spread (0 <= x < 1), count, optional max bytes. Up to `count` schedules due by
- * `nowMs` (each with its due time), starting at a position chosen by `spread` among all of them, so
- * that concurrent ticks start in different places. With max bytes, it stops adding schedules once
- * their definitions reach that many bytes (always one at least), so a large look stays a modest
- * reply whatever the payloads. O(log N + due): the sorted set is ordered by due time. Also their
- * number.
+ * `nowMs` (each with its due time), starting at a position chosen by `spread` among all of them and
+ * wrapping around to the first ones, so that concurrent ticks start in different places even when
+ * fewer than `count` are due. With max bytes, it stops adding schedules once their definitions
+ * reach that many bytes (always one at least), so a large look stays a modest reply whatever the
+ * payloads. O(log N + due): the sorted set is ordered by due time. Also their number.
  */
 export const PEEK_SCRIPT = luaScript(
   "schedule-peek",
   `local total = redis.call('ZCOUNT', KEYS[2], '-inf', ARGV[1])
 local count = tonumber(ARGV[3])
 local maxBytes = tonumber(ARGV[4] or '')
-local offset = math.floor(tonumber(ARGV[2]) * math.max(0, total - count))
+local offset = math.floor(tonumber(ARGV[2]) * total)
 local page = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', offset, count)
+if #page < 2 * count and offset > 0 then
+  local wrapped = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0,
+    math.min(offset, count - #page / 2))
+  for _, entry in ipairs(wrapped) do page[#page + 1] = entry end
+end
 local items = {}
 local bytes = 0
 for i = 1, #page, 2 do
@@ -212,4 +217,74 @@ for i, entry in ipairs(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[
 end
 return cjson.encode(events)`,
   { quorum: { merge: "registry-events" } },
+);
+
+/**
+ * ARGV: id, definition JSON (with fingerprint and `enabled`), nowMs, next fire ms, the version the
+ * definition was merged onto. A PATCH's compare-and-set: `conflict` (and the stored schedule, to
+ * merge onto) when another write came first, `missing` when there is no schedule; else like an
+ * update of UPSERT_SCRIPT (the pending fire reset only when the timing changed or it resumed).
+ */
+export const PATCH_SCRIPT = luaScript(
+  "schedule-patch",
+  `local id = ARGV[1]
+local raw = redis.call('HGET', KEYS[1], id)
+if not raw then return cjson.encode({ outcome = 'missing' }) end
+local old = cjson.decode(raw)
+if old.version ~= tonumber(ARGV[5]) then
+  return cjson.encode({ outcome = 'conflict', schedule = raw, fire = redis.call('HGET', KEYS[3], id) })
+end
+local def = cjson.decode(ARGV[2])
+if old.fingerprint == def.fingerprint and old.enabled == def.enabled then
+  return cjson.encode({ outcome = 'unchanged', schedule = raw, fire = redis.call('HGET', KEYS[3], id) })
+end
+def.createdAt = old.createdAt
+def.version = old.version + 1
+def.updatedAt = tonumber(ARGV[3])
+local reset = old.cron ~= def.cron or old.timezone ~= def.timezone
+  or (def.enabled and not old.enabled) or not redis.call('HGET', KEYS[3], id)
+local encoded = cjson.encode(def)
+redis.call('HSET', KEYS[1], id, encoded)
+if reset then redis.call('HSET', KEYS[3], id, ARGV[4] .. ':0') end
+local fire = redis.call('HGET', KEYS[3], id)
+if not def.enabled then
+  redis.call('ZREM', KEYS[2], id)
+elseif reset then
+  redis.call('ZADD', KEYS[2], ARGV[4], id)
+else
+  redis.call('ZADD', KEYS[2], 'NX', string.match(fire, '^(%d+)'), id)
+end
+return cjson.encode({ outcome = 'updated', schedule = encoded, fire = fire })`,
+  { quorum: { merge: "registry-write" } },
+);
+
+/**
+ * KEYS: the schedule's job keys (one hash tag, not the registry's): slot index, runs, running,
+ * ledger. ARGV: slot key prefix. Deletes its history: the runs stream, the ledger, the slot index
+ * and every slot key the index or the ledger names, but a claim still running (its run finishes
+ * and is recorded as usual) and the fencing counter (fencing tokens never go back). Answers the
+ * number of keys deleted.
+ */
+export const PURGE_HISTORY_SCRIPT = luaScript(
+  "schedule-purge-history",
+  `local function running(key)
+  local raw = redis.call('GET', key)
+  if not raw then return false end
+  local ok, state = pcall(cjson.decode, raw)
+  return ok and type(state) == 'table' and state.state == 'running'
+end
+local deleted = 0
+local seen = {}
+local function drop(slot)
+  if seen[slot] then return end
+  seen[slot] = true
+  local key = ARGV[1] .. slot
+  if not running(key) then deleted = deleted + redis.call('DEL', key) end
+end
+for _, slot in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do drop(slot) end
+for _, field in ipairs(redis.call('HKEYS', KEYS[4])) do
+  if string.sub(field, 1, 1) ~= '~' then drop(field) end
+end
+if not running(KEYS[3]) then deleted = deleted + redis.call('DEL', KEYS[3]) end
+return deleted + redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])`,
 );

@@ -11,9 +11,12 @@ import { monitoringOf } from "../monitoring.js";
 import {
   MAX_SCHEDULE_BODY_BYTES,
   ScheduleBody,
+  ScheduleDeleteQuery,
   ScheduleIdParam,
   ScheduleListQuery,
 } from "../request-schemas.js";
+import type { ScheduleSlotJson } from "../response-schemas.js";
+import { scheduleJson, scheduleStatusJson, slotLookupJson } from "../schedule-json.js";
 import type { Bindings } from "../types.js";
 
 /** Shown by `GET /:id`; the monitor reads deeper to cover its window. */
@@ -29,12 +32,24 @@ function waitUntilOf(c: Context): ((promise: Promise<unknown>) => void) | undefi
 }
 
 const idParam = validated("param", ScheduleIdParam);
+const scheduleBody = [
+  bodyLimit({
+    maxSize: MAX_SCHEDULE_BODY_BYTES,
+    onError: (c) =>
+      badInput(c, new ConfigError("body", `at most ${MAX_SCHEDULE_BODY_BYTES} bytes`)),
+  }),
+  jsonBody(ScheduleBody),
+] as const;
+const noSchedule = (c: Context, id: string) =>
+  jsonError(c, 404, `no schedule ${JSON.stringify(id)}`);
 
 /**
- * `/schedules`: `PUT /:id` upserts (201 created, 200 updated or unchanged) and answers the stored
- * schedule with its next fire; `GET /` pages through them (`?cursor=&limit=`); `GET /:id` shows one
- * with its latest runs; `DELETE /:id`; `POST /:id/pause` and `/:id/resume`. Bad input is a 400
- * naming the field and writes nothing. The caller mounts it behind the bearer secret.
+ * `/schedules`: `PUT /:id` upserts the whole schedule (201 created, 200 updated or unchanged) and
+ * answers it with its next fire; `PATCH /:id` changes only the fields it names; `GET /` pages
+ * through them (`?cursor=&limit=`); `GET /:id` shows one with its latest runs; `DELETE /:id`
+ * (`?purge=true`: its history too); `POST /:id/pause` and `/:id/resume`. Bad input is a 400
+ * naming the field and writes nothing. Answers go through schedule-json.ts (ISO times, one key
+ * order). The caller mounts it behind the bearer secret.
  */
 export function scheduleRoutes<TRedis extends GuardStore>(
   deployment: Deployment<TRedis>,
@@ -43,46 +58,67 @@ export function scheduleRoutes<TRedis extends GuardStore>(
   const routes = new Hono<{ Bindings: Bindings }>();
   routes.get("/", validated("query", ScheduleListQuery), async (c) => {
     const registry = await dynamic.registry(c.env);
-    return c.json(await registry.list(c.req.valid("query")));
+    const page = await registry.list(c.req.valid("query"));
+    return c.json({ schedules: page.schedules.map(scheduleJson), cursor: page.cursor });
   });
 
-  routes.put(
-    "/:id",
-    idParam,
-    bodyLimit({
-      maxSize: MAX_SCHEDULE_BODY_BYTES,
-      onError: (c) =>
-        badInput(c, new ConfigError("body", `at most ${MAX_SCHEDULE_BODY_BYTES} bytes`)),
-    }),
-    jsonBody(ScheduleBody),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      const input = c.req.valid("json");
-      if (deployment.jobs.has(id)) {
-        // A schedule's runs are guarded under its id, like a job's under its name: sharing one
-        // would make the two skip each other's slots.
-        return badInput(c, new ConfigError("id", `"${id}" is the name of a job declared in code`));
+  routes.put("/:id", idParam, ...scheduleBody, async (c) => {
+    const { id } = c.req.valid("param");
+    const input = c.req.valid("json");
+    if (deployment.jobs.has(id)) {
+      // A schedule's runs are guarded under its id, like a job's under its name: sharing one
+      // would make the two skip each other's slots.
+      return badInput(c, new ConfigError("id", `"${id}" is the name of a job declared in code`));
+    }
+    if (input.id !== undefined && input.id !== id) {
+      const says = `the body says ${JSON.stringify(input.id)}, the path ${id}`;
+      return badInput(c, new ConfigError("id", says));
+    }
+    const registry = await dynamic.registry(c.env);
+    try {
+      // The registry checks the fields against the schedule schema and its handler names.
+      const { outcome, schedule } = await registry.upsert({ ...input, id } as ScheduleInput);
+      return c.json(
+        { outcome, schedule: scheduleJson(schedule) },
+        outcome === "created" ? 201 : 200,
+      );
+    } catch (error) {
+      if (error instanceof ConfigError) return badInput(c, error);
+      throw error;
+    }
+  });
+
+  routes.patch("/:id", idParam, ...scheduleBody, async (c) => {
+    const { id } = c.req.valid("param");
+    const { id: named, ...changes } = c.req.valid("json");
+    if (named !== undefined && named !== id) {
+      return badInput(
+        c,
+        new ConfigError("id", "cannot be changed: PUT a schedule under the new id instead"),
+      );
+    }
+    const registry = await dynamic.registry(c.env);
+    try {
+      // Only the named fields change, checked like a PUT's; compare-and-set against other writers.
+      const patched = await registry.patch(id, changes);
+      if (!patched) return noSchedule(c, id);
+      if (patched.outcome === "conflict") {
+        return c.json(
+          { error: `schedule ${JSON.stringify(id)} kept changing under this PATCH: try again` },
+          409,
+        );
       }
-      if (input.id !== undefined && input.id !== id) {
-        const says = `the body says ${JSON.stringify(input.id)}, the path ${id}`;
-        return badInput(c, new ConfigError("id", says));
-      }
-      const registry = await dynamic.registry(c.env);
-      try {
-        // The registry checks the fields against the schedule schema and its handler names.
-        const { outcome, schedule } = await registry.upsert({ ...input, id } as ScheduleInput);
-        return c.json({ outcome, schedule }, outcome === "created" ? 201 : 200);
-      } catch (error) {
-        if (error instanceof ConfigError) return badInput(c, error);
-        throw error;
-      }
-    },
-  );
+      return c.json({ outcome: patched.outcome, schedule: scheduleJson(patched.schedule) });
+    } catch (error) {
+      if (error instanceof ConfigError) return badInput(c, error);
+      throw error;
+    }
+  });
 
   routes.get("/:id", idParam, async (c) => {
     const { id } = c.req.valid("param");
     const schedule = await (await dynamic.registry(c.env)).get(id);
-    if (!schedule) return jsonError(c, 404, `no schedule ${JSON.stringify(id)}`);
+    if (!schedule) return noSchedule(c, id);
     const guard = deployment.scheduleGuard(c.env, "default");
     const { slots, runs, running, monitor } = await monitoringOf(deployment).scheduleStatus(
       c.env,
@@ -90,19 +126,20 @@ export function scheduleRoutes<TRedis extends GuardStore>(
       waitUntilOf(c),
       guard,
     );
-    return c.json({
-      schedule,
-      running,
-      slots: slots.slice(0, STATUS_SLOTS),
-      runs: runs.slice(0, STATUS_RUNS),
-      monitor,
-    });
+    return c.json(
+      scheduleStatusJson(schedule, {
+        running,
+        slots: slots.slice(0, STATUS_SLOTS),
+        runs: runs.slice(0, STATUS_RUNS),
+        monitor,
+      }),
+    );
   });
 
   routes.get("/:id/slots/:slot", idParam, async (c) => {
     const { id } = c.req.valid("param");
     const schedule = await (await dynamic.registry(c.env)).get(id);
-    if (!schedule) return jsonError(c, 404, `no schedule ${JSON.stringify(id)}`);
+    if (!schedule) return noSchedule(c, id);
     let slotMs: number;
     try {
       slotMs = parseExplicitSlot(
@@ -123,21 +160,21 @@ export function scheduleRoutes<TRedis extends GuardStore>(
     );
     const tried = attempts.filter((a) => a.status !== "never" && a.status !== "unknown");
     const ran = tried.find((a) => a.status === "ran");
-    return c.json({
+    const answer: ScheduleSlotJson = {
       schedule: id,
       slot: fire,
       status: ran?.status ?? tried.at(-1)?.status ?? attempts[0]?.status ?? "never",
-      attempts: tried.length > 0 ? tried : attempts.slice(0, 1),
-    });
+      attempts: (tried.length > 0 ? tried : attempts.slice(0, 1)).map(slotLookupJson),
+    };
+    return c.json(answer);
   });
   routes.all("/:id/slots/:slot", (c) => methodNotAllowed(c, "GET"));
 
-  routes.delete("/:id", idParam, async (c) => {
+  routes.delete("/:id", idParam, validated("query", ScheduleDeleteQuery), async (c) => {
     const { id } = c.req.valid("param");
-    const deleted = await (await dynamic.registry(c.env)).remove(id);
-    return deleted
-      ? c.json({ deleted: id })
-      : jsonError(c, 404, `no schedule ${JSON.stringify(id)}`);
+    const purge = c.req.valid("query").purge !== undefined;
+    const deleted = await (await dynamic.registry(c.env)).remove(id, { purge });
+    return deleted ? c.json({ deleted: id, purged: purge }) : noSchedule(c, id);
   });
 
   for (const action of ["pause", "resume"] as const) {
@@ -145,14 +182,12 @@ export function scheduleRoutes<TRedis extends GuardStore>(
       const { id } = c.req.valid("param");
       const registry = await dynamic.registry(c.env);
       const schedule = await registry[action](id);
-      return schedule
-        ? c.json({ schedule })
-        : jsonError(c, 404, `no schedule ${JSON.stringify(id)}`);
+      return schedule ? c.json({ schedule: scheduleJson(schedule) }) : noSchedule(c, id);
     });
     routes.all(`/:id/${action}`, (c) => methodNotAllowed(c, "POST"));
   }
   routes.all("/", (c) => methodNotAllowed(c, "GET"));
-  routes.all("/:id", (c) => methodNotAllowed(c, "GET, PUT, DELETE"));
+  routes.all("/:id", (c) => methodNotAllowed(c, "GET, PUT, PATCH, DELETE"));
   return routes;
 }
 
