@@ -242,6 +242,7 @@ describe("cron-guard check, mismatches", () => {
   it("reads wrangler.jsonc (comments, trailing commas) by default, and its main as the app", async () => {
     const jsonc = `{
       // the Worker
+      "name": "not // a comment, /* nor this */ \\" still a string",
       "main": ${JSON.stringify(EXAMPLE_WORKER)},
       "triggers": {
         /* heartbeat and dispatch, the digest */
