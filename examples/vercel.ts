@@ -2,10 +2,13 @@ import { createVercelApp } from "../src/platforms/vercel.js";
 import { exampleHandlers, exampleJobs, exampleSchedules } from "./jobs.js";
 
 /**
- * The example deployment on Vercel: api/index.ts serves it; vercel.json's crons call the jobs'
- * routes and `/dispatch` every minute.
+ * The example deployment on Vercel, exported as the app itself, as Hono's Vercel guide does
+ * (server.ts hands it to Vercel). vercel.json's crons call the jobs' routes (`/cron/<job>`) and
+ * `/dispatch` every minute, which takes Vercel's Pro plan: Hobby runs crons at most once a day.
  */
-export default createVercelApp(exampleJobs(), {
+const app = createVercelApp(exampleJobs(), {
   handlers: exampleHandlers(),
   schedules: exampleSchedules(),
 });
+
+export default app;
