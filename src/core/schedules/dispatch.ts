@@ -73,9 +73,10 @@ export interface DispatcherOptions {
    */
   maxCalls?: number;
   /**
-   * Fires claimed and run together, as one wave: their claims share one request, their handlers
-   * run concurrently, their completions and advances share one request each. Default 200 (one
-   * look at the due list). Lower it to bound the handlers in flight at once.
+   * Most fires claimed and run together, as one wave: their claims share one request, their
+   * handlers run concurrently, their completions and advances share one request each. A tick's
+   * first wave takes 25 and each next one twice as many, up to this. Default 200 (one look at the
+   * due list). Lower it to bound the handlers in flight at once.
    */
   concurrency?: number;
   /** Delay before the first retry of a failed fire, in ms; doubles per attempt, at most an hour. Default 60 000. */
@@ -112,6 +113,8 @@ const PEEK_MAX_BYTES = 1_000_000;
 /** Tries of one advance (set-pending) within a tick, and the wait before the second (x4 after). */
 const ADVANCE_TRIES = 3;
 const ADVANCE_BACKOFF_MS = 50;
+/** The first wave of a tick; each next one is twice as large, up to `concurrency`. */
+const FIRST_WAVE = 25;
 /** Requests a wave costs: its claims (and lookups), its completions, its advances. */
 const REQUESTS_PER_WAVE = 3;
 const MAX_BACKOFF_MS = 3_600_000;
@@ -146,7 +149,9 @@ function integerOption(name: string, value: number | undefined, fallback: number
  * claim together, runs the claimed handlers concurrently, then issues every completion together
  * and every advance together. The store is wrapped in a batching store (batching-store.ts) that
  * sends the calls of one turn as one `/pipeline` request, so a wave costs three requests and a
- * look one: 1,000 due fires take five looks and five waves, about 21 requests.
+ * look one. Waves start small and double (25, 50, 100, 200, ...: concurrent ticks start at random
+ * places in the due list and share the work), so 1,000 due fires take about eight waves and six
+ * looks: about 30 requests.
  *
  * Two waits keep a wave at three requests:
  * - A handler that finishes before the others of its wave sends its completion at once while the
@@ -209,6 +214,9 @@ export function createDispatcher(options: DispatcherOptions) {
     };
     const seen = new Set<string>();
     let settled = 0;
+    // Slow start: concurrent ticks each begin with a small wave from their own place in the due
+    // list, so they share the work instead of all claiming the same fires at once.
+    let waveSize = FIRST_WAVE;
     const timeLeft = () => Date.now() - startedAt < budgetMs;
     /** A wave (plus `extra` requests first) fits in what is left of the budget. */
     const waveFits = (extra: number) =>
@@ -468,8 +476,11 @@ export function createDispatcher(options: DispatcherOptions) {
       );
       if (fresh.length === 0) break;
       for (const item of fresh) seen.add(`${item.id}@${item.fire}`);
-      for (let start = 0; start < fresh.length && waveFits(0); start += concurrency) {
-        await runWave(fresh.slice(start, start + concurrency));
+      for (let start = 0; start < fresh.length && waveFits(0); ) {
+        const size = Math.min(concurrency, waveSize);
+        await runWave(fresh.slice(start, start + size));
+        start += size;
+        waveSize *= 2;
       }
       result.remaining = Math.max(0, result.remaining - settled);
     }
