@@ -37,7 +37,7 @@ describe("an app's storm costs one claim and one completion per isolate", () => 
   }
 
   async function commandsDuring<T>(
-    work: () => Promise<T>,
+    work: () => T | Promise<T>,
   ): Promise<{ value: T; commands: number }> {
     const before = await database.scriptCalls();
     const value = await work();
