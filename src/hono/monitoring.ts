@@ -14,6 +14,7 @@ import {
   type ResolvedMonitorOptions,
   resolveMonitorOptions,
 } from "../core/monitoring/monitor.js";
+import { normalizeAlertSecret } from "../core/monitoring/signature.js";
 import type { TickResult } from "../core/schedules/dispatch.js";
 import type { RegistryEvent, ScheduleView } from "../core/schedules/registry.js";
 import { type GuardStore, runScript } from "../core/store.js";
@@ -104,6 +105,26 @@ function alertUrlOf(options: CronAppOptions<never>["alerts"], env: Bindings): st
 }
 
 /**
+ * The alert signing secret: the option, else `env.CRON_GUARD_ALERT_SECRET`, else
+ * `process.env.CRON_GUARD_ALERT_SECRET`. Like the URL, a blank one (or an option that chose none)
+ * is none: alerts go unsigned.
+ */
+function alertSecretOf(
+  options: CronAppOptions<never>["alerts"],
+  env: Bindings,
+): string | undefined {
+  const option = options?.secret;
+  const secret =
+    typeof option === "function"
+      ? option(env)
+      : (option ??
+        (typeof env.CRON_GUARD_ALERT_SECRET === "string"
+          ? env.CRON_GUARD_ALERT_SECRET
+          : processEnv()?.CRON_GUARD_ALERT_SECRET));
+  return normalizeAlertSecret(secret);
+}
+
+/**
  * Sends alerts (and runs the periodic check) beside the work, never in its way: the promise goes to
  * the platform's `waitUntil` when it has one (so the isolate lives until it is done), else it runs
  * detached. Either way what is handed over settles within `boundMs` (the webhook's own timeout is
@@ -174,7 +195,15 @@ function createMonitoring<TRedis extends GuardStore>(
   })();
   const alertOptions = appOptions.alerts;
   if (alertOptions !== undefined && (typeof alertOptions !== "object" || alertOptions === null)) {
-    throw new ConfigError("alerts", "must be an object { url, fetch, timeoutMs }");
+    throw new ConfigError("alerts", "must be an object { url, secret, fetch, timeoutMs }");
+  }
+  const secretOption = alertOptions?.secret;
+  if (
+    secretOption !== undefined &&
+    typeof secretOption !== "string" &&
+    typeof secretOption !== "function"
+  ) {
+    throw new ConfigError("alerts.secret", "must be a string or a function (env) => string");
   }
   for (const { job } of deployment.jobs.values()) {
     const { graceMs } = job;
@@ -190,6 +219,7 @@ function createMonitoring<TRedis extends GuardStore>(
   const { prefix, region, clock } = deployment.settings;
   const noEnv = {};
   const senders = new WeakMap<object, AlertSender>();
+  let warnedUnsigned = false;
   const alertBoundMs =
     (typeof alertOptions?.timeoutMs === "number"
       ? alertOptions.timeoutMs
@@ -201,6 +231,7 @@ function createMonitoring<TRedis extends GuardStore>(
       sender = createAlertSender({
         redis: storeOf(env),
         url: alertUrlOf(alertOptions, env ?? {}),
+        secret: alertSecretOf(alertOptions, env ?? {}),
         prefix,
         fetch: alertOptions?.fetch,
         timeoutMs: alertOptions?.timeoutMs,
@@ -208,6 +239,12 @@ function createMonitoring<TRedis extends GuardStore>(
         clock,
       });
       senders.set(key, sender);
+      if (sender.enabled && !sender.signed && !warnedUnsigned) {
+        warnedUnsigned = true;
+        console.warn(
+          "cron-guard: alerts are sent unsigned: set CRON_GUARD_ALERT_SECRET (or alerts.secret) so the receiver can check the cron-guard-signature header",
+        );
+      }
     }
     return sender;
   };

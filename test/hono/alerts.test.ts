@@ -2,11 +2,15 @@
  * Alerts: a local HTTP receiver counts the webhook's POSTs. Each event is claimed in Redis (SET NX
  * under the job's hash tag) before it is sent, so many instances that see it send it once.
  */
+import { createHmac } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { Redis } from "@upstash/redis";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { AlertBody } from "../../src/core/monitoring/alerts.js";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { ConfigError } from "../../src/core/errors.js";
+import { type AlertBody, createAlertSender } from "../../src/core/monitoring/alerts.js";
+import { verifyAlertSignature } from "../../src/core/monitoring/index.js";
 import { createCronApp } from "../../src/hono/index.js";
+import type { AlertOptions } from "../../src/hono/types.js";
 import { upstash, useKeyPrefix } from "../support/harness.js";
 
 const SECRET = "alerts-s3cret";
@@ -19,15 +23,25 @@ const iso = (ms: number) => new Date(ms).toISOString().replace(".000Z", "Z");
 let server: Server;
 let url = "";
 const received: AlertBody[] = [];
+/** Each POST as it arrived: the raw body and its signature header (undefined when unsigned). */
+const deliveries: { raw: string; signature: string | undefined; body: AlertBody }[] = [];
 
 beforeAll(async () => {
   server = createServer((request, response) => {
-    let body = "";
+    const chunks: Buffer[] = [];
     request.on("data", (chunk: Buffer) => {
-      body += chunk.toString();
+      chunks.push(chunk);
     });
     request.on("end", () => {
-      received.push(JSON.parse(body) as AlertBody);
+      const body = Buffer.concat(chunks).toString("utf8");
+      const signature = request.headers["cron-guard-signature"];
+      const parsed = JSON.parse(body) as AlertBody;
+      deliveries.push({
+        raw: body,
+        signature: Array.isArray(signature) ? signature[0] : signature,
+        body: parsed,
+      });
+      received.push(parsed);
       response.writeHead(204).end();
     });
   });
@@ -36,8 +50,16 @@ beforeAll(async () => {
   url = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}/hook`;
 });
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+const secretFromProcess = process.env.CRON_GUARD_ALERT_SECRET;
 beforeEach(() => {
   received.length = 0;
+  deliveries.length = 0;
+  delete process.env.CRON_GUARD_ALERT_SECRET;
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+  if (secretFromProcess === undefined) delete process.env.CRON_GUARD_ALERT_SECRET;
+  else process.env.CRON_GUARD_ALERT_SECRET = secretFromProcess;
 });
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 200));
@@ -45,7 +67,7 @@ const settle = () => new Promise((resolve) => setTimeout(resolve, 200));
 describe("alerts", () => {
   const prefix = useKeyPrefix("alerts");
 
-  function makeApp(clock: { now: number }, alertUrl = url) {
+  function makeApp(clock: { now: number }, alertUrl = url, alerts: Omit<AlertOptions, "url"> = {}) {
     return createCronApp<Redis>({
       redis: upstash(),
       jobs: [
@@ -67,7 +89,7 @@ describe("alerts", () => {
       cronSecret: () => SECRET,
       guardOptions: { prefix: prefix(), clock: () => clock.now, region: "iad1" },
       monitor: { graceMs: 60_000 },
-      alerts: { url: alertUrl },
+      alerts: { url: alertUrl, ...alerts },
     });
   }
 
@@ -98,6 +120,8 @@ describe("alerts", () => {
       at: new Date(clock.now).toISOString(),
       prefix: prefix(),
       text: `cron-guard: job boom failed at ${iso(at(0))}: disk full`,
+      content: `cron-guard: job boom failed at ${iso(at(0))}: disk full`,
+      allowed_mentions: { parse: [] },
     });
   });
 
@@ -180,5 +204,149 @@ describe("alerts", () => {
     ).toBe(500);
     await settle();
     expect(received.map((body) => [body.kind, body.slot])).toEqual([["failed", iso(at(1))]]);
+  });
+
+  describe("signed alerts", () => {
+    const HOOK_SECRET = "hook-s3cret";
+    /** The independent recipe a receiver in any language follows. */
+    const hmacHex = (secret: string, t: string, raw: string) =>
+      createHmac("sha256", secret).update(`${t}.${raw}`).digest("hex");
+    const expectedHeader = (secret: string, nowMs: number, raw: string) => {
+      const t = String(Math.floor(nowMs / 1_000));
+      return `t=${t},v1=${hmacHex(secret, t, raw)}`;
+    };
+
+    /**
+     * Fails the job `boom` at the clock's minute: its one `failed` delivery, and every delivery the
+     * request caused (the periodic check may add `missed` ones for the job `tick`).
+     */
+    async function failOnce(app: ReturnType<typeof makeApp>, env?: Record<string, unknown>) {
+      const before = deliveries.length;
+      const response = await app.request("/cron/boom", { method: "POST", headers: auth }, env);
+      expect(response.status).toBe(500);
+      await settle();
+      const all = deliveries.slice(before);
+      const failed = all.filter(({ body }) => body.kind === "failed" && body.job === "boom");
+      expect(failed).toHaveLength(1);
+      return { ...(failed[0] as (typeof deliveries)[number]), all };
+    }
+
+    it("the alerts.secret option signs each POST over its timestamp and raw body", async () => {
+      const clock = { now: at(0, 7) };
+      const warn = vi.spyOn(console, "warn").mockImplementation(() => undefined);
+      const app = makeApp(clock, url, { secret: HOOK_SECRET });
+      const { raw, signature } = await failOnce(app);
+      // independent of cron-guard's code: node:crypto over "<t>.<raw body>"
+      expect(signature).toBe(expectedHeader(HOOK_SECRET, clock.now, raw));
+      const check = { secret: HOOK_SECRET, header: signature, body: raw, nowMs: clock.now };
+      expect(await verifyAlertSignature(check)).toBe(true);
+      // a wrong secret, a changed body, or a late replay (the receiver's clock 6 minutes on) fail
+      expect(await verifyAlertSignature({ ...check, secret: "not-it" })).toBe(false);
+      expect(await verifyAlertSignature({ ...check, body: raw.replace("disk", "DISK") })).toBe(
+        false,
+      );
+      expect(await verifyAlertSignature({ ...check, nowMs: clock.now + 6 * MINUTE })).toBe(false);
+      // every kind is signed: the missed fire of `tick` found by the same request's periodic check
+      clock.now = at(2, 7);
+      const { all } = await failOnce(app);
+      expect(all.some(({ body }) => body.kind === "missed")).toBe(true);
+      for (const delivery of all) {
+        expect(delivery.signature).toBe(expectedHeader(HOOK_SECRET, clock.now, delivery.raw));
+      }
+      expect(warn).not.toHaveBeenCalled();
+    });
+
+    it("defaults to the CRON_GUARD_ALERT_SECRET binding, then process.env; the option wins", async () => {
+      const clock = { now: at(0, 1) };
+      const binding = { CRON_GUARD_ALERT_SECRET: "from-binding" };
+      const fromBinding = await failOnce(makeApp(clock), binding);
+      expect(
+        await verifyAlertSignature({
+          secret: "from-binding",
+          header: fromBinding.signature,
+          body: fromBinding.raw,
+          nowMs: clock.now,
+        }),
+      ).toBe(true);
+
+      process.env.CRON_GUARD_ALERT_SECRET = "from-process";
+      clock.now = at(1, 1);
+      const fromProcess = await failOnce(makeApp(clock));
+      expect(fromProcess.signature).toBe(
+        expectedHeader("from-process", clock.now, fromProcess.raw),
+      );
+      // the binding wins over process.env
+      clock.now = at(2, 1);
+      const bindingFirst = await failOnce(makeApp(clock), binding);
+      expect(bindingFirst.signature).toBe(
+        expectedHeader("from-binding", clock.now, bindingFirst.raw),
+      );
+      // the option wins over both, as a string or as a function of the bindings
+      clock.now = at(3, 1);
+      const literal = await failOnce(makeApp(clock, url, { secret: "from-option" }), binding);
+      expect(literal.signature).toBe(expectedHeader("from-option", clock.now, literal.raw));
+      clock.now = at(4, 1);
+      const fromFunction = await failOnce(
+        makeApp(clock, url, { secret: (env) => env.HOOK_KEY as string | undefined }),
+        { ...binding, HOOK_KEY: "from-function" },
+      );
+      expect(fromFunction.signature).toBe(
+        expectedHeader("from-function", clock.now, fromFunction.raw),
+      );
+    });
+
+    it("without a secret (or with a blank one) alerts go unsigned, with one warning per app", async () => {
+      const clock = { now: at(0, 1) };
+      const warn = vi.spyOn(console, "warn").mockImplementation(() => undefined);
+      const unsignedWarnings = () =>
+        warn.mock.calls.filter(([line]) => String(line).includes("unsigned")).length;
+      const app = makeApp(clock);
+      expect((await failOnce(app)).signature).toBeUndefined();
+      clock.now = at(1, 1);
+      expect((await failOnce(app)).signature).toBeUndefined();
+      expect(unsignedWarnings()).toBe(1);
+
+      // a blank option, a blank binding, a function that finds none: the same, and no throw
+      const cases: [number, Omit<AlertOptions, "url">, Record<string, unknown> | undefined][] = [
+        [2, { secret: "  \n" }, undefined],
+        [3, {}, { CRON_GUARD_ALERT_SECRET: " " }],
+        [4, { secret: () => undefined }, { CRON_GUARD_ALERT_SECRET: "not-used" }],
+      ];
+      for (const [minute, alerts, env] of cases) {
+        clock.now = at(minute, 1);
+        const { all } = await failOnce(makeApp(clock, url, alerts), env);
+        expect(all.map((delivery) => delivery.signature)).toEqual(all.map(() => undefined));
+      }
+      expect(unsignedWarnings()).toBe(4);
+    });
+
+    it("a secret option that is neither a string nor a function is a ConfigError at creation", () => {
+      expect(() => makeApp({ now: at(0) }, url, { secret: 42 as unknown as string })).toThrow(
+        ConfigError,
+      );
+    });
+
+    it("one body serves Slack and Discord: text whole, content cut to 2 000 characters, no pings", async () => {
+      // The app caps error messages at 300 characters; the sender is given a longer one directly.
+      const long = `${"x".repeat(2_500)} @everyone`;
+      const sender = createAlertSender({
+        redis: upstash(),
+        url,
+        secret: HOOK_SECRET,
+        prefix: prefix(),
+        clock: () => at(0, 1),
+      });
+      const sent = await sender.send([
+        { kind: "failed", job: "loud", source: "job", slot: iso(at(0)), error: long },
+      ]);
+      expect(sent).toHaveLength(1);
+      expect(deliveries).toHaveLength(1);
+      const { body, raw, signature } = deliveries[0] as (typeof deliveries)[number];
+      expect(body.text).toBe(`cron-guard: job loud failed at ${iso(at(0))}: ${long}`);
+      expect(body.content).toHaveLength(2_000);
+      expect(body.content).toBe(`${body.text.slice(0, 1_999)}…`);
+      expect(body.allowed_mentions).toEqual({ parse: [] });
+      expect(signature).toBe(expectedHeader(HOOK_SECRET, at(0, 1), raw));
+    });
   });
 });
