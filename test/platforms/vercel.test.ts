@@ -1,3 +1,5 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createVercelApp } from "../../src/platforms/vercel.js";
 import { bridgeEnv, directRedis, useKeyPrefix } from "../support/harness.js";
@@ -52,5 +54,45 @@ describe("the Vercel entry", () => {
     const response = await app().request("/cron/ping", { headers: auth });
     expect(response.status).toBe(500);
     expect(errors).toHaveBeenCalled();
+  });
+});
+
+/**
+ * How Vercel's Hono preset finds the entry of a zero-config deployment (vercel/vercel,
+ * packages/hono/src/build.ts): the first of these files whose source imports "hono".
+ */
+const VERCEL_HONO_ENTRIES = [
+  "app",
+  "index",
+  "server",
+  "src/app",
+  "src/index",
+  "src/server",
+].flatMap((name) =>
+  ["js", "cjs", "mjs", "ts", "cts", "mts"].map((extension) => `${name}.${extension}`),
+);
+const IMPORTS_HONO = /(?:from|require|import)\s*(?:\(\s*)?["']hono["']\s*(?:\))?/;
+
+describe("this repository's Vercel deployment", () => {
+  const root = join(import.meta.dirname, "../..");
+
+  it("is Hono's zero-config form: server.ts is the entry Vercel picks, and it is the example app", async () => {
+    const entries = VERCEL_HONO_ENTRIES.filter((file) => existsSync(join(root, file))).filter(
+      (file) => IMPORTS_HONO.test(readFileSync(join(root, file), "utf8")),
+    );
+    expect(entries[0]).toBe("server.ts");
+    const [entry, example] = await Promise.all([
+      import("../../server.js"),
+      import("../../examples/vercel.js"),
+    ]);
+    expect(entry.default).toBe(example.default);
+    const response = await entry.default.request("/");
+    expect(await response.json()).toEqual({ name: "cron-guard" });
+  });
+
+  it("has no api/ function, rewrite or route table in vercel.json, only its crons", () => {
+    const config = JSON.parse(readFileSync(join(root, "vercel.json"), "utf8")) as object;
+    expect(Object.keys(config).sort()).toEqual(["$schema", "crons", "framework"]);
+    expect(existsSync(join(root, "api"))).toBe(false);
   });
 });
