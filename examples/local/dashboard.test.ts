@@ -13,12 +13,31 @@ const CHROMIUM = "/usr/bin/chromium";
 const SECRET = "dashboard-browser-secret";
 const OUTPUT = join(import.meta.dirname, "..", "..", "test-output");
 const SCREENSHOT = join(OUTPUT, "dashboard.png");
+// The browser's zone: every time on the page shows in it beside UTC.
+const VIEWER_ZONE = "Europe/Berlin";
+const hhmm = (ms: number, timeZone: string) =>
+  new Intl.DateTimeFormat("en-GB", {
+    timeZone,
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+  }).format(ms);
 
 let stack: LocalStack;
 let stackStartedAt = 0;
 let browser: Browser;
 let page: Page;
 const dataStatuses: number[] = [];
+const forcedRequests: string[] = [];
+
+/** A call to the stack's app with its secret, as a script would make it. */
+function appCall(method: string, path: string, body?: unknown): Promise<Response> {
+  return fetch(`${stack.appUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${SECRET}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) {
@@ -48,9 +67,15 @@ beforeAll(async () => {
       "--disable-sync",
     ],
   });
-  page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  page = await browser.newPage({
+    viewport: { width: 1400, height: 1000 },
+    timezoneId: VIEWER_ZONE,
+  });
   page.on("response", (response) => {
     if (response.url().endsWith("/dashboard/data")) dataStatuses.push(response.status());
+  });
+  page.on("request", (request) => {
+    if (request.url().includes("force=true")) forcedRequests.push(request.url());
   });
 }, 60_000);
 
@@ -65,6 +90,14 @@ const card = (kind: "job" | "schedule", name: string) =>
 describe("dashboard in chromium", () => {
   it("asks for the secret, shows nothing for a wrong one, then lists jobs and schedules; run now, pause and a failure show", async () => {
     const startedAt = Date.now();
+    // a schedule in its own time zone: its next fires show in UTC, the viewer's zone and its own
+    const created = await appCall("PUT", "/schedules/new-york-morning", {
+      cron: "0 7 * * *",
+      timezone: "America/New_York",
+      handler: "record",
+      payload: { key: "cron-guard:example:new-york" },
+    });
+    expect(created.status).toBe(201);
     await page.goto(stack.dashboardUrl);
     await expect.poll(() => page.locator("#unlock").isVisible()).toBe(true);
     expect(await page.locator("#main").isVisible()).toBe(false);
@@ -126,6 +159,70 @@ describe("dashboard in chromium", () => {
       .locator(`tr[data-outcome="ran"][data-slot="${previous}"]:not([data-late])`)
       .waitFor();
 
+    // health in words, and the last success with its local time beside UTC
+    await expect
+      .poll(() => heartbeat.locator("[data-health]").getAttribute("data-health"))
+      .toBe("ok");
+    expect(await heartbeat.locator("[data-health]").textContent()).toBe("ok");
+    const lastSuccess = await heartbeat.locator('p[data-last="success"]').textContent();
+    expect(lastSuccess).toMatch(/^last success: slot \d\d-\d\d \d\d:\d\dZ · \d\d:\d\d Berlin/);
+    const nextFires = (await (await appCall("GET", "/dashboard/data")).json()) as {
+      schedules: { id: string; next: string[] }[];
+    };
+    const newYorkNext = nextFires.schedules.find((s) => s.id === "new-york-morning")?.next[0] ?? "";
+    const newYork = card("schedule", "new-york-morning");
+    const nextLine = await newYork.locator("p[data-next]").textContent();
+    expect(nextLine).toContain(
+      `${newYorkNext.slice(11, 16)}Z · ${hhmm(Date.parse(newYorkNext), VIEWER_ZONE)} Berlin · 07:00 New York (schedule's zone)`,
+    );
+    expect(await page.locator("#meta").textContent()).toMatch(
+      /updated \d\d:\d\d:\d\dZ · \d\d:\d\d:\d\d Berlin/,
+    );
+
+    // run now on a slot that already ran: 204 done, and a deliberate, confirmed "run again"
+    let skipped: Awaited<ReturnType<Page["waitForResponse"]>> | undefined;
+    for (let tries = 0; tries < 3 && !skipped; tries += 1) {
+      const [response] = await Promise.all([
+        page.waitForResponse(
+          (r) => r.url().endsWith("/cron/heartbeat") && r.request().method() === "POST",
+        ),
+        heartbeat.locator('button[data-action="run"]').click(),
+      ]);
+      // a new minute may have begun since: that run now ran, the next one is the duplicate
+      if (response.status() === 204) skipped = response;
+    }
+    expect(skipped?.headers()["cron-guard-reason"]).toBe("done");
+    const ranSlot = skipped?.headers()["cron-guard-slot"] as string;
+    const rerunButton = heartbeat.locator(`button[data-action="rerun"][data-slot="${ranSlot}"]`);
+    await rerunButton.waitFor();
+    // cancelled: nothing is sent and the offer stays
+    page.once("dialog", (dialog) => {
+      expect(dialog.type()).toBe("confirm");
+      expect(dialog.message()).toMatch(/heartbeat again .*already ran/s);
+      dialog.dismiss();
+    });
+    await rerunButton.click();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(forcedRequests).toEqual([]);
+    expect(await rerunButton.count()).toBe(1);
+    // confirmed: the slot runs again through the ledger's force, and the page shows the result
+    page.once("dialog", (dialog) => dialog.accept());
+    const [rerun] = await Promise.all([
+      page.waitForResponse((r) => r.url().includes("force=true")),
+      rerunButton.click(),
+    ]);
+    expect(rerun.status()).toBe(200);
+    expect(rerun.url()).toContain(`slot=${encodeURIComponent(ranSlot)}&force=true`);
+    const rerunFence = rerun.headers()["cron-guard-fence"];
+    const rerunActivity = page.locator("#activity li").first();
+    await expect.poll(() => rerunActivity.getAttribute("data-status")).toBe("ran");
+    expect(await rerunActivity.textContent()).toContain(`run again heartbeat`);
+    expect(await rerunActivity.textContent()).toContain(`fence ${rerunFence}`);
+    await heartbeat
+      .locator(`tr[data-outcome="ran"][data-slot="${ranSlot}"]`, { hasText: "forced re-run" })
+      .waitFor();
+    expect(await rerunButton.count()).toBe(0);
+
     // the same backfill again: the ledger says it ran (409), shown for this tab's action, with a
     // deliberate "run it again anyway" that sends force=true
     const [refused] = await Promise.all([
@@ -134,8 +231,11 @@ describe("dashboard in chromium", () => {
     ]);
     expect(refused.status()).toBe(409);
     await heartbeat.locator(`tr[data-outcome="skipped"][data-slot="${previous}"]`).waitFor();
+    page.once("dialog", (dialog) => dialog.accept());
     const [forced] = await Promise.all([
-      page.waitForResponse((r) => r.url().includes("force=true")),
+      page.waitForResponse((r) =>
+        r.url().includes(`slot=${encodeURIComponent(previous)}&force=true`),
+      ),
       page.locator('#activity button[data-action="force"]').first().click(),
     ]);
     expect(forced.status()).toBe(200);
@@ -156,6 +256,18 @@ describe("dashboard in chromium", () => {
     const failedRow = card("schedule", "always-fails").locator('tr[data-outcome="failed"]').first();
     await failedRow.waitFor();
     expect(await failedRow.textContent()).toMatch(/upstream answered 502/);
+    // its health says so in words (never a green "active"), with its last failure
+    const failing = card("schedule", "always-fails");
+    await expect
+      .poll(() => failing.locator("[data-health]").getAttribute("data-health"))
+      .toMatch(/^(failing|dead)$/);
+    expect(await failing.locator("[data-health]").textContent()).toMatch(/^(failing|dead)$/);
+    expect(await failing.locator('p[data-last="failure"]').textContent()).toMatch(
+      /upstream answered 502/,
+    );
+    expect(
+      await card("schedule", "record-every-minute").locator("[data-health]").textContent(),
+    ).toBe("paused");
 
     // refreshes itself: a new poll arrives without any click
     const polls = dataStatuses.length;
@@ -168,5 +280,84 @@ describe("dashboard in chromium", () => {
     console.log(
       `dashboard browser test: ${Date.now() - startedAt} ms in chromium; screenshot ${SCREENSHOT}`,
     );
+  }, 60_000);
+
+  it("fits a phone (390x844): no page-wide scroll, tables scroll in their card, every button of a card reachable", async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.reload();
+    await card("job", "heartbeat").waitFor();
+    expect(await page.evaluate("document.documentElement.scrollWidth")).toBeLessThanOrEqual(390);
+    const first = page.locator("article").first();
+    const buttons = first.locator("button");
+    expect(await buttons.count()).toBeGreaterThanOrEqual(2);
+    for (const button of await buttons.all()) {
+      await button.scrollIntoViewIfNeeded();
+      const box = await button.boundingBox();
+      expect(box).not.toBeNull();
+      expect(box?.x).toBeGreaterThanOrEqual(0);
+      expect((box?.x ?? 0) + (box?.width ?? 0)).toBeLessThanOrEqual(390);
+      // actionable: visible, enabled, and the element a click there would reach
+      await button.click({ trial: true, timeout: 2_000 });
+    }
+    // the runs table is wider than a phone: it scrolls inside its card, not the page
+    const wrap = first.locator(".table-wrap");
+    const widths = await wrap.evaluate((element) => ({
+      client: element.clientWidth,
+      scroll: element.scrollWidth,
+      right: element.getBoundingClientRect().right,
+    }));
+    expect(widths.right).toBeLessThanOrEqual(390);
+    expect(widths.scroll).toBeGreaterThan(widths.client);
+    expect(await page.evaluate("document.documentElement.scrollWidth")).toBeLessThanOrEqual(390);
+    await page.setViewportSize({ width: 1400, height: 1000 });
+  }, 30_000);
+
+  it("pages through 120+ schedules with Next and First, each schedule on one page", async () => {
+    const ids = Array.from({ length: 125 }, (_, i) => `paged-${String(i).padStart(3, "0")}`);
+    for (let i = 0; i < ids.length; i += 25) {
+      const statuses = await Promise.all(
+        ids.slice(i, i + 25).map(async (id) => {
+          const response = await appCall("PUT", `/schedules/${id}`, {
+            cron: "0 0 1 1 *",
+            handler: "record",
+            payload: { key: "cron-guard:example:paged" },
+          });
+          return response.status;
+        }),
+      );
+      expect(statuses.every((status) => status === 201)).toBe(true);
+    }
+    const listed = () =>
+      page
+        .locator("#schedules article")
+        .evaluateAll((cards) => cards.map((card) => card.getAttribute("data-name") ?? ""));
+    const next = page.locator('button[data-action="next-schedules"]');
+    const first = page.locator('button[data-action="first-schedules"]');
+    // a fresh load (a poll sent during the PUTs may show an older page 1): a page of about 100
+    // (the registry's HSCAN count) and a way on
+    await page.reload();
+    await next.waitFor({ timeout: 15_000 });
+    expect(await first.count()).toBe(0);
+    const firstPage = await listed();
+    expect(firstPage.length).toBeGreaterThanOrEqual(50);
+    expect(firstPage.length).toBeLessThan(ids.length);
+    const seen = [...firstPage];
+    for (let pages = 1; (await next.count()) > 0; pages += 1) {
+      expect(pages).toBeLessThan(5);
+      const before = (await listed()).join();
+      await next.click();
+      await expect.poll(async () => (await listed()).join()).not.toBe(before);
+      await first.waitFor();
+      seen.push(...(await listed()));
+    }
+    expect(new Set(seen).size).toBe(seen.length);
+    for (const id of [...ids, "record-every-minute", "always-fails", "new-york-morning"]) {
+      expect(seen).toContain(id);
+    }
+    expect(await page.locator("#meta").textContent()).toMatch(/schedules on this page/);
+    await first.click();
+    await expect.poll(async () => (await listed()).join()).toBe(firstPage.join());
+    expect(await first.count()).toBe(0);
+    expect(await next.count()).toBe(1);
   }, 60_000);
 });

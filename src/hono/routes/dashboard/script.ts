@@ -23,6 +23,7 @@ interface Row {
   region?: string | null;
   fence?: number | null;
   summary?: string | null;
+  forced?: boolean;
 }
 
 interface Holder {
@@ -31,6 +32,24 @@ interface Holder {
   fence: number | null;
   leaseLeftMs: number | null;
 }
+
+/** A job's or schedule's newest run of one kind, as /dashboard/data sends it. */
+interface LastRun {
+  slot: string;
+  at: string | null;
+  outcome: string;
+  summary?: string;
+}
+
+/** The health words /dashboard/data sends (see DashboardHealth), as the badge shows them. */
+const HEALTH: Record<string, { label: string; title: string }> = {
+  ok: { label: "ok", title: "its newest fire ran" },
+  failing: { label: "failing", title: "its newest fire failed or lost its lease" },
+  dead: { label: "dead", title: "its newest fire failed its last attempt" },
+  missed: { label: "missed", title: "its newest fire was not claimed within the grace period" },
+  paused: { label: "paused", title: "paused: it does not fire" },
+  idle: { label: "no runs yet", title: "no fire judged yet" },
+};
 
 /** A job or a schedule, as /dashboard/data sends it: what the page reads of it. */
 interface Item {
@@ -47,6 +66,9 @@ interface Item {
   missed: unknown[];
   late: unknown[];
   checked: { fires: number };
+  health: string;
+  lastSuccess: LastRun | null;
+  lastFailure: LastRun | null;
 }
 
 interface Data {
@@ -61,6 +83,21 @@ interface Data {
 
 type Kind = "job" | "schedule";
 
+/**
+ * A slot that already ran (or failed, or the ledger cannot vouch for): running it again is a
+ * deliberate, confirmed action that sends force=true. Offered on the card and in the activity
+ * list; used once.
+ */
+interface RerunOffer {
+  name: string;
+  key: string;
+  slot: string;
+  reason: string;
+  method: string;
+  path: string;
+  used: boolean;
+}
+
 /** One action of this tab, newest first in the activity list. */
 interface Activity {
   label: string;
@@ -68,8 +105,9 @@ interface Activity {
   status: string;
   reason?: string | null;
   slot?: string;
+  fence?: string | null;
   detail: string;
-  force?: (() => Promise<void>) | undefined;
+  rerun?: RerunOffer;
   at?: string;
 }
 
@@ -86,9 +124,12 @@ const inputOf = (id: string): HTMLInputElement => $(id) as HTMLInputElement;
 const drafts = new Map<string, string>();
 const localRows = new Map<string, Row[]>();
 const activity: Activity[] = [];
+const rerunOffers = new Map<string, RerunOffer>();
 let timer: ReturnType<typeof setInterval> | undefined;
 // The page of schedules shown: "0" is the first; /dashboard/data answers the next one's cursor.
 let schedulesCursor = "0";
+// Only the newest refresh renders: a poll sent before a page change must not show the old page.
+let refreshes = 0;
 
 function el(tag: string, attrs: Record<string, AttributeValue>, ...children: Child[]): HTMLElement {
   const node = document.createElement(tag);
@@ -104,8 +145,65 @@ function el(tag: string, attrs: Record<string, AttributeValue>, ...children: Chi
   }
   return node;
 }
-const short = (iso: string | undefined): string =>
+const short = (iso: string | null | undefined): string =>
   iso ? `${iso.slice(5, 16).replace("T", " ")}Z` : "";
+
+/** The viewer's time zone, from the browser; UTC-like zones show UTC only. */
+const VIEWER_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+const isUtc = (zone: string): boolean => /^(Etc\/)?(UTC|GMT|Universal|Zulu|UCT)$/.test(zone);
+const formats = new Map<string, Intl.DateTimeFormat>();
+
+/** `iso` in `zone`: its day (`MM-DD`) and time (`HH:MM`, with `:SS` when `seconds`). */
+function partsIn(zone: string, ms: number, seconds: boolean): { day: string; time: string } {
+  const cacheKey = `${zone} ${seconds}`;
+  let format = formats.get(cacheKey);
+  if (!format) {
+    format = new Intl.DateTimeFormat("en-GB", {
+      timeZone: zone,
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: seconds ? "2-digit" : undefined,
+      hourCycle: "h23",
+    });
+    formats.set(cacheKey, format);
+  }
+  const part = Object.fromEntries(format.formatToParts(ms).map(({ type, value }) => [type, value]));
+  const time = `${part.hour}:${part.minute}${seconds ? `:${part.second}` : ""}`;
+  return { day: `${part.month}-${part.day}`, time };
+}
+
+/** `Europe/Berlin` as `Berlin`, `America/New_York` as `New York`. */
+const placeOf = (zone: string): string => (zone.split("/").pop() || zone).replace(/_/g, " ");
+
+/** `iso` in `zone` with the place's name, the day only when it is not `iso`'s UTC day. */
+function inZone(iso: string, ms: number, zone: string, seconds = false): string {
+  const { day, time } = partsIn(zone, ms, seconds);
+  return `${day === iso.slice(5, 10) ? "" : `${day} `}${time} ${placeOf(zone)}`;
+}
+
+/**
+ * A time as the page shows it: UTC (`11-25 06:00Z`), then the viewer's local time
+ * (`07:00 Berlin`), then, for a schedule's fire times, the schedule's own zone when it is neither.
+ */
+function when(iso: string | null | undefined, scheduleZone?: string): string {
+  if (!iso) return "";
+  const ms = Date.parse(iso.replace(/\.retry\d+$/, ""));
+  if (!Number.isFinite(ms)) return short(iso);
+  const shown = [short(iso)];
+  if (!isUtc(VIEWER_ZONE)) shown.push(inZone(iso, ms, VIEWER_ZONE));
+  if (scheduleZone && !isUtc(scheduleZone) && scheduleZone !== VIEWER_ZONE) {
+    shown.push(`${inZone(iso, ms, scheduleZone)} (schedule's zone)`);
+  }
+  return shown.join(" · ");
+}
+
+/** The page's clock line: `12:00:05Z · 13:00:05 Berlin`. */
+function clockOf(iso: string): string {
+  const utc = `${iso.slice(11, 19)}Z`;
+  return isUtc(VIEWER_ZONE) ? utc : `${utc} · ${inZone(iso, Date.parse(iso), VIEWER_ZONE, true)}`;
+}
 const ms = (n: number | null | undefined): string =>
   n === undefined || n === null
     ? ""
@@ -156,6 +254,7 @@ function rowOf(row: Row, local: boolean): HTMLElement {
   if (row.outcome === "running" && row.leaseLeftMs !== null && row.leaseLeftMs !== undefined) {
     notes.push(`lease left ${ms(row.leaseLeftMs)}`);
   }
+  if (row.forced) notes.push("forced re-run");
   if (row.summary) notes.push(row.summary);
   return el(
     "tr",
@@ -165,12 +264,7 @@ function rowOf(row: Row, local: boolean): HTMLElement {
       "data-late": isLate(row),
       class: local ? "local" : undefined,
     },
-    el(
-      "td",
-      {},
-      short(row.slot),
-      row.slot.includes(".retry") ? ` (${row.slot.split(".")[1]})` : "",
-    ),
+    el("td", {}, when(row.slot), row.slot.includes(".retry") ? ` (${row.slot.split(".")[1]})` : ""),
     el(
       "td",
       {},
@@ -195,6 +289,25 @@ function draftInput(key: string): HTMLInputElement {
   return input;
 }
 
+/**
+ * Runs an offered slot again once the viewer confirms it: the same route with that slot and
+ * force=true, which the slot ledger records as a forced run. Cancelled, nothing is sent.
+ */
+async function rerun(offer: RerunOffer): Promise<void> {
+  if (offer.used) return;
+  const what =
+    offer.reason === "unvouched"
+      ? "is older than the slot ledger remembers, so it may have run"
+      : offer.reason === "failed"
+        ? "already ran and failed"
+        : "already ran";
+  const question = `Run ${offer.name} again for slot ${when(offer.slot)}?\n\nThat slot ${what}. Its handler runs once more for it (force=true).`;
+  if (!confirm(question)) return;
+  offer.used = true;
+  if (rerunOffers.get(offer.key) === offer) rerunOffers.delete(offer.key);
+  await act(`run again ${offer.name}`, offer.method, offer.path, offer.key);
+}
+
 async function act(label: string, method: string, path: string, key?: string): Promise<void> {
   let entry: Activity;
   try {
@@ -202,16 +315,23 @@ async function act(label: string, method: string, path: string, key?: string): P
     const status = response.headers.get("cron-guard-status") || String(response.status);
     const reason = response.headers.get("cron-guard-reason");
     const slot = response.headers.get("cron-guard-slot") || "";
+    const fence = response.headers.get("cron-guard-fence");
     let detail = "";
     if (response.status >= 400) {
       detail = ((await response.json().catch(() => ({}))) as { error?: string }).error || "";
     }
-    entry = { label, http: response.status, status, reason, slot, detail };
-    // 409: the slot ledger says this slot already ran (or cannot vouch for it); re-running it is
-    // a deliberate second click that sends force=true.
-    if (response.status === 409) {
-      const forced = `${path + (path.includes("?") ? "&" : "?")}force=true`;
-      entry.force = () => act(`force ${label}`, method, forced, key);
+    entry = { label, http: response.status, status, reason, slot, fence, detail };
+    // The slot already ran, failed, or the ledger cannot vouch for it: a backfill answers 409, a
+    // run now 204 skipped (done or failed). Running it again is offered, confirmed, with force=true.
+    const settled = reason === "done" || reason === "failed" || reason === "unvouched";
+    if (key && slot && status === "skipped" && settled && !path.includes("force=")) {
+      const forced = path.includes("?")
+        ? `${path}&force=true`
+        : `${path}?slot=${encodeURIComponent(slot)}&force=true`;
+      const name = key.slice(key.indexOf(":") + 1);
+      const offer: RerunOffer = { name, key, slot, reason, method, path: forced, used: false };
+      entry.rerun = offer;
+      rerunOffers.set(key, offer);
     }
     if (status === "skipped" && key) {
       const rows = localRows.get(key) || [];
@@ -241,32 +361,29 @@ function activityBadge(a: Activity): string {
 
 function renderActivity(): void {
   must("activity").replaceChildren(
-    ...activity.slice(0, 15).map((a) =>
-      el(
-        "li",
-        { "data-status": a.status },
-        `${short(a.at)} ${a.label}: `,
-        badge(activityBadge(a), a.status + (a.reason ? ` (${a.reason})` : "")),
-        ` HTTP ${a.http}${a.slot ? ` slot ${a.slot}` : ""}${a.detail ? ` — ${a.detail}` : ""}`,
-        a.force
-          ? [
-              " ",
-              el(
-                "button",
-                {
-                  "data-action": "force",
-                  onclick: () => {
-                    const run = a.force;
-                    a.force = undefined;
-                    run?.();
-                  },
-                },
-                "Run it again anyway",
-              ),
-            ]
-          : null,
+    ...activity
+      .slice(0, 15)
+      .map((a) =>
+        el(
+          "li",
+          { "data-status": a.status },
+          `${when(a.at)} ${a.label}: `,
+          badge(activityBadge(a), a.status + (a.reason ? ` (${a.reason})` : "")),
+          ` HTTP ${a.http}${a.slot ? ` slot ${when(a.slot)}` : ""}`,
+          a.fence ? `, fence ${a.fence}` : "",
+          a.detail ? ` — ${a.detail}` : "",
+          a.rerun && !a.rerun.used
+            ? [
+                " ",
+                el(
+                  "button",
+                  { "data-action": "force", onclick: () => a.rerun && rerun(a.rerun) },
+                  "Run it again anyway…",
+                ),
+              ]
+            : null,
+        ),
       ),
-    ),
   );
 }
 
@@ -279,7 +396,7 @@ function card(kind: Kind, item: Item, data: Data): HTMLElement {
   const holder = item.holder
     ? [
         "running ",
-        short(item.holder.slot),
+        when(item.holder.slot),
         " in ",
         item.holder.region || "?",
         ", fence ",
@@ -292,6 +409,8 @@ function card(kind: Kind, item: Item, data: Data): HTMLElement {
     ...item.rows.map((row) => rowOf(row, false)),
   ];
   const draftKey = key.replace(":", "-");
+  const offer = rerunOffers.get(key);
+  const health = HEALTH[item.health] ?? { label: item.health, title: "" };
   return el(
     "article",
     {
@@ -306,12 +425,29 @@ function card(kind: Kind, item: Item, data: Data): HTMLElement {
       name,
       el("code", {}, item.cron),
       el("span", {}, item.timezone),
-      kind === "schedule"
-        ? badge(paused ? "paused" : "active", paused ? "paused" : "active")
-        : null,
+      el(
+        "span",
+        {
+          class: `badge health ${item.health}`,
+          "data-health": item.health,
+          title: `health: ${health.title}`,
+        },
+        health.label,
+      ),
       kind === "schedule" ? el("span", {}, "handler ", el("code", {}, item.handler)) : null,
     ),
-    el("p", {}, "next: ", item.next.length ? item.next.map(short).join(", ") : "none (paused)"),
+    el(
+      "p",
+      { "data-next": "" },
+      "next: ",
+      item.next.length
+        ? item.next
+            .map((next) => when(next, kind === "schedule" ? item.timezone : undefined))
+            .join(", ")
+        : "none (paused)",
+    ),
+    lastLine("last success", "success", item.lastSuccess),
+    lastLine("last failure", "failure", item.lastFailure),
     el("p", { "data-holder": item.holder ? "yes" : "no" }, "holder: ", holder),
     el(
       "p",
@@ -330,6 +466,13 @@ function card(kind: Kind, item: Item, data: Data): HTMLElement {
         { "data-action": "run", onclick: () => act(`run now ${name}`, "POST", runPath, key) },
         "Run now",
       ),
+      offer && !offer.used
+        ? el(
+            "button",
+            { "data-action": "rerun", "data-slot": offer.slot, onclick: () => rerun(offer) },
+            `Run ${short(offer.slot)} again…`,
+          )
+        : null,
       draftInput(draftKey),
       el(
         "button",
@@ -361,19 +504,43 @@ function card(kind: Kind, item: Item, data: Data): HTMLElement {
         : null,
     ),
     el(
-      "table",
-      {},
+      "div",
+      { class: "table-wrap" },
       el(
-        "thead",
+        "table",
         {},
         el(
-          "tr",
+          "thead",
           {},
-          ...["slot", "outcome", "duration", "region", "fence", "note"].map((h) => el("th", {}, h)),
+          el(
+            "tr",
+            {},
+            ...["slot", "outcome", "duration", "region", "fence", "note"].map((h) =>
+              el("th", {}, h),
+            ),
+          ),
         ),
+        el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 6 }, "no runs yet"))),
       ),
-      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 6 }, "no runs yet"))),
     ),
+  );
+}
+
+/** `last success: slot … , finished …` (or the failure's outcome and error), or `none remembered`. */
+function lastLine(title: string, kind: string, last: LastRun | null): HTMLElement {
+  return el(
+    "p",
+    { "data-last": kind, "data-slot": last?.slot },
+    `${title}: `,
+    last
+      ? [
+          "slot ",
+          when(last.slot),
+          last.at ? `, ${last.outcome === "dead" ? "dead" : "finished"} ${when(last.at)}` : "",
+          kind === "failure" ? [" ", badge(last.outcome)] : null,
+          kind === "failure" && last.summary ? ` ${last.summary}` : "",
+        ]
+      : "none remembered",
   );
 }
 
@@ -422,14 +589,17 @@ function render(data: Data): void {
   if (focused) $(focused)?.focus();
   const paged = data.schedulesCursor || schedulesCursor !== "0" ? " on this page" : "";
   must("meta").textContent =
-    `updated ${data.now.slice(11, 19)}Z · polling every ${POLL_MS / 1000} s · alerts ` +
+    `updated ${clockOf(data.now)} · polling every ${POLL_MS / 1000} s · alerts ` +
     `${data.alerts ? "on" : "off"} · ${data.jobs.length} jobs, ${data.schedules.length} schedules${paged}`;
 }
 
 async function refresh(): Promise<void> {
+  refreshes += 1;
+  const mine = refreshes;
   try {
     const query = schedulesCursor === "0" ? "" : `?cursor=${encodeURIComponent(schedulesCursor)}`;
     const response = await call("GET", `/dashboard/data${query}`);
+    if (mine !== refreshes) return;
     if (response.status === 400 && schedulesCursor !== "0") {
       schedulesCursor = "0";
       return refresh();
@@ -438,7 +608,8 @@ async function refresh(): Promise<void> {
       must("meta").textContent = `data: HTTP ${response.status}`;
       return;
     }
-    render((await response.json()) as Data);
+    const data = (await response.json()) as Data;
+    if (mine === refreshes) render(data);
   } catch (error) {
     const message = (error as Error).message;
     if (message !== "unauthorized" && message !== "locked") {
