@@ -169,6 +169,7 @@ export const TickJson = v.looseObject({
   missed: integer(),
   remaining: integer(),
   calls: integer("store calls this tick made"),
+  requests: v.optional(integer("HTTP requests to the store this tick made")),
   errors: integer(),
   elapsedMs: integer(),
 });
