@@ -18,6 +18,7 @@ import {
   measureStorm,
 } from "./measure.js";
 import { measureQuorumClaims } from "./quorum.js";
+import { formatStormCommands, measureStormCommands } from "./storm-commands.js";
 import { type BenchStack, formatTable, median, round, startBenchStack } from "./support.js";
 
 const STORM_DELIVERIES = 1_000;
@@ -28,6 +29,8 @@ const DEFAULTS_DUE = 1_000;
 /** Workers Free allows 50 subrequests per invocation. */
 const DEFAULTS_MAX_REQUESTS = 50;
 const STORM_REPETITIONS = 3;
+const STORM_COMMANDS_DELIVERIES = 300;
+const STORM_COMMANDS_ISOLATES = [1, 3];
 const ROUND_TRIP_SAMPLES = 20;
 const OVERHEAD_OPERATIONS = 2_000;
 const OVERHEAD_CONCURRENCY = 32;
@@ -56,6 +59,13 @@ try {
     const dispatch = await dispatchSection(stack);
     if (dispatch.failures.length > 0) {
       console.log(`CLAIMS NOT MET: ${dispatch.failures.join(", ")}`);
+      process.exitCode = 1;
+    }
+  } else if (process.env.BENCH_ONLY === "storm-commands") {
+    // Only section 1b (a few seconds): nothing is written to bench/results.json.
+    const storm = await stormCommandsSection(stack);
+    if (storm.failures.length > 0) {
+      console.log(`CLAIMS NOT MET: ${storm.failures.join(", ")}`);
       process.exitCode = 1;
     }
   } else {
@@ -93,6 +103,8 @@ async function runAll() {
       ]),
     ),
   );
+
+  const stormCommands = await stormCommandsSection(stack);
 
   const trips = await measureRoundTrips(stack, ROUND_TRIP_SAMPLES);
   console.log(`\n2. Round trips: HTTP requests the bridge received (median of ${trips.samples})`);
@@ -177,6 +189,7 @@ async function runAll() {
     command: "npm run bench",
     seconds,
     storm: storms,
+    stormCommands: stormCommands.rows,
     roundTrips: trips,
     bridgeOverhead: overhead,
     lateDuplicates: late,
@@ -196,6 +209,7 @@ async function runAll() {
   console.log(`\nwrote bench/results.json (${seconds.toFixed(1)} s)`);
   const failures = [
     ...storms.filter((s) => s.runsPerSlot.some((n) => n !== 1)).map((s) => `storm ${s.mode}`),
+    ...stormCommands.failures,
     ...(median(trips.winnerRequests) !== 2 || median(trips.loserRequests) !== 1
       ? ["round trips"]
       : []),
@@ -213,6 +227,26 @@ async function runAll() {
     console.log(`CLAIMS NOT MET: ${failures.join(", ")}`);
     process.exitCode = 1;
   }
+}
+
+/**
+ * Section 1b: the commands a storm sends to Redis, per isolate (one @upstash/redis client each).
+ * Claim: one run, and at most two commands per isolate (a claim and the winner's completion, or a
+ * claim that found it running and one that found it done).
+ */
+async function stormCommandsSection(stack: BenchStack) {
+  const rows = [];
+  for (const isolates of STORM_COMMANDS_ISOLATES) {
+    rows.push(await measureStormCommands(stack, isolates, STORM_COMMANDS_DELIVERIES));
+  }
+  console.log(
+    `\n1b. Storm: commands per isolate, ${STORM_COMMANDS_DELIVERIES} concurrent then ${STORM_COMMANDS_DELIVERIES} late deliveries of one slot per isolate (EVALSHA + EVAL counted at redis-server; before single flight, one per delivery plus the completion)`,
+  );
+  console.log(formatStormCommands(rows));
+  const failures = rows
+    .filter((row) => row.runs !== 1 || row.commands > 2 * row.isolates)
+    .map((row) => `storm commands (${row.isolates} isolates: ${row.commands}, ${row.runs} runs)`);
+  return { rows, failures };
 }
 
 /** Section 8: the dispatcher's tick at scale, drained by concurrent ticks, and with its defaults. */

@@ -6,11 +6,11 @@
  * late ones. Counted at the redis-server (INFO commandstats, EVALSHA + EVAL, failed calls
  * included), after the scripts are loaded, so nothing else is counted.
  *
- * Run alone: `BENCH_ONLY=storm-commands npx tsx bench/run.ts` (or `npx tsx bench/storm-commands.ts`).
+ * Run alone: `BENCH_ONLY=storm-commands npx tsx bench/run.ts` (section 1b; writes no results.json).
  */
 import { createClient } from "redis";
 import { createGuard } from "../src/core/index.js";
-import { type BenchStack, formatTable, sleep, startBenchStack, upstashClient } from "./support.js";
+import { type BenchStack, formatTable, sleep, upstashClient } from "./support.js";
 
 export interface StormCommandsRow {
   isolates: number;
@@ -111,17 +111,4 @@ export function formatStormCommands(rows: readonly StormCommandsRow[]): string {
         .join(", "),
     ]),
   );
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const stack = await startBenchStack();
-  try {
-    const rows = [
-      await measureStormCommands(stack, 1, 300),
-      await measureStormCommands(stack, 3, 300),
-    ];
-    console.log(formatStormCommands(rows));
-  } finally {
-    await stack.close();
-  }
 }
