@@ -25,7 +25,8 @@ button:hover { background: #eaeef2; }
 input { font: 12px ui-monospace, monospace; padding: .2rem .4rem; border: 1px solid #d0d7de; border-radius: 6px; width: 14rem; max-width: 100%; min-width: 0; }
 table { border-collapse: collapse; width: 100%; font-size: .82rem; }
 th, td { text-align: left; padding: .15rem .4rem; border-top: 1px solid #eaeef2; white-space: nowrap; }
-td.note { white-space: normal; color: #57606a; max-width: 16rem; overflow: hidden; text-overflow: ellipsis; }
+td.note { white-space: normal; color: #57606a; min-width: 10rem; max-width: 16rem; overflow: hidden; text-overflow: ellipsis; overflow-wrap: anywhere; }
+td .zone { display: block; color: #57606a; }
 .badge { display: inline-block; padding: 0 .45rem; border-radius: 2em; color: #fff; font-size: .75rem; font-weight: 600; }
 .ran { background: var(--ran); } .skipped { background: var(--skipped); } .failed { background: var(--failed); }
 .lost { background: var(--lost); } .dead { background: var(--dead); } .missed { background: var(--missed); }

@@ -188,15 +188,19 @@ function inZone(iso: string, ms: number, zone: string, seconds = false): string 
  * (`07:00 Berlin`), then, for a schedule's fire times, the schedule's own zone when it is neither.
  */
 function when(iso: string | null | undefined, scheduleZone?: string): string {
-  if (!iso) return "";
+  return iso ? [short(iso), ...localTimes(iso, scheduleZone)].join(" · ") : "";
+}
+
+/** What `when` adds to UTC: the viewer's local time, and the schedule's own when it differs. */
+function localTimes(iso: string, scheduleZone?: string): string[] {
   const ms = Date.parse(iso.replace(/\.retry\d+$/, ""));
-  if (!Number.isFinite(ms)) return short(iso);
-  const shown = [short(iso)];
+  if (!Number.isFinite(ms)) return [];
+  const shown: string[] = [];
   if (!isUtc(VIEWER_ZONE)) shown.push(inZone(iso, ms, VIEWER_ZONE));
   if (scheduleZone && !isUtc(scheduleZone) && scheduleZone !== VIEWER_ZONE) {
     shown.push(`${inZone(iso, ms, scheduleZone)} (schedule's zone)`);
   }
-  return shown.join(" · ");
+  return shown;
 }
 
 /** The page's clock line: `12:00:05Z · 13:00:05 Berlin`. */
@@ -264,7 +268,15 @@ function rowOf(row: Row, local: boolean): HTMLElement {
       "data-late": isLate(row),
       class: local ? "local" : undefined,
     },
-    el("td", {}, when(row.slot), row.slot.includes(".retry") ? ` (${row.slot.split(".")[1]})` : ""),
+    el(
+      "td",
+      {},
+      short(row.slot),
+      row.slot.includes(".retry") ? ` (${row.slot.split(".")[1]})` : "",
+      localTimes(row.slot).length
+        ? el("small", { class: "zone" }, localTimes(row.slot).join(" · "))
+        : null,
+    ),
     el(
       "td",
       {},
