@@ -262,9 +262,11 @@ describe("dashboard in chromium", () => {
       .poll(() => failing.locator("[data-health]").getAttribute("data-health"))
       .toMatch(/^(failing|dead)$/);
     expect(await failing.locator("[data-health]").textContent()).toMatch(/^(failing|dead)$/);
-    expect(await failing.locator('p[data-last="failure"]').textContent()).toMatch(
-      /upstream answered 502/,
+    const lastFailure = failing.locator('p[data-last="failure"]');
+    expect(await lastFailure.textContent()).toMatch(
+      /^last failure: slot \d\d-\d\d \d\d:\d\dZ · \d\d:\d\d Berlin, (finished|dead) .* (failed|dead) Error: demo: the upstream answered 502$/,
     );
+    expect(await lastFailure.locator(".badge").textContent()).toMatch(/^(failed|dead)$/);
     expect(
       await card("schedule", "record-every-minute").locator("[data-health]").textContent(),
     ).toBe("paused");

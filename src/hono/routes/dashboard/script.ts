@@ -139,7 +139,7 @@ function el(tag: string, attrs: Record<string, AttributeValue>, ...children: Chi
     else if (name.startsWith("on")) node.addEventListener(name.slice(2), value as EventListener);
     else node.setAttribute(name, value === true ? "" : String(value));
   }
-  for (const child of (children as unknown[]).flat()) {
+  for (const child of (children as unknown[]).flat(Number.POSITIVE_INFINITY)) {
     if (child === undefined || child === null || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
