@@ -1,6 +1,6 @@
 import type { Redis } from "@upstash/redis";
 import type { ScheduleInput } from "../src/core/schedules/index.js";
-import type { AppScheduleHandler, CronJob } from "../src/hono/index.js";
+import type { AppScheduleHandler, Bindings, CronJob } from "../src/hono/index.js";
 
 export interface ExampleJobsOptions {
   /** Where the example jobs keep their own data. Default `"cron-guard:example"`. */
@@ -21,7 +21,7 @@ export interface HeartbeatRecord {
  */
 export function exampleJobs({
   keyPrefix = "cron-guard:example",
-}: ExampleJobsOptions = {}): CronJob<Redis>[] {
+}: ExampleJobsOptions = {}): CronJob<Bindings, Redis>[] {
   const heartbeatKey = `${keyPrefix}:heartbeat`;
   return [
     {
@@ -61,7 +61,7 @@ export function exampleJobs({
  * runs per slot in `<payload.key>:<slot>`, with the deployment's client, so anyone can check from
  * outside that each (schedule, fire) ran once, without reading cron-guard's own bookkeeping.
  */
-export function exampleHandlers(): Record<string, AppScheduleHandler<Redis>> {
+export function exampleHandlers(): Record<string, AppScheduleHandler<Bindings, Redis>> {
   return {
     async record({ redis, slot, payload }) {
       const key = (payload as { key?: unknown } | null)?.key;

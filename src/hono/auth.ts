@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { processEnv } from "../core/env.js";
 import { constantTimeEquals, isHeaderSafe } from "../core/secrets.js";
 import { jsonError } from "./http.js";
@@ -23,6 +23,37 @@ export function defaultCronSecret(env: Bindings): string | undefined {
 }
 
 /**
+ * The answer to a request that may not pass: 500 when no usable secret is configured (the route
+ * never runs open), 401 when its `Authorization: Bearer` token is not `configured`; undefined when
+ * it may pass. `name` is what the messages call the secret.
+ */
+export function refusal(
+  c: Context,
+  configured: string | undefined,
+  name = "CRON_SECRET",
+): Response | undefined {
+  // Surrounding whitespace is trimmed: a secret written from a file often ends in "\n", and no
+  // caller can send it back, because HTTP strips leading and trailing whitespace from header
+  // values (Vercel's `Authorization: Bearer <CRON_SECRET>` arrives without it). Comparing it
+  // verbatim would answer 401 to every call, Vercel's included; whitespace inside is kept.
+  const why = cronSecretProblem(configured);
+  if (why !== undefined) {
+    console.error(`cron-guard: ${name} ${why}; refusing every request`);
+    return jsonError(
+      c,
+      500,
+      `${name} is not configured on this deployment (it ${why}); refusing to run`,
+    );
+  }
+  const expected = (configured as string).trim();
+  const given = bearerToken(c.req.header("authorization"));
+  if (given === undefined || !constantTimeEquals(given, expected)) {
+    return jsonError(c, 401, `Unauthorized: send Authorization: Bearer <${name}>`);
+  }
+  return undefined;
+}
+
+/**
  * Refuses every request without `Authorization: Bearer <secret>` (401), and every request at all
  * when no secret is configured (500): the app never runs open.
  */
@@ -30,25 +61,8 @@ export function requireSecret(
   cronSecret: (env: Bindings) => string | undefined,
 ): MiddlewareHandler {
   return async function requireSecret(c, next) {
-    // Surrounding whitespace is trimmed: a secret written from a file often ends in "\n", and no
-    // caller can send it back, because HTTP strips leading and trailing whitespace from header
-    // values (Vercel's `Authorization: Bearer <CRON_SECRET>` arrives without it). Comparing it
-    // verbatim would answer 401 to every call, Vercel's included; whitespace inside is kept.
-    const configured = cronSecret(c.env ?? {});
-    const why = cronSecretProblem(configured);
-    if (why !== undefined) {
-      console.error(`cron-guard: CRON_SECRET ${why}; refusing every /cron request`);
-      return jsonError(
-        c,
-        500,
-        `CRON_SECRET is not configured on this deployment (it ${why}); refusing to run`,
-      );
-    }
-    const expected = (configured as string).trim();
-    const given = bearerToken(c.req.header("authorization"));
-    if (given === undefined || !constantTimeEquals(given, expected)) {
-      return jsonError(c, 401, "Unauthorized: send Authorization: Bearer <CRON_SECRET>");
-    }
+    const refused = refusal(c, cronSecret(c.env ?? {}));
+    if (refused) return refused;
     await next();
   };
 }

@@ -8,6 +8,7 @@ import {
   type ResolvedGuardSettings,
   resolveGuardOptions,
   resolveGuardSettings,
+  type StoreErrorPolicy,
 } from "../core/options.js";
 import type { GuardStore } from "../core/store.js";
 import { scheduleSignature } from "./cron-signature.js";
@@ -16,7 +17,7 @@ import type { Bindings, CronAppOptions, CronJob } from "./types.js";
 
 /** A validated job with its parsed schedule. */
 export interface PreparedJob<TRedis extends GuardStore> {
-  job: CronJob<TRedis>;
+  job: CronJob<Bindings, TRedis, StoreErrorPolicy>;
   schedule: CronSchedule;
   /** The cron's canonical form: scheduled events match jobs by meaning. */
   signature: string | undefined;
@@ -44,7 +45,7 @@ export interface Deployment<TRedis extends GuardStore> {
 }
 
 /** A job's own guard options: everything but what describes the job itself. */
-function ownGuardOptions(job: CronJob<never>): GuardSettings {
+function ownGuardOptions(job: CronJob<Bindings, never, StoreErrorPolicy>): GuardSettings {
   const { name: _name, cron: _cron, timezone: _tz, handler: _handler, ...own } = job;
   return own;
 }

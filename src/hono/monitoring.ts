@@ -15,6 +15,7 @@ import {
   resolveMonitorOptions,
 } from "../core/monitoring/monitor.js";
 import { normalizeAlertSecret } from "../core/monitoring/signature.js";
+import type { StoreErrorPolicy } from "../core/options.js";
 import type { TickResult } from "../core/schedules/dispatch.js";
 import type { RegistryEvent, ScheduleView } from "../core/schedules/registry.js";
 import { type GuardStore, runScript } from "../core/store.js";
@@ -423,7 +424,7 @@ export function alertingHandlers<TRedis extends GuardStore>(
 ): CronAppOptions<TRedis> {
   const { handlers } = options;
   if (typeof handlers !== "object" || handlers === null) return options;
-  const wrapped: Record<string, AppScheduleHandler<TRedis>> = {};
+  const wrapped: Record<string, AppScheduleHandler<Bindings, TRedis, StoreErrorPolicy>> = {};
   for (const [name, handler] of Object.entries(handlers)) {
     if (typeof handler !== "function") return options;
     wrapped[name] = async (context) => {

@@ -1,8 +1,8 @@
 import type { Hono } from "hono";
-import type { JobContext } from "../core/guard/guard.js";
+import type { FenceOf, JobContext } from "../core/guard/guard.js";
 import type { GuardResult } from "../core/guard/result.js";
 import type { MonitorOptions } from "../core/monitoring/monitor.js";
-import type { GuardOptions, GuardSettings } from "../core/options.js";
+import type { GuardOptions, GuardSettings, StoreErrorPolicy } from "../core/options.js";
 import type {
   DispatcherOptions,
   ScheduleRunContext,
@@ -12,15 +12,26 @@ import type { ScheduleInput } from "../core/schedules/schedule.js";
 import type { GuardStore } from "../core/store.js";
 import type { Trigger } from "./slot-source.js";
 
-/** Platform bindings (Cloudflare) or nothing (Node, Vercel): what `c.env` holds. */
+/**
+ * Platform bindings when the app does not name its own `Env`: what `c.env` holds (Worker bindings
+ * on Cloudflare, `process.env` on Vercel and Node).
+ */
 export type Bindings = Record<string, unknown>;
 
-/** What a job handler of the app receives: the guard's context plus the deployment's store and env. */
-export interface CronJobContext<TRedis> extends JobContext {
+/**
+ * What a job handler of the app receives: the guard's context plus the deployment's store and env.
+ * `TEnv` is the app's `Env` (e.g. the interface `wrangler types` generates); `TPolicy` the
+ * deployment's `onStoreError`, which makes `fence` a `number` under `"closed"`, the default.
+ */
+export interface CronJobContext<
+  TEnv extends object = Bindings,
+  TRedis = GuardStore,
+  TPolicy extends StoreErrorPolicy = "closed",
+> extends JobContext<FenceOf<TPolicy>> {
   /** The store the deployment was configured with; jobs may use it for their own data. */
   redis: TRedis;
-  /** Platform bindings / environment of this invocation. */
-  env: Bindings;
+  /** Platform bindings (Cloudflare) or `process.env` (Vercel, Node) of this invocation. */
+  env: TEnv;
   trigger: Trigger;
 }
 
@@ -30,8 +41,15 @@ export type JobGuardOptions = Pick<
   "leaseMs" | "retentionMs" | "heartbeatMs" | "skewToleranceMs" | "onFailure" | "overlap"
 >;
 
-/** A job declared in code: a name, its platform cron and the handler. */
-export interface CronJob<TRedis extends GuardStore = GuardStore> extends JobGuardOptions {
+/**
+ * A job declared in code: a name, its platform cron and the handler. `CronJob<Env>` types the
+ * handler's `env` with the app's bindings; see CronJobContext for the other parameters.
+ */
+export interface CronJob<
+  TEnv extends object = Bindings,
+  TRedis extends GuardStore = GuardStore,
+  TPolicy extends StoreErrorPolicy = "closed",
+> extends JobGuardOptions {
   /** `[A-Za-z0-9._-]{1,128}`; the route is `/cron/<name>`. */
   name: string;
   /** 5-field cron expression, read in UTC; must match the platform's (wrangler.toml `crons`, vercel.json). */
@@ -55,27 +73,45 @@ export interface CronJob<TRedis extends GuardStore = GuardStore> extends JobGuar
    * The work. Its return value (JSON) is the `value` of the 200 body
    * (`{ status: "ran", job, slot, fence, value }`); a throw is a recorded failure.
    */
-  handler(context: CronJobContext<TRedis>): unknown;
+  handler(context: CronJobContext<TEnv, TRedis, TPolicy>): unknown;
 }
 
 /** What a schedule's handler receives in the app: the dispatcher's context plus the store and env. */
-export interface ScheduleHandlerContext<TRedis> extends ScheduleRunContext {
+export interface ScheduleHandlerContext<
+  TEnv extends object = Bindings,
+  TRedis = GuardStore,
+  TPolicy extends StoreErrorPolicy = "closed",
+> extends ScheduleRunContext {
+  fence: FenceOf<TPolicy>;
+  lease: JobContext<FenceOf<TPolicy>>["lease"];
   redis: TRedis;
-  env: Bindings;
+  env: TEnv;
   trigger: "dispatch";
 }
 
 /** Code that schedules (data in Redis) name in their `handler` field. */
-export type AppScheduleHandler<TRedis> = (context: ScheduleHandlerContext<TRedis>) => unknown;
+export type AppScheduleHandler<
+  TEnv extends object = Bindings,
+  TRedis = GuardStore,
+  TPolicy extends StoreErrorPolicy = "closed",
+> = (context: ScheduleHandlerContext<TEnv, TRedis, TPolicy>) => unknown;
 
-export interface CronAppOptions<TRedis extends GuardStore> {
+/**
+ * The app's options. `TEnv` is the platform's bindings type (default: any record), `TPolicy` the
+ * `guardOptions.onStoreError` the compiler sees (it types every handler's `fence`).
+ */
+export interface CronAppOptions<
+  TRedis extends GuardStore,
+  TEnv extends object = Bindings,
+  TPolicy extends StoreErrorPolicy = StoreErrorPolicy,
+> {
   /** Jobs declared in code, each on its own platform cron. Default none. */
-  jobs?: readonly CronJob<TRedis>[];
+  jobs?: readonly CronJob<TEnv, TRedis, TPolicy>[];
   /**
    * Handlers that dynamic schedules name (`PUT /schedules/:id { handler }`). Registering any turns
    * on `/schedules` and `/dispatch`. Schedules are data; handlers are code.
    */
-  handlers?: Readonly<Record<string, AppScheduleHandler<TRedis>>>;
+  handlers?: Readonly<Record<string, AppScheduleHandler<TEnv, TRedis, TPolicy>>>;
   /**
    * Schedules declared in code, upserted idempotently before the first dispatch or schedule
    * request of each isolate: a redeploy with the same definitions writes nothing, a changed one
@@ -96,41 +132,44 @@ export interface CronAppOptions<TRedis extends GuardStore> {
    * The store, or a function that builds it from the platform environment once per isolate, e.g.
    * `(env) => Redis.fromEnv(env)` on Cloudflare where bindings arrive with the request.
    */
-  redis: TRedis | ((env: Bindings) => TRedis);
+  redis: TRedis | ((env: TEnv) => TRedis);
   /**
    * Where the guard claims slots, when not in `redis`: e.g. a quorum of several databases
    * (`createQuorumStore`, `quorumFromEnv`), while jobs keep `redis` for their own data. Built from
    * the environment like `redis`. Default: `redis`.
    */
-  store?: GuardStore | ((env: Bindings) => GuardStore | undefined);
+  store?: GuardStore | ((env: TEnv) => GuardStore | undefined);
   /**
    * The bearer secret every HTTP trigger must present. Default: `env.CRON_SECRET`, then
    * `process.env.CRON_SECRET`. Leading and trailing whitespace is ignored (HTTP cannot carry it
    * in a header). Without one, with only whitespace, or with characters a header cannot carry
    * (anything but printable ASCII, space and tab), every /cron route answers 500: never open.
    */
-  cronSecret?: (env: Bindings) => string | undefined;
-  /** Deployment-wide guard options (prefix, region, clock, ...); each job may override its own. */
-  guardOptions?: GuardSettings;
+  cronSecret?: (env: TEnv) => string | undefined;
+  /**
+   * Deployment-wide guard options (prefix, region, clock, ...); each job may override its own.
+   * `onStoreError: "open"` makes every handler's `fence` `number | null` (a run may hold no claim).
+   */
+  guardOptions?: Omit<GuardSettings, "onStoreError"> & { onStoreError?: TPolicy };
   /**
    * Missed and late runs: how long a fire may go unclaimed (`graceMs`, default 60 000) and how far
    * back status reports look (`windowMs`, default one hour).
    */
   monitor?: MonitorOptions;
   /** The alert webhook (failed, lost, dead, missed). See AlertOptions. */
-  alerts?: AlertOptions;
+  alerts?: AlertOptions<TEnv>;
 }
 
 /**
  * One POST of JSON (see AlertBody in cron-guard's core) per event, exactly once across every
  * instance: each event is claimed in Redis like a slot before it is sent.
  */
-export interface AlertOptions {
+export interface AlertOptions<TEnv extends object = Bindings> {
   /**
    * The webhook URL. Default `env.CRON_GUARD_ALERT_URL`, then `process.env.CRON_GUARD_ALERT_URL`.
    * Unset or empty: no alerts.
    */
-  url?: string | ((env: Bindings) => string | undefined);
+  url?: string | ((env: TEnv) => string | undefined);
   /**
    * Signs every alert POST with HMAC-SHA256 in a `cron-guard-signature: t=<unix s>,v1=<hex>`
    * header over `"<t>.<raw body>"`, so the receiver can tell cron-guard's alerts from anyone's
@@ -139,7 +178,7 @@ export interface AlertOptions {
    * `process.env.CRON_GUARD_ALERT_SECRET`. Surrounding whitespace is ignored. Unset or blank:
    * alerts are sent unsigned, with one console.warn.
    */
-  secret?: string | ((env: Bindings) => string | undefined);
+  secret?: string | ((env: TEnv) => string | undefined);
   /** Default `globalThis.fetch`. */
   fetch?: typeof fetch;
   /** Give up on the webhook after this long, in ms. Default 5 000. */
@@ -184,7 +223,8 @@ export interface DispatchScheduledRun {
 
 export type ScheduledRun = JobScheduledRun | UnmatchedScheduledRun | DispatchScheduledRun;
 
-export interface CronApp extends Hono {
+/** The deployable app (a Hono app) over bindings `TEnv`. */
+export interface CronApp<TEnv extends object = Bindings> extends Hono<{ Bindings: TEnv }> {
   /**
    * Runs every job whose cron means `event.cron` (spelling aside: `*\/1` is `*`, `MON` is `1`) for
    * the slot `event.scheduledTime`. A cron that means no job's schedule runs nothing, is logged with
@@ -192,8 +232,13 @@ export interface CronApp extends Hono {
    */
   runScheduled(
     event: ScheduledEvent,
-    env: Bindings,
+    env: TEnv,
     waitUntil?: (promise: Promise<unknown>) => void,
   ): Promise<ScheduledRun[]>;
-  readonly jobs: readonly CronJob<GuardStore>[];
+  readonly jobs: readonly CronJob<TEnv, GuardStore, StoreErrorPolicy>[];
+  /**
+   * The platform cron that drives dispatch (`dispatchCron`), or undefined when the app registers
+   * no schedule handlers (no `/dispatch`). `cron-guard check` compares it with the platform's.
+   */
+  readonly dispatchCron: string | undefined;
 }

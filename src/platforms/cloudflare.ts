@@ -1,7 +1,8 @@
 import { Redis } from "@upstash/redis/cloudflare";
 import type { ExecutionContext } from "hono";
+import type { StoreErrorPolicy } from "../core/options.js";
 import { createCronApp } from "../hono/app.js";
-import type { CronApp, CronAppOptions, CronJob } from "../hono/types.js";
+import type { Bindings, CronApp, CronAppOptions, CronJob } from "../hono/types.js";
 import { quorumStore, restCredentials } from "./credentials.js";
 
 interface ScheduledControllerLike {
@@ -10,18 +11,30 @@ interface ScheduledControllerLike {
 }
 
 /**
+ * A Worker's default export: what `ExportedHandler<Env>` (from `@cloudflare/workers-types` or
+ * `wrangler types`) expects of `fetch` and `scheduled`, over the Worker's own `Env`.
+ */
+export interface CronWorker<TEnv extends object = Bindings> {
+  fetch(request: Request, env: TEnv, ctx: ExecutionContext): Response | Promise<Response>;
+  scheduled(controller: ScheduledControllerLike, env: TEnv, ctx: ExecutionContext): Promise<void>;
+  /** The app behind the Worker (its jobs, `request()` for tests, `runScheduled`). */
+  readonly app: CronApp<TEnv>;
+}
+
+/** Options of `createWorker`: the app's, without the store (it comes from the bindings). */
+export type WorkerOptions<
+  TEnv extends object = Bindings,
+  TPolicy extends StoreErrorPolicy = "closed",
+> = Omit<CronAppOptions<Redis, TEnv, TPolicy>, "jobs" | "redis">;
+
+/**
  * A Worker for a cron app: `fetch` serves the HTTP routes, `scheduled` runs every job whose cron
  * fired, with `controller.scheduledTime` as the slot, under `ctx.waitUntil`.
  */
-export function toWorker(app: CronApp) {
+export function toWorker<TEnv extends object = Bindings>(app: CronApp<TEnv>): CronWorker<TEnv> {
   return {
-    fetch: (request: Request, env: Record<string, unknown>, ctx: ExecutionContext) =>
-      app.fetch(request, env, ctx),
-    async scheduled(
-      controller: ScheduledControllerLike,
-      env: Record<string, unknown>,
-      ctx: ExecutionContext,
-    ): Promise<void> {
+    fetch: (request, env, ctx) => app.fetch(request, env, ctx),
+    async scheduled(controller, env, ctx): Promise<void> {
       const runs = app.runScheduled(
         { cron: controller.cron, scheduledTime: controller.scheduledTime },
         env,
@@ -34,6 +47,7 @@ export function toWorker(app: CronApp) {
         );
       }
     },
+    app,
   };
 }
 
@@ -58,18 +72,31 @@ function summarize(run: Awaited<ReturnType<CronApp["runScheduled"]>>[number]) {
  * `UPSTASH_REDIS_REST_URL` and `UPSTASH_REDIS_REST_TOKEN`, the bearer secret of the HTTP routes from
  * `CRON_SECRET` (all three as `wrangler secret put`). wrangler.toml's `crons` must list every job's
  * `cron`.
+ *
+ * `createWorker<Env>(...)` types every handler's `env` with the Worker's `Env` (what `wrangler types`
+ * generates), and the result `satisfies ExportedHandler<Env>`. Handlers get a `number` fence;
+ * a deployment with `guardOptions: { onStoreError: "open" }` says so with `createWorker<Env, "open">`
+ * and gets `number | null`.
  */
-export function createWorker(
-  jobs: readonly CronJob<Redis>[] = [],
-  options: Omit<CronAppOptions<Redis>, "jobs" | "redis"> = {},
-) {
+export function createWorker<
+  TEnv extends object = Bindings,
+  TPolicy extends StoreErrorPolicy = "closed",
+>(
+  jobs: readonly CronJob<TEnv, Redis, TPolicy>[] = [],
+  options: WorkerOptions<TEnv, TPolicy> = {},
+): CronWorker<TEnv> {
   return toWorker(
-    createCronApp({
+    createCronApp<Redis, TEnv, TPolicy>({
       ...options,
       jobs,
       redis: (env) =>
-        new Redis(restCredentials(env, "add it with `wrangler secret put` (or .dev.vars locally)")),
-      store: options.store ?? ((env) => quorumStore(env)),
+        new Redis(
+          restCredentials(
+            env as Bindings,
+            "add it with `wrangler secret put` (or .dev.vars locally)",
+          ),
+        ),
+      store: options.store ?? ((env) => quorumStore(env as Bindings)),
     }),
   );
 }

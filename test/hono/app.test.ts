@@ -1,7 +1,12 @@
 import { Redis } from "@upstash/redis";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ConfigError } from "../../src/core/index.js";
-import { type CronAppOptions, type CronJob, createCronApp } from "../../src/hono/index.js";
+import {
+  type Bindings,
+  type CronAppOptions,
+  type CronJob,
+  createCronApp,
+} from "../../src/hono/index.js";
 import { directRedis, upstash, useKeyPrefix } from "../support/harness.js";
 
 const SECRET = "correct horse battery staple";
@@ -24,7 +29,7 @@ describe("createCronApp", () => {
     options: { secret?: string | undefined; redis?: Redis; clock?: () => number } = {},
   ) {
     const runs: string[] = [];
-    const jobs: CronJob<Redis>[] = [
+    const jobs: CronJob<Bindings, Redis>[] = [
       {
         name: "tick",
         cron: "*/5 * * * *",
@@ -56,8 +61,11 @@ describe("createCronApp", () => {
   }
 
   describe("rejects options that cannot be right when the app is created, not when a job fires", () => {
-    const job = (extra: Record<string, unknown>): CronJob<Redis> =>
-      ({ name: "heartbeat", cron: "* * * * *", handler: () => "ran", ...extra }) as CronJob<Redis>;
+    const job = (extra: Record<string, unknown>): CronJob<Bindings, Redis> =>
+      ({ name: "heartbeat", cron: "* * * * *", handler: () => "ran", ...extra }) as CronJob<
+        Bindings,
+        Redis
+      >;
 
     function creationError(options: Partial<CronAppOptions<Redis>>): ConfigError {
       let caught: unknown;
@@ -561,7 +569,7 @@ describe("createCronApp", () => {
 
   it("matches scheduled events to jobs by meaning: */1 is *, 00 08 is 0 8, MON is 1", async () => {
     const ran: string[] = [];
-    const job = (name: string, cron: string): CronJob<Redis> => ({
+    const job = (name: string, cron: string): CronJob<Bindings, Redis> => ({
       name,
       cron,
       handler: ({ slot }) => {

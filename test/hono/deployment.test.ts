@@ -8,7 +8,7 @@
 import type { Redis } from "@upstash/redis";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/core/index.js";
-import { type CronJob, createCronApp } from "../../src/hono/index.js";
+import { type Bindings, type CronJob, createCronApp } from "../../src/hono/index.js";
 import { directRedis, upstash, useKeyPrefix } from "../support/harness.js";
 
 const SECRET = "deployment-s3cret";
@@ -17,7 +17,7 @@ const NINE_UTC = Date.UTC(2026, 11, 7, 9, 0, 0); // a Monday in winter: 10:00 in
 describe("code jobs and time zones", () => {
   const prefix = useKeyPrefix("deployment");
 
-  const berlinJob = (runs: string[]): CronJob<Redis> => ({
+  const berlinJob = (runs: string[]): CronJob<Bindings, Redis> => ({
     name: "nightly",
     cron: "0 9 * * *",
     timezone: "Europe/Berlin",
@@ -26,7 +26,7 @@ describe("code jobs and time zones", () => {
     },
   });
 
-  function create(jobs: CronJob<Redis>[]) {
+  function create(jobs: CronJob<Bindings, Redis>[]) {
     return createCronApp<Redis>({
       redis: upstash(),
       jobs,
@@ -35,7 +35,7 @@ describe("code jobs and time zones", () => {
     });
   }
 
-  function creationError(jobs: CronJob<Redis>[]): unknown {
+  function creationError(jobs: CronJob<Bindings, Redis>[]): unknown {
     try {
       create(jobs);
     } catch (error) {
@@ -81,7 +81,7 @@ describe("code jobs and time zones", () => {
     (timezone) => {
       for (const cron of ["0 9 * * *", "* * * * *"]) {
         const error = creationError([
-          { name: "job", cron, timezone, handler: () => undefined } as CronJob<Redis>,
+          { name: "job", cron, timezone, handler: () => undefined } as CronJob<Bindings, Redis>,
         ]);
         expect(error).toBeInstanceOf(ConfigError);
         expect((error as ConfigError).option).toBe("timezone");

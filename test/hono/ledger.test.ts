@@ -1,6 +1,6 @@
 import { Redis } from "@upstash/redis";
 import { describe, expect, it } from "vitest";
-import { type CronJob, createCronApp } from "../../src/hono/index.js";
+import { type Bindings, type CronJob, createCronApp } from "../../src/hono/index.js";
 import { directRedis, upstash, useKeyPrefix } from "../support/harness.js";
 
 const SECRET = "ledger secret";
@@ -13,7 +13,7 @@ describe("the slot ledger over HTTP", () => {
 
   function makeApp(clock: () => number, redis: Redis = upstash()) {
     const runs: string[] = [];
-    const jobs: CronJob<Redis>[] = [
+    const jobs: CronJob<Bindings, Redis>[] = [
       {
         name: "heartbeat",
         cron: "* * * * *",
@@ -105,24 +105,32 @@ describe("the slot ledger over HTTP", () => {
 
   it("answers a refused backfill from the claim's one round trip, like any skipped delivery", async () => {
     let calls = 0;
-    const real = upstash();
-    const counting = {
-      eval: (...args: Parameters<Redis["eval"]>) => {
-        calls += 1;
-        return real.eval(...args);
-      },
-      evalsha: (...args: Parameters<Redis["evalsha"]>) => {
-        calls += 1;
-        return real.evalsha(...args);
-      },
-    } as unknown as Redis;
+    const counting = () => {
+      const real = upstash();
+      return {
+        eval: (...args: Parameters<Redis["eval"]>) => {
+          calls += 1;
+          return real.eval(...args);
+        },
+        evalsha: (...args: Parameters<Redis["evalsha"]>) => {
+          calls += 1;
+          return real.evalsha(...args);
+        },
+      } as unknown as Redis;
+    };
     const nowMs = Date.UTC(2026, 11, 7, 9, 40, 2);
-    const { app } = makeApp(() => nowMs, counting);
+    const { app } = makeApp(() => nowMs, counting());
     const path = "/cron/heartbeat?slot=2026-12-07T09:39:00Z";
     expect((await app.request(path, { method: "POST", headers: auth })).status).toBe(200);
+    // Another isolate (its own client) asks Redis: the claim's one round trip, no lookup after it.
+    const other = makeApp(() => nowMs, counting());
+    calls = 0;
+    expect((await other.app.request(path, { method: "POST", headers: auth })).status).toBe(409);
+    expect(calls).toBe(1);
+    // The isolate that ran the slot remembers it finished (single flight): no round trip at all.
     calls = 0;
     expect((await app.request(path, { method: "POST", headers: auth })).status).toBe(409);
-    expect(calls).toBe(1);
+    expect(calls).toBe(0);
   });
 
   it("refuses a backfill older than the ledger can vouch for with 409, and runs it with force", async () => {

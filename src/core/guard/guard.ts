@@ -48,11 +48,13 @@ export type {
  * The `onStoreError` policy of options as the compiler sees them: `"open"` when they say so,
  * `"closed"` when they say so or leave it out (the default), either when it is not known.
  */
-export type StoreErrorPolicyOf<TOptions> = TOptions extends { onStoreError: "open" }
-  ? "open"
-  : TOptions extends { onStoreError?: "closed" | undefined }
-    ? "closed"
-    : StoreErrorPolicy;
+export type StoreErrorPolicyOf<TOptions> = TOptions extends { onStoreError: infer TPolicy }
+  ? TPolicy extends StoreErrorPolicy
+    ? TPolicy
+    : StoreErrorPolicy
+  : "onStoreError" extends keyof TOptions
+    ? StoreErrorPolicy // optional: not known until run time
+    : "closed";
 
 export function createGuard<const TOptions extends GuardOptions>(
   options: TOptions,

@@ -29,7 +29,7 @@ export interface JobContext<TFence extends number | null = number | null> {
   /** Fencing token of the claim: strictly increases across a job's claims. */
   fence: TFence;
   /** The claim; null only when the job runs unguarded (store down, `onStoreError: "open"`). */
-  lease: null extends TFence ? Lease | null : Lease;
+  lease: TFence extends number ? Lease : Lease | null;
 }
 
 /** The work a guard runs once per slot. */
@@ -57,7 +57,7 @@ export interface RunOptions {
  * fence. `Guard` alone accepts any guard.
  */
 export interface Guard<TPolicy extends StoreErrorPolicy = StoreErrorPolicy> {
-  readonly options: ResolvedGuardOptions;
+  readonly options: ResolvedGuardOptions & { readonly onStoreError: TPolicy };
   /**
    * Runs `fn` once for `(job, slot)` across every instance. `slot` is a fire time (ms or Date) or a
    * slot id string. Resolves to ran / skipped / failed; throws only on invalid input

@@ -7,36 +7,57 @@ import {
   validateSkewTolerance,
 } from "../../core/cron/index.js";
 import { ConfigError, messageOf, SlotError, StoreUnavailableError } from "../../core/errors.js";
-import type { Guard, JobContext } from "../../core/guard/guard.js";
+import type { FenceOf, Guard, JobContext } from "../../core/guard/guard.js";
 import { assertJobName } from "../../core/guard/keys.js";
 import type { GuardResult } from "../../core/guard/result.js";
-import { configErrorIn } from "../../core/options.js";
+import { configErrorIn, type StoreErrorPolicy } from "../../core/options.js";
+import { cronSecretProblem, refusal } from "../auth.js";
 import { forceOf, refusedBackfill } from "../backfill.js";
 import { slotForRequest, type Trigger } from "../slot-source.js";
 
-/** What the guarded handler finds in `c.get("cronGuard")`: the guard's context and the trigger. */
-export interface CronGuardContext extends JobContext {
+/**
+ * What the guarded handler finds in `c.get("cronGuard")`: the guard's context and the trigger.
+ * `fence` is a `number` under a guard with `onStoreError: "closed"` (the default).
+ */
+export interface CronGuardContext<TFence extends number | null = number | null>
+  extends JobContext<TFence> {
   trigger: Trigger;
 }
 
 /**
- * The variables the middleware sets, for apps that spell out their own `Variables` type. The
- * handler may set `cronGuardValue` (`c.set("cronGuardValue", value)`): the run is recorded with it
- * (its JSON, like a value a scheduled event's handler returns); unset, the run's summary is empty.
+ * The variables the middleware sets. Hono types them on the handlers chained after it
+ * (`app.get(path, cronGuard(...), (c) => c.get("cronGuard").fence)`); a route without the
+ * middleware does not have them, and the compiler says so. The handler may set `cronGuardValue`
+ * (`c.set("cronGuardValue", value)`): the run is recorded with it (its JSON, like a value a
+ * scheduled event's handler returns); unset, the run's summary is empty.
  */
-export type CronGuardVariables = { cronGuard: CronGuardContext; cronGuardValue?: unknown };
+export type CronGuardVariables<TFence extends number | null = number | null> = {
+  cronGuard: CronGuardContext<TFence>;
+  cronGuardValue?: unknown;
+};
 
-declare module "hono" {
-  interface ContextVariableMap extends CronGuardVariables {}
-}
-
-export interface CronGuardOptions {
+export interface CronGuardOptions<TPolicy extends StoreErrorPolicy = StoreErrorPolicy> {
   /**
-   * The guard, or a function that builds it from the request (e.g. from Worker bindings). A guard
-   * whose `skewToleranceMs` is half the schedule's period or more is a ConfigError: at creation for
-   * a guard, on the first request (500 JSON, nothing written) for a function.
+   * The guard, or a function that builds it from the request (e.g. from Worker bindings:
+   * `guard: (c) => createGuard({ redis: Redis.fromEnv(c.env) })`). A guard whose
+   * `skewToleranceMs` is half the schedule's period or more is a ConfigError: at creation for a
+   * guard, on the first request (500 JSON, nothing written) for a function.
    */
-  guard: Guard | ((c: Context) => Guard);
+  guard: Guard<TPolicy> | ((c: Context) => Guard<TPolicy>);
+  /**
+   * The bearer secret every request must present (`Authorization: Bearer <secret>`, compared in
+   * constant time), or a function that reads it per request, e.g. `(c) => c.env.CRON_SECRET`.
+   * Vercel sends `Bearer <CRON_SECRET>` with its cron calls. Required unless
+   * `allowUnauthenticated`: the route claims slots and backfills past ones (`?slot=`), so it is
+   * never open by accident. A secret missing at request time (or blank, or not header-safe)
+   * answers 500 and runs nothing; surrounding whitespace is ignored.
+   */
+  secret?: string | ((c: Context) => string | undefined);
+  /**
+   * `true` when the route already sits behind your own authentication (a middleware registered
+   * before this one): then this one checks no secret. Give either this or `secret`.
+   */
+  allowUnauthenticated?: boolean;
   /** Job name (`[A-Za-z0-9._-]{1,128}`): the first part of every key. */
   job: string;
   /** The job's cron expression (5 fields, as in wrangler.toml or vercel.json). */
@@ -47,7 +68,7 @@ export interface CronGuardOptions {
    * Called with every result (ran, skipped, failed) before the response is sent, e.g. to alert on
    * a failure. Not called when the store could not be reached (503).
    */
-  onResult?: (result: GuardResult<unknown>, c: Context) => void | Promise<void>;
+  onResult?: (result: GuardResult<unknown, FenceOf<TPolicy>>, c: Context) => void | Promise<void>;
 }
 
 /** The handler answered 5xx without throwing: recorded as a failure like a throw would be. */
@@ -115,6 +136,37 @@ function jsonResponse(body: unknown, status: number, headers: Record<string, str
   });
 }
 
+/**
+ * How the middleware reads its secret per request, or undefined when the route is declared to sit
+ * behind the caller's own auth. Refuses, at creation, a middleware with neither (or both), and a
+ * fixed secret no client could send.
+ */
+function checkedSecret(
+  secret: CronGuardOptions["secret"],
+  allowUnauthenticated: boolean | undefined,
+): ((c: Context) => string | undefined) | undefined {
+  if (allowUnauthenticated !== undefined && typeof allowUnauthenticated !== "boolean") {
+    throw new ConfigError("allowUnauthenticated", "must be true or false");
+  }
+  if (secret === undefined) {
+    if (allowUnauthenticated === true) return undefined;
+    throw new ConfigError(
+      "secret",
+      'cronGuard needs the bearer secret callers must present (secret: "..." or secret: (c) => c.env.CRON_SECRET), or allowUnauthenticated: true when the route sits behind your own auth middleware',
+    );
+  }
+  if (allowUnauthenticated === true) {
+    throw new ConfigError("secret", "give either secret or allowUnauthenticated: true, not both");
+  }
+  if (typeof secret === "function") return secret;
+  if (typeof secret !== "string") {
+    throw new ConfigError("secret", "must be a string or a function (c) => string | undefined");
+  }
+  const why = cronSecretProblem(secret);
+  if (why !== undefined) throw new ConfigError("secret", `the secret ${why}`);
+  return () => secret;
+}
+
 /** The methods that may claim a slot: what Vercel (GET) and a manual trigger (POST) send. */
 const CLAIMING_METHODS = new Set(["GET", "POST"]);
 
@@ -129,15 +181,20 @@ const CLAIMING_METHODS = new Set(["GET", "POST"]);
  * Only GET and POST claim a slot: HEAD (which Hono routes to GET handlers) and every other method
  * get 405 JSON with `Allow: GET, POST`, and nothing is written.
  */
-export const cronGuard = ({
+export const cronGuard = <TPolicy extends StoreErrorPolicy>({
   guard,
   job,
   cron,
   timezone,
+  secret,
+  allowUnauthenticated,
   onResult,
-}: CronGuardOptions): MiddlewareHandler => {
+}: CronGuardOptions<TPolicy>): MiddlewareHandler<{
+  Variables: CronGuardVariables<FenceOf<TPolicy>>;
+}> => {
   const where = `job "${job}"`;
   configErrorIn("job", () => assertJobName(job));
+  const secretOf = checkedSecret(secret, allowUnauthenticated);
   const schedule: CronSchedule = configErrorIn(where, () => parseSchedule(cron, { timezone }));
   const checked = new WeakSet<Guard>();
   const checkGuard = (candidate: Guard): void => {
@@ -150,6 +207,10 @@ export const cronGuard = ({
   let periodMs: number | undefined;
 
   return async function cronGuard(c, next) {
+    if (secretOf) {
+      const refused = refusal(c, secretOf(c), "the cron secret");
+      if (refused) return refused;
+    }
     const method = c.req.method;
     if (!CLAIMING_METHODS.has(method)) {
       return c.json({ error: `method ${method} does not run a cron job: use GET or POST` }, 405, {
@@ -181,7 +242,7 @@ export const cronGuard = ({
     }
     const slotHeader = slotId(resolved.slotMs);
 
-    let result: GuardResult<unknown>;
+    let result: GuardResult<unknown, FenceOf<TPolicy>>;
     try {
       result = await activeGuard.run(
         job,

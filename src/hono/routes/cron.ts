@@ -1,8 +1,9 @@
-import { type Context, Hono } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { nextFireTimes, parseExplicitSlot, slotId } from "../../core/cron/index.js";
 import { SlotError } from "../../core/errors.js";
+import type { StoreErrorPolicy } from "../../core/options.js";
 import type { GuardStore } from "../../core/store.js";
-import { cronGuard } from "../cron-guard/index.js";
+import { type CronGuardVariables, cronGuard } from "../cron-guard/index.js";
 import type { Deployment, PreparedJob } from "../deployment.js";
 import { jsonError, methodNotAllowed } from "../http.js";
 import { monitoringOf } from "../monitoring.js";
@@ -26,15 +27,19 @@ const STATUS_RUNS = 20;
  * its recent slots and runs, `GET /:job/slots/:slot` what the slot ledger knows of one slot. The
  * caller mounts it behind the bearer secret.
  */
+type CronRoutesEnv = { Bindings: Bindings; Variables: CronGuardVariables };
+
 export function cronRoutes<TRedis extends GuardStore>(
   deployment: Deployment<TRedis>,
-): Hono<{ Bindings: Bindings }> {
-  const routes = new Hono<{ Bindings: Bindings }>();
+): Hono<CronRoutesEnv> {
+  const routes = new Hono<CronRoutesEnv>();
   const monitoring = monitoringOf(deployment);
-  const middlewares = new Map(
+  const middlewares = new Map<string, MiddlewareHandler<CronRoutesEnv>>(
     [...deployment.jobs.values()].map((entry) => [
       entry.job.name,
-      cronGuard({
+      cronGuard<StoreErrorPolicy>({
+        // The app checks the bearer on every /cron route before this runs.
+        allowUnauthenticated: true,
         job: entry.job.name,
         cron: entry.job.cron,
         timezone: entry.job.timezone,
@@ -46,7 +51,8 @@ export function cronRoutes<TRedis extends GuardStore>(
             monitoring.check(c.env, waitUntil),
           ]);
         },
-      }),
+        // One middleware type for every route of this sub-app (Bindings and the guard's variable).
+      }) as unknown as MiddlewareHandler<CronRoutesEnv>,
     ]),
   );
   const unknownJob = (name: string | undefined) => `unknown job ${JSON.stringify(name ?? "")}`;
