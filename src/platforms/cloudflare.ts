@@ -5,6 +5,15 @@ import { createCronApp } from "../hono/app.js";
 import type { Bindings, CronApp, CronAppOptions, CronJob } from "../hono/types.js";
 import { quorumStore, restCredentials } from "./credentials.js";
 
+export type {
+  AppScheduleHandler,
+  Bindings,
+  CronApp,
+  CronJob,
+  CronJobContext,
+  ScheduleHandlerContext,
+} from "../hono/types.js";
+
 interface ScheduledControllerLike {
   readonly cron: string;
   readonly scheduledTime: number;

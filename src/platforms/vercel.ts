@@ -5,7 +5,25 @@ import { createCronApp } from "../hono/app.js";
 import type { Bindings, CronApp, CronAppOptions, CronJob } from "../hono/types.js";
 import { quorumStore, restCredentials } from "./credentials.js";
 
-export { handle } from "hono/vercel";
+export type {
+  AppScheduleHandler,
+  Bindings,
+  CronApp,
+  CronJob,
+  CronJobContext,
+  ScheduleHandlerContext,
+} from "../hono/types.js";
+
+/**
+ * A route handler for frameworks that take one per method (Next.js App Router:
+ * `export const GET = handle(app)`): passes the request to the app. Hono's own `hono/vercel`
+ * `handle` does the same and is deprecated in Hono 4.13 in favour of `@hono/vercel`.
+ */
+export function handle(app: {
+  fetch(request: Request): Response | Promise<Response>;
+}): (request: Request) => Response | Promise<Response> {
+  return (request) => app.fetch(request);
+}
 
 /**
  * A cron app for Vercel. Credentials come from `UPSTASH_REDIS_REST_URL` and
