@@ -134,7 +134,11 @@ export async function runClaimed<T>(
           )
         : undefined);
     if (lostError) {
-      return failed(outcome.ok ? lostError : outcome.error, { lockLost: true, warning: cause });
+      return failed(outcome.ok ? lostError : outcome.error, {
+        lockLost: true,
+        completed: outcome.ok,
+        warning: cause,
+      });
     }
     const warning = new StoreUnavailableError(
       `the run finished but could not be recorded (${cause.message}): recording goes on in the background; until it lands the slot stays running until its lease ends at ${new Date(keeper.endsAtMs).toISOString()}, then a later delivery may run it again`,
@@ -148,7 +152,7 @@ export async function runClaimed<T>(
     const lostError =
       keeper.lost ??
       new LockLostError(lease.key, `lease on ${lease.key} was lost before the run was recorded`);
-    return failed(outcome.ok ? lostError : outcome.error, { lockLost: true });
+    return failed(outcome.ok ? lostError : outcome.error, { lockLost: true, completed: outcome.ok });
   }
   onRecorded?.(recorded.state);
   return outcome.ok

@@ -68,6 +68,12 @@ export interface FailedResult<TFence extends number | null = number | null> {
   error: unknown;
   /** True when the lease was lost while the job ran: another instance may have run the slot. */
   lockLost: boolean;
+  /**
+   * With `lockLost`: true when the job itself returned normally, so its work was done (perhaps
+   * also by another instance) though its run could not be recorded as done before the lease
+   * ended; the ledger enters it as `lost`. Retrying it would run the work again.
+   */
+  completed?: boolean;
   unguarded: boolean;
   warning?: StoreUnavailableError;
 }

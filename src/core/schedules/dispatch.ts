@@ -403,6 +403,11 @@ export function createDispatcher(options: DispatcherOptions) {
       if (outcome.status === "ran") {
         result.ran += 1;
         await finished();
+      } else if (outcome.status === "failed" && outcome.lockLost && outcome.completed) {
+        // The handler finished, but its run was recorded after its lease (as `lost`): the fire's
+        // work is done. A retry would do it again; move on like a run that was recorded in time.
+        result.ran += 1;
+        await finished();
       } else if (outcome.status === "failed") {
         result.failed += 1;
         await failedAttempt(fireMs, messageOf(outcome.error));
