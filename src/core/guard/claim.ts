@@ -6,6 +6,7 @@ import type { JobKeys } from "./keys.js";
 import type { SkipReason, SlotState } from "./result.js";
 import { CLAIM_SCRIPT, WITHDRAW_SCRIPT } from "./scripts.js";
 import { slotScore } from "./slot-score.js";
+import { SOURCE_MAX_SLOTS } from "./sources.js";
 import type { RunOptions } from "./types.js";
 
 interface ClaimReply {
@@ -62,7 +63,10 @@ function skipReason(reply: ClaimReply): SkipReason {
     : "foreign";
 }
 
-/** CLAIM_SCRIPT's KEYS, in its order: slot, fence, slot index, running, withdrawn marker, ledger. */
+/**
+ * CLAIM_SCRIPT's KEYS, in its order: slot, fence, slot index, running, withdrawn marker, ledger,
+ * source record.
+ */
 export function claimScriptKeys(keys: JobKeys, slot: string, token: string): string[] {
   return [
     keys.slot(slot),
@@ -71,6 +75,7 @@ export function claimScriptKeys(keys: JobKeys, slot: string, token: string): str
     keys.running,
     keys.withdrawn(token),
     keys.ledger,
+    keys.sources,
   ];
 }
 
@@ -104,6 +109,8 @@ export async function claimSlot(
         config.historyLength,
         runOptions.force === true ? "1" : "0",
         config.ledgerMaxAgeMs,
+        runOptions.source ?? "",
+        SOURCE_MAX_SLOTS,
       ]),
     );
   } catch (error) {

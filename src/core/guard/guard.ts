@@ -14,6 +14,7 @@ import { isLiveLease } from "./lease.js";
 import { lookupSlot } from "./lookup.js";
 import type { GuardResult } from "./result.js";
 import { deliverOnce, type Flight } from "./single-flight.js";
+import { isValidSourceName } from "./sources.js";
 import { readStatus } from "./status.js";
 import type {
   DistributeOptions,
@@ -105,8 +106,19 @@ async function run<T>(
   if (isLiveLease(enclosing) && enclosing.key === keys.slot(slot)) {
     return reenter(config, job, slot, fn, enclosing);
   }
-  return deliverOnce(config, keys.slot(slot), job, slot, runOptions.force === true, (flight) =>
-    claimAndRun(config, keys, job, slot, slotInput, fn, runOptions, flight),
+  if (runOptions.source !== undefined && !isValidSourceName(runOptions.source)) {
+    throw new TypeError(
+      `run(job, slot, fn, { source }): source ${JSON.stringify(runOptions.source)} is not 1-32 characters of a-z 0-9 -`,
+    );
+  }
+  return deliverOnce(
+    config,
+    keys.slot(slot),
+    job,
+    slot,
+    runOptions.force === true,
+    (flight) => claimAndRun(config, keys, job, slot, slotInput, fn, runOptions, flight),
+    runOptions.source,
   );
 }
 

@@ -49,6 +49,8 @@ export interface JobKeys {
   readonly slotIndex: string;
   /** Hash of the job's finished slots (the slot ledger), kept far longer than the slot keys. */
   readonly ledger: string;
+  /** Hash of which trigger sources delivered each recent slot, and when (see sources.ts). */
+  readonly sources: string;
   /** Marker left when the claim with this token was withdrawn: a late copy of it must not claim. */
   withdrawn(token: string): string;
 }
@@ -65,6 +67,7 @@ export function jobKeys(prefix: string, job: string): JobKeys {
     running: `${base}:running`,
     slotIndex: `${base}:slots`,
     ledger: `${base}:ledger`,
+    sources: `${base}:sources`,
     withdrawn: (token) => `${base}:withdrawn:${token}`,
   };
 }

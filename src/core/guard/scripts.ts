@@ -185,9 +185,47 @@ end
 `;
 
 /**
- * KEYS: slot, fence, slot index, running, withdrawn marker of this token, ledger. ARGV: token,
- * leaseMs, nowMs, region, slotId, slotScore, overlap ("skip" | "allow"), indexLength, force
- * ("1" | "0"), ledgerMaxAgeMs.
+ * Lua: the source record (see sources.ts), a hash per job. Field `<slotId>` holds `<score>` then,
+ * per trigger source in the order they first delivered the slot, `;<source>,<deliveries>,<lagMs>`
+ * where lagMs is how long after the fire time (the score) the source's first delivery reached the
+ * claim. At most maxSlots slots (plus a slack before each sweep drops the oldest by score); the
+ * hash expires when idle for maxAge plus a day. A delivery from a source this slot already lists
+ * adds one to its count.
+ */
+const SOURCES = `local function record_source(key, slot, score, source, now, maxSlots, maxAge)
+  local record = redis.call('HGET', key, slot)
+  if not record then
+    record = string.format('%d', score) .. ';' .. source .. ',1,' .. string.format('%d', now - score)
+  else
+    local pattern = string.gsub(source, '%-', '%%-')
+    local head, count, tail = string.match(record, '^(.-;' .. pattern .. ',)(%d+)(,.*)$')
+    if head then
+      record = head .. (tonumber(count) + 1) .. tail
+    else
+      record = record .. ';' .. source .. ',1,' .. string.format('%d', now - score)
+    end
+  end
+  redis.call('HSET', key, slot, record)
+  if redis.call('HLEN', key) > maxSlots + math.max(16, math.floor(maxSlots / 10)) then
+    local entries = {}
+    local flat = redis.call('HGETALL', key)
+    for i = 1, #flat, 2 do
+      entries[#entries + 1] = { flat[i], tonumber(string.match(flat[i + 1], '^([^;]*)')) or 0 }
+    end
+    table.sort(entries, function(a, b) return a[2] > b[2] end)
+    for i = maxSlots + 1, #entries do redis.call('HDEL', key, entries[i][1]) end
+  end
+  redis.call('PEXPIRE', key, maxAge + 86400000)
+end
+`;
+
+/**
+ * KEYS: slot, fence, slot index, running, withdrawn marker of this token, ledger, and (only read
+ * when ARGV[11] names a source) the source record. ARGV: token, leaseMs, nowMs, region, slotId,
+ * slotScore, overlap ("skip" | "allow"), indexLength, force ("1" | "0"), ledgerMaxAgeMs, and
+ * optionally source (`[a-z0-9-]{1,32}`, "" for none), sourceMaxSlots.
+ * The source is recorded first, so a claim that wins and one that is turned away count alike
+ * (a withdrawn token's late copy records nothing: its delivery was answered already).
  * Winner: SET NX PX + INCR fence. Loser: the stored state back. Same token: our own retried claim.
  * A `released` slot (a failure under the release policy) is free: the claim replaces it.
  * A slot whose key expired is still `done` (or `failed`) while the ledger remembers it; one the
@@ -197,8 +235,12 @@ end
  */
 export const CLAIM_SCRIPT = luaScript(
   "claim",
-  `${DECODE_STATE}${LEDGER}if redis.call('EXISTS', KEYS[5]) == 1 then
+  `${DECODE_STATE}${LEDGER}${SOURCES}if redis.call('EXISTS', KEYS[5]) == 1 then
   return cjson.encode({ outcome = 'withdrawn' })
+end
+if ARGV[11] and ARGV[11] ~= '' then
+  record_source(KEYS[7], ARGV[5], tonumber(ARGV[6]), ARGV[11], tonumber(ARGV[3]),
+    tonumber(ARGV[12]), tonumber(ARGV[10]))
 end
 local force = ARGV[9] == '1'
 local now = tonumber(ARGV[3])

@@ -37,6 +37,10 @@
  * store; the oldest go first. Expiry reads the guard's clock.
  * Bypassed: `force` (it reaches Redis, and forgets the remembered slot first; its recorded run is
  * remembered like any other), `lookup` and `status` (they never come here).
+ * Sources (redundant clocks, sources.ts). A delivery that names a trigger source the isolate has
+ * not yet sent to the store for this slot goes to the store on its own, so that the claim records
+ * that source; later deliveries of the same source share as above. So a storm from one source
+ * still costs one claim per isolate, and each further source one more.
  * What memory cannot see: a forced re-run, or a deleted key, in another isolate. Until the
  * remembered slot expires, this isolate keeps answering the `done` (or `failed`) it saw; a
  * delivery that did reach Redis would get the same skip (the ledger keeps finished slots for
@@ -90,6 +94,8 @@ export class SlotFlights {
   /** In insertion order, oldest first. */
   readonly #remembered = new Map<string, Remembered>();
   readonly #maxRemembered: number;
+  /** Per slot, the sources whose deliveries were sent to the store (oldest slot first). */
+  readonly #sent = new Map<string, Set<string>>();
 
   constructor(maxRemembered = MAX_REMEMBERED_SLOTS) {
     this.#maxRemembered = maxRemembered;
@@ -114,6 +120,25 @@ export class SlotFlights {
       return undefined;
     }
     return { kind: "skipped", reason: remembered.reason, holder: remembered.holder };
+  }
+
+  /**
+   * Notes that a delivery of `key` from `source` goes to the store; true when it is the first from
+   * that source this store has sent (then it must reach the store even if a sibling could answer).
+   */
+  send(key: string, source: string): boolean {
+    let sent = this.#sent.get(key);
+    if (!sent) {
+      sent = new Set();
+      this.#sent.set(key, sent);
+      for (const oldest of this.#sent.keys()) {
+        if (this.#sent.size <= this.#maxRemembered) break;
+        this.#sent.delete(oldest);
+      }
+    }
+    if (sent.has(source)) return false;
+    sent.add(source);
+    return true;
   }
 
   /** The delivery that claims `key` for its siblings. Call `land` once its outcome is known. */
@@ -195,13 +220,19 @@ export async function deliverOnce<T>(
   slot: string,
   force: boolean,
   deliver: (flight: Flight) => Promise<GuardResult<T>>,
+  source?: string,
 ): Promise<GuardResult<T>> {
   const flights = slotFlightsOf(config.redis);
   if (force) {
     flights.forget(key);
+    if (source !== undefined) flights.send(key, source);
     return deliver(flights.solo(key, config.clock));
   }
   const shared = flights.join(key, config.clock());
+  if (shared !== undefined && source !== undefined && flights.send(key, source)) {
+    return deliver(flights.solo(key, config.clock));
+  }
+  if (shared === undefined && source !== undefined) flights.send(key, source);
   if (shared !== undefined) {
     const answer = await shared;
     if (fits(answer, config)) return sharedResult(job, slot, answer);

@@ -49,6 +49,12 @@ export interface RunOptions {
    * for), recorded as forced; never while another claim runs it. For deliberate re-runs only.
    */
   force?: boolean;
+  /**
+   * Which trigger source delivered this run (`[a-z0-9-]{1,32}`, e.g. `cloudflare`, `vercel`,
+   * `qstash`): recorded per slot inside the claim's round trip (see sources.ts). Default none:
+   * nothing is recorded.
+   */
+  source?: string;
 }
 
 /**

@@ -31,7 +31,7 @@ describe("Lua scripts", () => {
     }
     expect(digests).toMatchInlineSnapshot(`
       {
-        "CLAIM_SCRIPT": "c8ea6c12d86477b4b8e55cece4d1094639ad7339",
+        "CLAIM_SCRIPT": "8cf134656aa67ef5206b2e3219f640f026418f8d",
         "COMPLETE_SCRIPT": "0f1f6a0a2ba522c25d41ad29dd3abfc7112d02ea",
         "EXTEND_SCRIPT": "39b30a570beda2a6f3a8571ca102c2ae5da99bf8",
         "LOOKUP_SCRIPT": "c9b81f119aafce9fae06d48a7e9c332782a773bd",
