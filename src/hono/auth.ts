@@ -2,6 +2,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { processEnv } from "../core/env.js";
 import { constantTimeEquals, isHeaderSafe } from "../core/secrets.js";
 import { jsonError } from "./http.js";
+import { qstashKeysOf, qstashSignatureProblem } from "./qstash.js";
 import type { Bindings } from "./types.js";
 
 /**
@@ -54,13 +55,36 @@ export function refusal(
 }
 
 /**
+ * The answer to a request that carries an `Upstash-Signature` when the QStash signing keys are
+ * configured (`QSTASH_CURRENT_SIGNING_KEY`): undefined when the signature verifies (it stands in
+ * for the bearer), else 401. Undefined as well when no keys are configured: the bearer decides.
+ */
+export async function qstashRefusal(c: Context): Promise<Response | undefined> {
+  const signature = c.req.header("upstash-signature");
+  if (signature === undefined) return undefined;
+  const keys = qstashKeysOf(c.env as Bindings | undefined);
+  if (keys === undefined) return undefined;
+  const why = await qstashSignatureProblem(keys, signature, await c.req.text(), c.req.url);
+  if (why === undefined) return undefined;
+  return jsonError(c, 401, `Unauthorized: invalid Upstash-Signature (${why})`);
+}
+
+/**
  * Refuses every request without `Authorization: Bearer <secret>` (401), and every request at all
- * when no secret is configured (500): the app never runs open.
+ * when no secret is configured (500): the app never runs open. A request signed by QStash
+ * (`Upstash-Signature`) passes instead when the QStash signing keys are configured and the
+ * signature verifies; a bad signature is a 401 whatever bearer comes with it.
  */
 export function requireSecret(
   cronSecret: (env: Bindings) => string | undefined,
 ): MiddlewareHandler {
   return async function requireSecret(c, next) {
+    if (c.req.header("upstash-signature") !== undefined && qstashKeysOf(c.env) !== undefined) {
+      const refused = await qstashRefusal(c);
+      if (refused) return refused;
+      await next();
+      return;
+    }
     const refused = refusal(c, cronSecret(c.env ?? {}));
     if (refused) return refused;
     await next();

@@ -1,6 +1,7 @@
 import { type CronSchedule, nextFireTimes, parseSchedule, slotId } from "../core/cron/index.js";
 import { processEnv } from "../core/env.js";
 import { ConfigError, messageOf } from "../core/errors.js";
+import { readSources, type SourceReport } from "../core/guard/sources.js";
 import type { Guard, GuardResult, JobStatus } from "../core/index.js";
 import {
   ALERT_CLAIM_SCRIPT,
@@ -24,8 +25,11 @@ import type { AppScheduleHandler, Bindings, CronAppOptions } from "./types.js";
 
 type WaitUntil = ((promise: Promise<unknown>) => void) | undefined;
 
-/** A status read with its missed and late fires. */
-export type MonitoredStatus = JobStatus & { monitor: MonitorReport };
+/**
+ * A status read with its missed and late fires; a job's also with how each trigger source
+ * delivered it (redundant clocks, core/guard/sources.ts).
+ */
+export type MonitoredStatus = JobStatus & { monitor: MonitorReport; sources?: SourceReport[] };
 
 /** Missed/late reports and alerts of one app. */
 export interface Monitoring {
@@ -295,15 +299,46 @@ function createMonitoring<TRedis extends GuardStore>(
     return deliver(sender.send([event]), waitUntil, alertBoundMs);
   };
 
+  /** A `silent` alert per source that skipped its last `silentAfterFires` fires or more. */
+  const alertSilent = (
+    env: Bindings | undefined,
+    job: string,
+    sources: readonly SourceReport[],
+    waitUntil: WaitUntil,
+  ) => {
+    const sender = senderFor(env);
+    const events: AlertEvent[] = sources
+      .filter((s) => s.silentFires >= options.silentAfterFires && s.silentSinceSlot !== undefined)
+      .map((s) => ({
+        kind: "silent",
+        job,
+        source: "job",
+        slot: s.silentSinceSlot as string,
+        trigger: s.source,
+        fires: s.silentFires,
+        lastSlot: s.lastSlot,
+        region,
+      }));
+    if (!sender.enabled || events.length === 0) return Promise.resolve();
+    return deliver(sender.send(events), waitUntil, alertBoundMs);
+  };
+
   async function jobStatus(env: Bindings | undefined, job: string, waitUntil?: WaitUntil) {
     const entry = deployment.job(job);
     if (!entry) throw new ConfigError("job", `unknown job ${JSON.stringify(job)}`);
-    const status = await monitorJob(deployment.guard(env, entry), job, entry.schedule, {
-      graceMs: graceMsOf(entry as PreparedJob<never>),
-      windowMs: options.windowMs,
-    });
-    await alertMissed(env, "job", job, status.monitor, waitUntil);
-    return status;
+    const guard = deployment.guard(env, entry);
+    const [status, sources] = await Promise.all([
+      monitorJob(guard, job, entry.schedule, {
+        graceMs: graceMsOf(entry as PreparedJob<never>),
+        windowMs: options.windowMs,
+      }),
+      readSources(guard.options, job),
+    ]);
+    await Promise.all([
+      alertMissed(env, "job", job, status.monitor, waitUntil),
+      alertSilent(env, job, sources.sources, waitUntil),
+    ]);
+    return { ...status, sources: sources.sources };
   }
 
   async function scheduleStatus(

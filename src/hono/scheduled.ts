@@ -66,7 +66,7 @@ export async function runScheduled<TRedis extends GuardStore>(
               env,
               trigger: "scheduled",
             }),
-          { waitUntil, periodMs: periodMsOf(entry.schedule, slotMs) },
+          { waitUntil, periodMs: periodMsOf(entry.schedule, slotMs), source: "cloudflare" },
         );
         return { job: entry.job.name, slot, result };
       } catch (error) {

@@ -5,9 +5,54 @@ import { scheduleSignature } from "./cron-signature.js";
 /** How the invocation was triggered, from what the request carries. */
 export type Trigger = "scheduled" | "vercel" | "manual" | "http";
 
+/**
+ * Which clock delivered the invocation, recorded per slot (core/guard/sources.ts): `cloudflare`
+ * (a scheduled event), `vercel` (Vercel's cron GET: `x-vercel-cron-schedule` or the user agent
+ * `vercel-cron/...`), `qstash` (a request with an `Upstash-Signature`, checked by the app's auth),
+ * `manual` (a backfill, `?slot=`), `dispatch` (a schedule's fire), or `http`: any other caller
+ * with the bearer, which may name itself with `?source=<name>` or a `cron-guard-source` header
+ * (`[a-z0-9-]{1,32}`; a bad name is a 400).
+ */
+export type TriggerSource =
+  | "cloudflare"
+  | "vercel"
+  | "qstash"
+  | "manual"
+  | "dispatch"
+  | "http"
+  | (string & {});
+
 export interface ResolvedSlot {
   slotMs: number;
   trigger: Trigger;
+  source: TriggerSource;
+}
+
+const SOURCE_NAME = /^[a-z0-9-]{1,32}$/;
+
+/** The clock that sent an HTTP request that is not a backfill; see TriggerSource. */
+export function sourceOfRequest(request: Request): TriggerSource {
+  if (request.headers.has("upstash-signature")) return "qstash";
+  if (
+    request.headers.has("x-vercel-cron-schedule") ||
+    /^vercel-cron\//i.test(request.headers.get("user-agent") ?? "")
+  ) {
+    return "vercel";
+  }
+  const named = [
+    ...new URL(request.url).searchParams.getAll("source"),
+    ...(request.headers.has("cron-guard-source")
+      ? [request.headers.get("cron-guard-source") as string]
+      : []),
+  ];
+  if (named.length === 0) return "http";
+  const [name] = named;
+  if (named.some((other) => other !== name) || !SOURCE_NAME.test(name as string)) {
+    throw new SlotError(
+      `the source (?source= or cron-guard-source) must be one name of 1-32 characters a-z 0-9 -, got ${JSON.stringify(named.join(", ").slice(0, 80))}`,
+    );
+  }
+  return name as string;
 }
 
 export interface SlotSourceOptions {
@@ -35,8 +80,9 @@ export function slotForRequest(request: Request, options: SlotSourceOptions): Re
       nowMs: options.nowMs,
       skewToleranceMs: options.skewToleranceMs,
     });
-    return { slotMs, trigger: "manual" };
+    return { slotMs, trigger: "manual", source: "manual" };
   }
+  const source = sourceOfRequest(request);
   const vercelSchedule = request.headers.get("x-vercel-cron-schedule");
   if (vercelSchedule !== null && !sameCron(vercelSchedule, options.cron)) {
     throw new SlotError(
@@ -48,6 +94,7 @@ export function slotForRequest(request: Request, options: SlotSourceOptions): Re
       skewToleranceMs: options.skewToleranceMs,
     }),
     trigger: vercelSchedule !== null ? "vercel" : "http",
+    source,
   };
 }
 

@@ -520,7 +520,7 @@ describe("createCronApp", () => {
       eval: real.eval.bind(real),
       async evalsha<A extends unknown[], T>(sha: string, keys: string[], args: A): Promise<T> {
         const reply = await real.evalsha<A, T>(sha, keys, args);
-        if (keys[0]?.includes(":slot:") && keys.length === 6 && lost === 0) {
+        if (keys[0]?.includes(":slot:") && keys.length === 7 && lost === 0) {
           lost += 1;
           throw new Error(`Redis unavailable: timeout, command was: ${JSON.stringify(args)}`);
         }

@@ -40,7 +40,9 @@
  * Sources (redundant clocks, sources.ts). A delivery that names a trigger source the isolate has
  * not yet sent to the store for this slot goes to the store on its own, so that the claim records
  * that source; later deliveries of the same source share as above. So a storm from one source
- * still costs one claim per isolate, and each further source one more.
+ * still costs one claim per isolate, and each further source one more. A manual backfill is no
+ * clock: it shares (or takes a remembered answer) like before, and is recorded only when it does
+ * reach the store.
  * What memory cannot see: a forced re-run, or a deleted key, in another isolate. Until the
  * remembered slot expires, this isolate keeps answering the `done` (or `failed`) it saw; a
  * delivery that did reach Redis would get the same skip (the ledger keeps finished slots for
@@ -50,6 +52,7 @@ import type { StoreUnavailableError } from "../errors.js";
 import type { ResolvedGuardOptions } from "../options.js";
 import type { GuardStore } from "../store.js";
 import type { GuardResult, SkippedResult, SkipReason, SlotState } from "./result.js";
+import { isClock } from "./sources.js";
 
 /**
  * Finished slots one store remembers, at most: about 500 bytes each with a short summary, 700 with
@@ -229,7 +232,12 @@ export async function deliverOnce<T>(
     return deliver(flights.solo(key, config.clock));
   }
   const shared = flights.join(key, config.clock());
-  if (shared !== undefined && source !== undefined && flights.send(key, source)) {
+  if (
+    shared !== undefined &&
+    source !== undefined &&
+    isClock(source) &&
+    flights.send(key, source)
+  ) {
     return deliver(flights.solo(key, config.clock));
   }
   if (shared === undefined && source !== undefined) flights.send(key, source);

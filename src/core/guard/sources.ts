@@ -33,8 +33,13 @@ export function isValidSourceName(name: unknown): name is string {
   return typeof name === "string" && SOURCE_NAME.test(name);
 }
 
-/** The sources that are not clocks: never reported silent. */
+/** The sources that are not clocks: never reported silent, nor sent to the store only to be recorded. */
 const NOT_CLOCKS = new Set(["manual"]);
+
+/** Whether `source` is a clock (anything but a manual backfill). */
+export function isClock(source: string): boolean {
+  return !NOT_CLOCKS.has(source);
+}
 
 /** KEYS: source record. Read-only: every slot's record, as a flat field/value list. */
 export const SOURCES_SCRIPT = luaScript(

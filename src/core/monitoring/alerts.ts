@@ -5,8 +5,12 @@ import { DEFAULT_PREFIX } from "../options.js";
 import { type GuardStore, runScript } from "../store.js";
 import { ALERT_SIGNATURE_HEADER, createAlertSigner, normalizeAlertSecret } from "./signature.js";
 
-/** What went wrong: a run failed, lost its lease, a schedule's fire died after its last attempt, or a fire never ran. */
-export type AlertKind = "failed" | "lost" | "dead" | "missed";
+/**
+ * What went wrong: a run failed, lost its lease, a schedule's fire died after its last attempt, a
+ * fire never ran, or a trigger source that used to deliver a job has been silent for several of
+ * its fires (redundant clocks: the job still ran, from another source).
+ */
+export type AlertKind = "failed" | "lost" | "dead" | "missed" | "silent";
 
 /**
  * The JSON body POSTed to the alert webhook. One URL serves Slack, Discord and generic receivers:
@@ -32,6 +36,12 @@ export interface AlertBody {
   error?: string;
   /** `dead`: attempts made. */
   attempts?: number;
+  /** `silent`: the trigger source that stopped delivering (`vercel`, `qstash`, ...). */
+  trigger?: string;
+  /** `silent`: the fires it has not delivered since its last one (`slot` is the first of them). */
+  fires?: number;
+  /** `silent`: the last slot it delivered. */
+  lastSlot?: string;
   /** When the alert was sent, ISO-8601. */
   at: string;
   /** The key prefix of the deployment (ShedLock's env): tells deployments apart. */
@@ -116,6 +126,14 @@ export function alertKey(prefix: string, job: string, kind: AlertKind, slot: str
   return `${prefix}:{${job}}:alert:${kind}:${slot}`;
 }
 
+/**
+ * What one alert is claimed under, beside its kind: the slot; for `silent`, the source and the
+ * first slot of its silence (one alert per source per silence, however long it lasts).
+ */
+function claimIdOf(event: AlertEvent, slot: string): string {
+  return event.kind === "silent" ? `${event.trigger ?? ""}:${slot}` : slot;
+}
+
 function describe(event: AlertEvent, slots: string[]): string {
   const what = event.source === "schedule" ? `schedule ${event.job}` : `job ${event.job}`;
   switch (event.kind) {
@@ -125,6 +143,8 @@ function describe(event: AlertEvent, slots: string[]): string {
       return `cron-guard: ${what} lost its lease at ${event.slot}; another instance may have run it: ${event.error ?? ""}`.trim();
     case "dead":
       return `cron-guard: ${what} gave up on ${event.slot} after ${event.attempts ?? "all"} attempts: ${event.error ?? "failed"}`;
+    case "silent":
+      return `cron-guard: source ${event.trigger ?? "?"} has not delivered ${what} for ${event.fires ?? slots.length} fires (last ${event.lastSlot ?? "?"}); another source delivered them`;
     case "missed":
       return `cron-guard: ${what} missed ${slots.length === 1 ? slots[0] : `${slots.length} fires (${slots[0]} … ${slots[slots.length - 1]})`}: no run started within the grace period`;
   }
@@ -154,7 +174,9 @@ export function createAlertSender(options: AlertSenderOptions): AlertSender {
 
   async function sendOne(event: AlertEvent): Promise<AlertBody | undefined> {
     const slots = event.slots && event.slots.length > 0 ? event.slots : [event.slot];
-    const keys = slots.map((slot) => alertKey(prefix, event.job, event.kind, slot));
+    const keys = slots.map((slot) =>
+      alertKey(prefix, event.job, event.kind, claimIdOf(event, slot)),
+    );
     const token = crypto.randomUUID();
     const reply = await runScript(redis, ALERT_CLAIM_SCRIPT, keys, [token, claimTtlMs]);
     const raw = typeof reply === "string" ? (JSON.parse(reply) as unknown) : reply;
@@ -192,7 +214,9 @@ export function createAlertSender(options: AlertSenderOptions): AlertSender {
       console.error(
         `cron-guard: alert ${event.kind} ${event.job} not delivered: ${messageOf(error)}`,
       );
-      const held = won.map((slot) => alertKey(prefix, event.job, event.kind, slot));
+      const held = won.map((slot) =>
+        alertKey(prefix, event.job, event.kind, claimIdOf(event, slot)),
+      );
       await runScript(redis, ALERT_RELEASE_SCRIPT, held, [token]).catch(() => undefined);
       return undefined;
     }

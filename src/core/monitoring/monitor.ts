@@ -19,11 +19,17 @@ export interface MonitorOptions {
   graceMs?: number;
   /** How far back fire times are checked, in ms. Default 3 600 000 (1 h), at most 500 fires. */
   windowMs?: number;
+  /**
+   * Redundant clocks: alert (`silent`) when a trigger source that delivered a job before has not
+   * delivered its last this many fires that another source did deliver. Default 3.
+   */
+  silentAfterFires?: number;
 }
 
 export interface ResolvedMonitorOptions {
   readonly graceMs: number;
   readonly windowMs: number;
+  readonly silentAfterFires: number;
 }
 
 export const DEFAULT_GRACE_MS = 60_000;
@@ -64,13 +70,17 @@ export function resolveMonitorOptions(options: MonitorOptions = {}): ResolvedMon
   const check = (name: string, value: unknown, fallback: number, min: number) => {
     const chosen = value ?? fallback;
     if (typeof chosen !== "number" || !Number.isInteger(chosen) || chosen < min) {
-      throw new ConfigError(name, `must be an integer of at least ${min} ms, got ${String(value)}`);
+      throw new ConfigError(
+        name,
+        `must be an integer of at least ${min}${name.endsWith("Ms") ? " ms" : ""}, got ${String(value)}`,
+      );
     }
     return chosen;
   };
   return Object.freeze({
     graceMs: check("graceMs", options.graceMs, DEFAULT_GRACE_MS, 0),
     windowMs: check("windowMs", options.windowMs, DEFAULT_WINDOW_MS, 1_000),
+    silentAfterFires: check("silentAfterFires", options.silentAfterFires, 3, 1),
   });
 }
 

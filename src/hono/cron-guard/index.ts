@@ -13,7 +13,7 @@ import type { GuardResult } from "../../core/guard/result.js";
 import { configErrorIn, type StoreErrorPolicy } from "../../core/options.js";
 import { cronSecretProblem, refusal } from "../auth.js";
 import { forceOf, refusedBackfill } from "../backfill.js";
-import { slotForRequest, type Trigger } from "../slot-source.js";
+import { slotForRequest, type Trigger, type TriggerSource } from "../slot-source.js";
 
 /**
  * What the guarded handler finds in `c.get("cronGuard")`: the guard's context and the trigger.
@@ -22,6 +22,8 @@ import { slotForRequest, type Trigger } from "../slot-source.js";
 export interface CronGuardContext<TFence extends number | null = number | null>
   extends JobContext<TFence> {
   trigger: Trigger;
+  /** The clock that delivered this run (recorded per slot, see TriggerSource). */
+  source: TriggerSource;
 }
 
 /**
@@ -248,13 +250,13 @@ export const cronGuard = <TPolicy extends StoreErrorPolicy>({
         job,
         resolved.slotMs,
         async (context) => {
-          c.set("cronGuard", { ...context, trigger: resolved.trigger });
+          c.set("cronGuard", { ...context, trigger: resolved.trigger, source: resolved.source });
           await next();
           if (c.error) throw c.error;
           if (c.res.status >= 500) throw new HandlerFailedError(c.res.status);
           return c.get("cronGuardValue");
         },
-        { waitUntil: waitUntilOf(c), periodMs, force },
+        { waitUntil: waitUntilOf(c), periodMs, force, source: resolved.source },
       );
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
