@@ -299,7 +299,11 @@ function createMonitoring<TRedis extends GuardStore>(
     return deliver(sender.send([event]), waitUntil, alertBoundMs);
   };
 
-  /** A `silent` alert per source that skipped its last `silentAfterFires` fires or more. */
+  /**
+   * A `silent` alert per source that skipped its last `silentAfterFires` fires or more, after it
+   * had delivered at least as many: a source must have shown itself a clock (a one-off call with
+   * the bearer, a "Run now", is none) for as long as it must be silent.
+   */
   const alertSilent = (
     env: Bindings | undefined,
     job: string,
@@ -308,7 +312,12 @@ function createMonitoring<TRedis extends GuardStore>(
   ) => {
     const sender = senderFor(env);
     const events: AlertEvent[] = sources
-      .filter((s) => s.silentFires >= options.silentAfterFires && s.silentSinceSlot !== undefined)
+      .filter(
+        (s) =>
+          s.silentFires >= options.silentAfterFires &&
+          s.slots >= options.silentAfterFires &&
+          s.silentSinceSlot !== undefined,
+      )
       .map((s) => ({
         kind: "silent",
         job,

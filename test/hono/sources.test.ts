@@ -243,10 +243,13 @@ describe("redundant clocks through the app", () => {
     const second = makeApp(prefix(), clock);
     const vercel = { ...auth, "user-agent": "vercel-cron/1.0" };
     const pinger = { ...auth, "cron-guard-source": "pinger" };
-    // Both clocks deliver minutes 0-1; then Vercel goes quiet and only the pinger delivers 2-3.
-    for (let minute = 0; minute < 4; minute += 1) {
+    // A one-off call with the bearer is no clock: never alerted silent.
+    clock.now = at(0, 1);
+    await first.request("/cron/beat", { headers: auth });
+    // Both clocks deliver minutes 0-2; then Vercel goes quiet and only the pinger delivers 3-4.
+    for (let minute = 0; minute < 5; minute += 1) {
       clock.now = at(minute, 3);
-      if (minute < 2) await first.request("/cron/beat", { headers: vercel });
+      if (minute < 3) await first.request("/cron/beat", { headers: vercel });
       await second.request("/cron/beat", { headers: pinger });
     }
     const statusOf = async (app: typeof first) =>
@@ -256,14 +259,14 @@ describe("redundant clocks through the app", () => {
         }
       ).sources;
     // Two silent fires: under the threshold (3), no alert.
-    clock.now = at(3, 30);
+    clock.now = at(4, 30);
     await Promise.all([statusOf(first), statusOf(second)]);
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(received.filter((a) => a.kind === "silent")).toEqual([]);
 
-    clock.now = at(4, 3);
+    clock.now = at(5, 3);
     await second.request("/cron/beat", { headers: pinger });
-    clock.now = at(4, 30);
+    clock.now = at(5, 30);
     const [seen] = await Promise.all([
       statusOf(first),
       statusOf(second),
@@ -272,9 +275,10 @@ describe("redundant clocks through the app", () => {
     ]);
     expect(seen.find((s) => s.source === "vercel")).toMatchObject({
       silentFires: 3,
-      silentSinceSlot: iso(at(2)),
-      lastSlot: iso(at(1)),
+      silentSinceSlot: iso(at(3)),
+      lastSlot: iso(at(2)),
     });
+    expect(seen.find((s) => s.source === "http")).toMatchObject({ slots: 1, silentFires: 5 });
     const deadline = Date.now() + 10_000;
     while (received.length === 0 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 20));
@@ -285,18 +289,18 @@ describe("redundant clocks through the app", () => {
       kind: "silent",
       job: "beat",
       trigger: "vercel",
-      slot: iso(at(2)),
+      slot: iso(at(3)),
       fires: 3,
-      lastSlot: iso(at(1)),
+      lastSlot: iso(at(2)),
     });
     expect(silent[0]?.text).toBe(
-      `cron-guard: source vercel has not delivered job beat for 3 fires (last ${iso(at(1))}); another source delivered them`,
+      `cron-guard: source vercel has not delivered job beat for 3 fires (last ${iso(at(2))}); another source delivered them`,
     );
 
     // A longer silence is the same silence: no second alert. The pinger is never silent.
-    clock.now = at(5, 3);
+    clock.now = at(6, 3);
     await first.request("/cron/beat", { headers: pinger });
-    clock.now = at(5, 30);
+    clock.now = at(6, 30);
     await Promise.all([statusOf(first), statusOf(second)]);
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(received.filter((a) => a.kind === "silent")).toHaveLength(1);
