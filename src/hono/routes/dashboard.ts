@@ -9,6 +9,7 @@ import {
 } from "../../core/cron/index.js";
 import { messageOf, SlotError } from "../../core/errors.js";
 import { isValidJobName } from "../../core/guard/keys.js";
+import type { SourceReport } from "../../core/guard/sources.js";
 import type { JobStatus, SlotState } from "../../core/index.js";
 import type { LateRun } from "../../core/monitoring/monitor.js";
 import type { RegistryEvent, ScheduleView } from "../../core/schedules/registry.js";
@@ -70,7 +71,14 @@ export interface DashboardData {
   graceMs: number;
   windowMs: number;
   alerts: boolean;
-  jobs: (MonitoredView & { name: string; cron: string; timezone: string; graceMs: number })[];
+  jobs: (MonitoredView & {
+    name: string;
+    cron: string;
+    timezone: string;
+    graceMs: number;
+    /** How each trigger source delivered the job (redundant clocks), most deliveries first. */
+    sources: SourceReport[];
+  })[];
   schedules: (MonitoredView & {
     id: string;
     cron: string;
@@ -218,6 +226,7 @@ export function dashboardRoutes<TRedis extends GuardStore>(
           timezone: entry.schedule.timezone,
           graceMs: monitoring.graceMsOf(entry as never),
           ...monitoredView(status, nextFireTimes(entry.schedule, nowMs, 3), false),
+          sources: status.sources ?? [],
         };
       }),
     );

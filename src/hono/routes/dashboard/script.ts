@@ -69,6 +69,20 @@ interface Item {
   health: string;
   lastSuccess: LastRun | null;
   lastFailure: LastRun | null;
+  /** Jobs only: how each trigger source delivered it (redundant clocks). */
+  sources?: SourceRow[];
+}
+
+/** One trigger source of a job, as /dashboard/data sends it. */
+interface SourceRow {
+  source: string;
+  deliveries: number;
+  slots: number;
+  duplicates: number;
+  lagMedianMs: number;
+  lagMaxMs: number;
+  lastSlot: string;
+  silentFires: number;
 }
 
 interface Data {
@@ -470,6 +484,7 @@ function card(kind: Kind, item: Item, data: Data): HTMLElement {
       badge("late", `${item.late.length} late`),
       ` (grace ${ms(kind === "job" ? item.graceMs : data.graceMs)}, ${item.checked.fires} fires checked)`,
     ),
+    kind === "job" ? sourcesTable(item.sources) : null,
     el(
       "div",
       { class: "actions" },
@@ -539,6 +554,45 @@ function card(kind: Kind, item: Item, data: Data): HTMLElement {
 }
 
 /** `last success: slot … , finished …` (or the failure's outcome and error), or `none remembered`. */
+/** Which clocks delivered the job: source, last slot seen, lag, duplicates absorbed, silence. */
+function sourcesTable(sources: SourceRow[] | undefined): HTMLElement | null {
+  if (!sources || sources.length === 0) return null;
+  return el(
+    "div",
+    { class: "table-wrap" },
+    el(
+      "table",
+      { "data-sources": "" },
+      el(
+        "thead",
+        {},
+        el(
+          "tr",
+          {},
+          ...["source", "last seen", "lag (median / max)", "duplicates", "silent"].map((h) =>
+            el("th", {}, h),
+          ),
+        ),
+      ),
+      el(
+        "tbody",
+        {},
+        ...sources.map((s) =>
+          el(
+            "tr",
+            { "data-source": s.source },
+            el("td", {}, el("code", {}, s.source)),
+            el("td", {}, when(s.lastSlot)),
+            el("td", {}, `${ms(s.lagMedianMs)} / ${ms(s.lagMaxMs)}`),
+            el("td", {}, `${s.duplicates} of ${s.deliveries}`),
+            el("td", {}, s.silentFires > 0 ? badge("missed", `${s.silentFires} fires`) : "no"),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
 function lastLine(title: string, kind: string, last: LastRun | null): HTMLElement {
   return el(
     "p",
