@@ -1,3 +1,6 @@
+import { dashboard } from "../src/hono/plugins/dashboard.js";
+import { dynamicSchedules } from "../src/hono/plugins/dynamic-schedules.js";
+import { openApi } from "../src/hono/plugins/openapi.js";
 import { createVercelApp } from "../src/platforms/vercel.js";
 import { exampleHandlers, exampleJobs, exampleSchedules } from "./jobs.js";
 
@@ -9,6 +12,7 @@ import { exampleHandlers, exampleJobs, exampleSchedules } from "./jobs.js";
 const app = createVercelApp(exampleJobs(), {
   handlers: exampleHandlers(),
   schedules: exampleSchedules(),
+  plugins: [dynamicSchedules(), dashboard(), openApi()],
 });
 
 export default app;

@@ -6,6 +6,7 @@
 import type { Redis } from "@upstash/redis";
 import { describe, expect, it } from "vitest";
 import { createCronApp } from "../../src/hono/index.js";
+import { dynamicSchedules } from "../../src/hono/plugins/dynamic-schedules.js";
 import { upstash, useKeyPrefix } from "../../test/support/harness.js";
 import { exampleHandlers, exampleJobs, type HeartbeatRecord } from "../jobs.js";
 import { createLocalScheduler, type FiredSlot } from "./scheduler.js";
@@ -21,6 +22,7 @@ describe("local scheduler", () => {
     const redis = upstash();
     const keyPrefix = `${prefix()}:example`;
     const app = createCronApp<Redis>({
+      plugins: [dynamicSchedules()],
       redis,
       jobs: exampleJobs({ keyPrefix }),
       handlers: exampleHandlers(),

@@ -3,6 +3,9 @@ import { serve } from "@hono/node-server";
 import { Redis } from "@upstash/redis";
 import { startBridge } from "../../src/bridge/index.js";
 import { createCronApp, cronSecretProblem } from "../../src/hono/index.js";
+import { dashboard } from "../../src/hono/plugins/dashboard.js";
+import { dynamicSchedules } from "../../src/hono/plugins/dynamic-schedules.js";
+import { openApi } from "../../src/hono/plugins/openapi.js";
 import {
   exampleHandlers,
   exampleJobs,
@@ -80,6 +83,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     redis,
     cronSecret: () => secret,
     guardOptions: { region: "local" },
+    plugins: [dynamicSchedules(), dashboard(), openApi()],
   });
   let server: ReturnType<typeof serve>;
   try {

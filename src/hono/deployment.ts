@@ -12,7 +12,8 @@ import {
 } from "../core/options.js";
 import type { GuardStore } from "../core/store.js";
 import { scheduleSignature } from "./cron-signature.js";
-import { createDynamicSchedules, type DynamicSchedules } from "./dynamic.js";
+import type { DynamicSchedules } from "./dynamic.js";
+import type { DynamicSchedulesFactory } from "./plugin.js";
 import type { Bindings, CronAppOptions, CronJob } from "./types.js";
 
 /** A validated job with its parsed schedule. */
@@ -64,7 +65,7 @@ function assertPlatformTimezone(job: CronJob<never>, schedule: CronSchedule): vo
   throw new ConfigError(
     "timezone",
     `${JSON.stringify(job.timezone)} cannot work for a job declared in code: Cloudflare and Vercel fire its cron ${JSON.stringify(job.cron)} in UTC, so it would not run at its ${schedule.timezone} fire times (it would run late, or not at all). ` +
-      `Either make it a dynamic schedule, which keeps the time zone and is dispatched by the app's dispatchCron (every minute by default): schedules: [{ id: ${JSON.stringify(job.name)}, cron: ${JSON.stringify(job.cron)}, timezone: ${JSON.stringify(schedule.timezone)}, handler: "<name>" }] with handlers: { "<name>": ... }; ` +
+      `Either make it a dynamic schedule, which keeps the time zone and is dispatched by the app's dispatchCron (every minute by default): schedules: [{ id: ${JSON.stringify(job.name)}, cron: ${JSON.stringify(job.cron)}, timezone: ${JSON.stringify(schedule.timezone)}, handler: "<name>" }] with handlers: { "<name>": ... } and plugins: [dynamicSchedules()] (from "cron-guard/dynamic-schedules"); ` +
       "or write the cron in UTC and drop timezone (it then does not follow daylight saving time).",
   );
 }
@@ -72,9 +73,12 @@ function assertPlatformTimezone(job: CronJob<never>, schedule: CronSchedule): vo
 /**
  * Validates the app's options once, at creation: a typo fails the deployment, not the first
  * delivery. Guards are built per environment (the store may come from the request's bindings).
+ * `dynamic` is the schedules plug-in's factory: without it the app has no dynamic schedules, and
+ * the deployment does not import their code.
  */
 export function createDeployment<TRedis extends GuardStore>(
   options: CronAppOptions<TRedis>,
+  dynamic?: DynamicSchedulesFactory,
 ): Deployment<TRedis> {
   const { jobs = [], redis: redisOption, guardOptions = {} } = options;
   if (
@@ -150,13 +154,13 @@ export function createDeployment<TRedis extends GuardStore>(
   return {
     jobs: prepared,
     settings: appSettings,
-    dynamic: createDynamicSchedules(
-      options,
+    dynamic: dynamic?.(
+      options as unknown as CronAppOptions<GuardStore>,
       redisFor,
       (env) => resources(env).store,
       appSettings,
       new Set(prepared.keys()),
-    ),
+    ) as DynamicSchedules<TRedis> | undefined,
     job: (name) => (isValidJobName(name) ? prepared.get(name) : undefined),
     redis: (env) => resources(env).redis,
     store: (env) => resources(env).store,

@@ -10,6 +10,7 @@ import type {
 } from "../core/schedules/dispatch.js";
 import type { ScheduleInput } from "../core/schedules/schedule.js";
 import type { GuardStore } from "../core/store.js";
+import type { CronAppPlugin } from "./plugin.js";
 import type { Trigger } from "./slot-source.js";
 
 /**
@@ -108,8 +109,9 @@ export interface CronAppOptions<
   /** Jobs declared in code, each on its own platform cron. Default none. */
   jobs?: readonly CronJob<TEnv, TRedis, TPolicy>[];
   /**
-   * Handlers that dynamic schedules name (`PUT /schedules/:id { handler }`). Registering any turns
-   * on `/schedules` and `/dispatch`. Schedules are data; handlers are code.
+   * Handlers that dynamic schedules name (`PUT /schedules/:id { handler }`). With the
+   * `dynamicSchedules()` plug-in (`cron-guard/dynamic-schedules`), they turn on `/schedules` and
+   * `/dispatch`. Schedules are data; handlers are code.
    */
   handlers?: Readonly<Record<string, AppScheduleHandler<TEnv, TRedis, TPolicy>>>;
   /**
@@ -158,6 +160,14 @@ export interface CronAppOptions<
   monitor?: MonitorOptions;
   /** The alert webhook (failed, lost, dead, missed). See AlertOptions. */
   alerts?: AlertOptions<TEnv>;
+  /**
+   * Features the app bundles only when given, each from its own subpath: `dynamicSchedules()`
+   * (`cron-guard/dynamic-schedules`: `handlers`, `schedules`, `dispatchCron`, `dispatch`, the
+   * `/schedules` and `/dispatch` routes), `dashboard()` (`cron-guard/dashboard`) and `openApi()`
+   * (`cron-guard/openapi`: `GET /openapi.json`). Default none: `/cron` only. A schedules option
+   * without its plug-in is a ConfigError at creation.
+   */
+  plugins?: readonly CronAppPlugin[];
 }
 
 /**

@@ -3,7 +3,7 @@ import type { ExecutionContext } from "hono";
 import type { StoreErrorPolicy } from "../core/options.js";
 import { createCronApp } from "../hono/app.js";
 import type { Bindings, CronApp, CronAppOptions, CronJob } from "../hono/types.js";
-import { quorumStore, restCredentials } from "./credentials.js";
+import { refuseQuorumWithoutStore, restCredentials } from "./credentials.js";
 
 export type {
   AppScheduleHandler,
@@ -30,7 +30,7 @@ export interface CronWorker<TEnv extends object = Bindings> {
   readonly app: CronApp<TEnv>;
 }
 
-/** Options of `createWorker`: the app's, without the store (it comes from the bindings). */
+/** Options of `createWorker`: the app's, without the Redis client (it comes from the bindings). */
 export type WorkerOptions<
   TEnv extends object = Bindings,
   TPolicy extends StoreErrorPolicy = "closed",
@@ -82,6 +82,12 @@ function summarize(run: Awaited<ReturnType<CronApp["runScheduled"]>>[number]) {
  * `CRON_SECRET` (all three as `wrangler secret put`). wrangler.toml's `crons` must list every job's
  * `cron`.
  *
+ * The Worker bundles what it is given: dynamic schedules, the dashboard and `/openapi.json` come
+ * with their plug-ins (`plugins: [dynamicSchedules(), dashboard(), openApi()]`, each from its own
+ * subpath), a quorum with `store: quorumStore` (`cron-guard/upstash-quorum`); with the quorum's
+ * variables set and no quorum store, every request and scheduled event fails with a ConfigError
+ * instead of claiming in one database.
+ *
  * `createWorker<Env>(...)` types every handler's `env` with the Worker's `Env` (what `wrangler types`
  * generates), and the result `satisfies ExportedHandler<Env>`. Handlers get a `number` fence;
  * a deployment with `guardOptions: { onStoreError: "open" }` says so with `createWorker<Env, "open">`
@@ -105,7 +111,7 @@ export function createWorker<
             "add it with `wrangler secret put` (or .dev.vars locally)",
           ),
         ),
-      store: options.store ?? ((env) => quorumStore(env as Bindings)),
+      store: options.store ?? ((env) => refuseQuorumWithoutStore(env as Bindings)),
     }),
   );
 }

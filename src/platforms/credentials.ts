@@ -1,7 +1,4 @@
-import { Redis } from "@upstash/redis/cloudflare";
 import { ConfigError } from "../core/errors.js";
-import { quorumFromEnv } from "../core/quorum/quorum.js";
-import type { GuardStore } from "../core/store.js";
 
 /**
  * Upstash's own names first, then the ones Vercel's Redis (KV) integration sets, then the first
@@ -40,14 +37,22 @@ export function restCredentials(
   return { url: pick(source, URL_NAMES, where), token: pick(source, TOKEN_NAMES, where) };
 }
 
+const QUORUM_VARIABLE = /^UPSTASH_REDIS_REST_(URL|TOKEN)_\d+$/;
+
 /**
- * A quorum store when `UPSTASH_REDIS_REST_URL_1`, `_2`, `_3`, ... are set (an odd number, at least
- * three), else undefined: the guard then claims in the single database.
+ * The platforms' default `store`: none (the guard claims in the single database), unless the
+ * environment sets a quorum's variables (`UPSTASH_REDIS_REST_URL_1`, ...), which the app does not
+ * bundle the quorum for: then a ConfigError saying to pass `store: quorumStore` from
+ * `cron-guard/upstash-quorum`, not claims in one database the deployment did not mean.
  */
-export function quorumStore(source: Record<string, unknown>): GuardStore | undefined {
-  const strings: Record<string, string | undefined> = {};
+export function refuseQuorumWithoutStore(source: Record<string, unknown>): undefined {
   for (const [name, value] of Object.entries(source)) {
-    if (typeof value === "string") strings[name] = value;
+    if (QUORUM_VARIABLE.test(name) && typeof value === "string" && value.trim() !== "") {
+      throw new ConfigError(
+        "store",
+        `${name} is set (quorum mode) but the app has no quorum store: import { quorumStore } from "cron-guard/upstash-quorum" and pass { store: quorumStore }`,
+      );
+    }
   }
-  return quorumFromEnv(strings, (url, token) => new Redis({ url, token }));
+  return undefined;
 }

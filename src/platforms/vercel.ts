@@ -3,7 +3,7 @@ import { processEnv } from "../core/env.js";
 import type { StoreErrorPolicy } from "../core/options.js";
 import { createCronApp } from "../hono/app.js";
 import type { Bindings, CronApp, CronAppOptions, CronJob } from "../hono/types.js";
-import { quorumStore, restCredentials } from "./credentials.js";
+import { refuseQuorumWithoutStore, restCredentials } from "./credentials.js";
 
 export type {
   AppScheduleHandler,
@@ -31,6 +31,8 @@ export function handle(app: {
  * integration sets; read on the first request, so a missing variable fails that request with a 500
  * instead of the deployment's build), the bearer secret from `CRON_SECRET`, which Vercel sends with
  * every cron call. `vercel.json`'s `crons` must call `/cron/<job>` on the job's schedule.
+ * Dynamic schedules, the dashboard, `/openapi.json` and a quorum come with their plug-ins, as for
+ * `createWorker` (see there).
  *
  * Handlers' `env` is `process.env`; `createVercelApp<Env>(...)` types it with the app's own `Env`
  * (e.g. `{ DATABASE_URL: string }`). Handlers get a `number` fence; a deployment with
@@ -47,7 +49,7 @@ export function createVercelApp<
     ...options,
     jobs,
     redis: redisFromProcessEnv,
-    store: options.store ?? (() => quorumStore(processEnv() ?? {})),
+    store: options.store ?? (() => refuseQuorumWithoutStore(processEnv() ?? {})),
   });
   // Vercel (and Node) pass no bindings: the environment is process.env.
   const serve = app.fetch;

@@ -10,6 +10,7 @@ import {
   type ScheduleJson,
 } from "../../src/client/index.js";
 import { createCronApp } from "../../src/hono/index.js";
+import { dynamicSchedules } from "../../src/hono/plugins/dynamic-schedules.js";
 import { directRedis, upstash, useKeyPrefix } from "../support/harness.js";
 
 const SECRET = "s3cret-for-the-client";
@@ -17,6 +18,7 @@ const T0 = Date.UTC(2026, 10, 25, 12, 0, 30);
 
 function setup(prefix: string, clock: { now: number }, secret = SECRET) {
   const app = createCronApp<Redis>({
+    plugins: [dynamicSchedules()],
     redis: upstash(),
     handlers: { mail: ({ payload }) => `mailed ${(payload as { to: string }).to}` },
     cronSecret: () => SECRET,

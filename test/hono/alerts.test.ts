@@ -10,6 +10,8 @@ import { ConfigError } from "../../src/core/errors.js";
 import { type AlertBody, createAlertSender } from "../../src/core/monitoring/alerts.js";
 import { verifyAlertSignature } from "../../src/core/monitoring/index.js";
 import { createCronApp } from "../../src/hono/index.js";
+import { dashboard } from "../../src/hono/plugins/dashboard.js";
+import { dynamicSchedules } from "../../src/hono/plugins/dynamic-schedules.js";
 import type { AlertOptions } from "../../src/hono/types.js";
 import { upstash, useKeyPrefix } from "../support/harness.js";
 
@@ -79,6 +81,7 @@ describe("alerts", () => {
 
   function makeApp(clock: { now: number }, alertUrl = url, alerts: Omit<AlertOptions, "url"> = {}) {
     return createCronApp<Redis>({
+      plugins: [dynamicSchedules(), dashboard()],
       redis: upstash(),
       jobs: [
         {

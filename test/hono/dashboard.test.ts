@@ -6,6 +6,8 @@ import type { Redis } from "@upstash/redis";
 import { describe, expect, it } from "vitest";
 import { exampleHandlers } from "../../examples/jobs.js";
 import { createCronApp } from "../../src/hono/index.js";
+import { dashboard } from "../../src/hono/plugins/dashboard.js";
+import { dynamicSchedules } from "../../src/hono/plugins/dynamic-schedules.js";
 import type { DashboardData } from "../../src/hono/routes/dashboard.js";
 import { upstash, useKeyPrefix } from "../support/harness.js";
 
@@ -18,6 +20,7 @@ const iso = (ms: number) => new Date(ms).toISOString().replace(".000Z", "Z");
 
 function makeApp(prefix: string, clock: { now: number }) {
   return createCronApp<Redis>({
+    plugins: [dynamicSchedules(), dashboard()],
     redis: upstash(),
     jobs: [
       { name: "tick", cron: "* * * * *", handler: () => "ok" },
@@ -150,6 +153,7 @@ describe("/dashboard", () => {
   it("notes a run by the handler's value whichever trigger ran it (HTTP or scheduled event)", async () => {
     const clock = { now: at(0, 2) };
     const app = createCronApp<Redis>({
+      plugins: [dashboard()],
       redis: upstash(),
       jobs: [{ name: "tick", cron: "* * * * *", handler: ({ slot }) => ({ sent: 3, slot }) }],
       cronSecret: () => SECRET,
@@ -166,12 +170,20 @@ describe("/dashboard", () => {
       [iso(at(1)), JSON.stringify({ sent: 3, slot: iso(at(1)) })],
       [iso(at(0)), JSON.stringify({ sent: 3, slot: iso(at(0)) })],
     ]);
+    // The card's sources table: which clock delivered which slot, with its lag.
+    expect(
+      data.jobs[0]?.sources.map((s) => [s.source, s.lastSlot, s.lagMedianMs, s.silentFires]),
+    ).toEqual([
+      ["cloudflare", iso(at(1)), 2_000, 0],
+      ["http", iso(at(0)), 2_000, 1],
+    ]);
   });
 
   it("gives each card a health from its newest fire, with its last success and last failure", async () => {
     const clock = { now: at(0, 1) };
     let flakyFails = false;
     const app = createCronApp<Redis>({
+      plugins: [dynamicSchedules(), dashboard()],
       redis: upstash(),
       jobs: [
         { name: "tick", cron: "* * * * *", handler: () => "ok" },
@@ -297,6 +309,7 @@ describe("/dashboard", () => {
     const clock = { now: at(0, 1) };
     let release = () => {};
     const app = createCronApp<Redis>({
+      plugins: [dashboard()],
       redis: upstash(),
       jobs: [
         {

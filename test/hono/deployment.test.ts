@@ -9,6 +9,7 @@ import type { Redis } from "@upstash/redis";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/core/index.js";
 import { type Bindings, type CronJob, createCronApp } from "../../src/hono/index.js";
+import { dynamicSchedules } from "../../src/hono/plugins/dynamic-schedules.js";
 import { directRedis, upstash, useKeyPrefix } from "../support/harness.js";
 
 const SECRET = "deployment-s3cret";
@@ -122,6 +123,7 @@ describe("code jobs and time zones", () => {
     const runs: string[] = [];
     let nowMs = Date.UTC(2026, 11, 7, 8, 0, 1);
     const app = createCronApp<Redis>({
+      plugins: [dynamicSchedules()],
       redis: upstash(),
       handlers: {
         report: ({ slot }) => {

@@ -6,6 +6,8 @@
 import type { Redis } from "@upstash/redis";
 import { describe, expect, it, vi } from "vitest";
 import { createCronApp } from "../../src/hono/index.js";
+import { dashboard } from "../../src/hono/plugins/dashboard.js";
+import { dynamicSchedules } from "../../src/hono/plugins/dynamic-schedules.js";
 import { directRedis, upstash, useKeyPrefix } from "../support/harness.js";
 
 const SECRET = "errors-s3cret";
@@ -14,6 +16,7 @@ const T0 = Date.UTC(2026, 10, 25, 12, 0, 30);
 
 function makeApp(prefix: string, redis: Redis) {
   return createCronApp<Redis>({
+    plugins: [dynamicSchedules(), dashboard()],
     redis,
     handlers: { record: () => "recorded" },
     schedules: [{ id: "code-declared", cron: "* * * * *", handler: "record" }],

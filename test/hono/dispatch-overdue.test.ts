@@ -8,6 +8,8 @@ import type { Redis } from "@upstash/redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AlertBody } from "../../src/core/monitoring/alerts.js";
 import { createCronApp } from "../../src/hono/index.js";
+import { dashboard } from "../../src/hono/plugins/dashboard.js";
+import { dynamicSchedules } from "../../src/hono/plugins/dynamic-schedules.js";
 import type { DashboardData } from "../../src/hono/routes/dashboard.js";
 import { upstash, useKeyPrefix } from "../support/harness.js";
 
@@ -43,6 +45,7 @@ describe("missed fires of many schedules", () => {
 
   function makeApp(clock: { now: number }) {
     return createCronApp<Redis>({
+      plugins: [dynamicSchedules(), dashboard()],
       redis: upstash(),
       jobs: [{ name: "heartbeat", cron: "* * * * *", handler: () => "ok" }],
       handlers: { record: () => "recorded" },

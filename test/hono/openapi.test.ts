@@ -8,6 +8,9 @@ import type { Redis } from "@upstash/redis";
 import * as v from "valibot";
 import { describe, expect, it } from "vitest";
 import { createCronApp } from "../../src/hono/index.js";
+import { dashboard } from "../../src/hono/plugins/dashboard.js";
+import { dynamicSchedules } from "../../src/hono/plugins/dynamic-schedules.js";
+import { openApi } from "../../src/hono/plugins/openapi.js";
 import {
   ScheduleDeletedJson,
   ScheduleListJson,
@@ -23,11 +26,21 @@ const SECRET = "s3cret-for-openapi";
 const auth = { authorization: `Bearer ${SECRET}` };
 const T0 = Date.UTC(2026, 10, 25, 12, 0, 30);
 
-function makeApp(prefix: string, clock: { now: number }, withSchedules = true) {
+function makeApp(
+  prefix: string,
+  clock: { now: number },
+  withSchedules = true,
+  withDashboard = true,
+) {
   return createCronApp<Redis>({
     redis: upstash(),
     jobs: [{ name: "nightly", cron: "0 3 * * *", handler: () => "job" }],
     ...(withSchedules ? { handlers: { mail: () => "mailed u-42" } } : {}),
+    plugins: [
+      openApi(),
+      ...(withSchedules ? [dynamicSchedules()] : []),
+      ...(withDashboard ? [dashboard()] : []),
+    ],
     cronSecret: () => SECRET,
     guardOptions: { prefix, clock: () => clock.now },
   });
@@ -38,9 +51,14 @@ type Document = { paths: Record<string, Record<string, unknown>> };
 describe("GET /openapi.json", () => {
   const prefix = useKeyPrefix("openapi");
 
-  for (const withSchedules of [true, false]) {
-    it(`is a valid OpenAPI 3.1 document listing every route the app registers (${withSchedules ? "with" : "without"} schedules)`, async () => {
-      const app = makeApp(prefix(), { now: T0 }, withSchedules);
+  for (const [withSchedules, withDashboard] of [
+    [true, true],
+    [false, true],
+    [true, false],
+    [false, false],
+  ]) {
+    it(`is a valid OpenAPI 3.1 document listing every route the app registers (${withSchedules ? "with" : "without"} schedules, ${withDashboard ? "with" : "without"} the dashboard)`, async () => {
+      const app = makeApp(prefix(), { now: T0 }, withSchedules, withDashboard);
       const response = await app.request("/openapi.json", { headers: auth });
       expect(response.status).toBe(200);
       const document = (await response.json()) as Document;
@@ -60,6 +78,15 @@ describe("GET /openapi.json", () => {
         ).toBeDefined();
       }
       expect("/schedules/{id}" in document.paths).toBe(withSchedules);
+      // a route the app does not serve is not in its document either
+      expect("/dashboard/data" in document.paths).toBe(withDashboard);
+      const served = new Set(registered.map(([method, path]) => `${method} ${path}`));
+      for (const [path, methods] of Object.entries(document.paths)) {
+        for (const method of Object.keys(methods)) {
+          if (method === "head") continue;
+          expect(served.has(`${method} ${path}`), `${method} ${path} is served`).toBe(true);
+        }
+      }
       if (withSchedules) {
         expect(Object.keys(document.paths["/schedules/{id}"] ?? {}).sort()).toEqual([
           "delete",

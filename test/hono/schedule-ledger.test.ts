@@ -6,6 +6,8 @@ import type { Redis } from "@upstash/redis";
 import { describe, expect, it } from "vitest";
 import { exampleHandlers } from "../../examples/jobs.js";
 import { createCronApp } from "../../src/hono/index.js";
+import { dashboard } from "../../src/hono/plugins/dashboard.js";
+import { dynamicSchedules } from "../../src/hono/plugins/dynamic-schedules.js";
 import { directRedis, upstash, useKeyPrefix } from "../support/harness.js";
 
 const SECRET = "s3cret-for-schedule-ledger";
@@ -15,6 +17,7 @@ const MINUTE = 60_000;
 
 function makeApp(prefix: string, clock: { now: number }) {
   return createCronApp<Redis>({
+    plugins: [dynamicSchedules(), dashboard()],
     redis: upstash(),
     handlers: {
       ...exampleHandlers(),

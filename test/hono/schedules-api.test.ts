@@ -6,6 +6,7 @@
 import type { Redis } from "@upstash/redis";
 import { describe, expect, it } from "vitest";
 import { createCronApp } from "../../src/hono/index.js";
+import { dynamicSchedules } from "../../src/hono/plugins/dynamic-schedules.js";
 import { directRedis, upstash, useKeyPrefix } from "../support/harness.js";
 
 const SECRET = "s3cret-for-schedules-api";
@@ -45,6 +46,7 @@ const RUN_KEYS = [
 
 function makeApp(prefix: string, clock: { now: number }) {
   return createCronApp<Redis>({
+    plugins: [dynamicSchedules()],
     redis: upstash(),
     handlers: {
       mail: () => "mailed u-42",

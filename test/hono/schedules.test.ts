@@ -6,6 +6,7 @@ import type { Redis } from "@upstash/redis";
 import { describe, expect, it, vi } from "vitest";
 import { exampleHandlers } from "../../examples/jobs.js";
 import { createCronApp } from "../../src/hono/index.js";
+import { dynamicSchedules } from "../../src/hono/plugins/dynamic-schedules.js";
 import { directRedis, upstash, useKeyPrefix } from "../support/harness.js";
 
 const SECRET = "s3cret-for-schedules";
@@ -14,6 +15,7 @@ const T0 = Date.UTC(2026, 10, 25, 12, 0, 30);
 
 function makeApp(prefix: string, clock: { now: number }) {
   return createCronApp<Redis>({
+    plugins: [dynamicSchedules()],
     redis: upstash(),
     jobs: [{ name: "nightly", cron: "0 3 * * *", handler: () => "job" }],
     handlers: {

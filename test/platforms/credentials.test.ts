@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/core/index.js";
-import { quorumStore, restCredentials } from "../../src/platforms/credentials.js";
+import { refuseQuorumWithoutStore, restCredentials } from "../../src/platforms/credentials.js";
+import { quorumStore } from "../../src/platforms/upstash-quorum.js";
 
 describe("platform credentials", () => {
   it("reads Upstash's names, else Vercel KV's, else the first quorum database's", () => {
@@ -33,5 +34,17 @@ describe("platform credentials", () => {
     delete two.UPSTASH_REDIS_REST_URL_3;
     delete two.UPSTASH_REDIS_REST_TOKEN_3;
     expect(() => quorumStore(two)).toThrow(ConfigError);
+  });
+
+  it("refuses a quorum's variables when the app has no quorum store, instead of claiming in one database", () => {
+    expect(refuseQuorumWithoutStore({ UPSTASH_REDIS_REST_URL: "https://a" })).toBeUndefined();
+    expect(refuseQuorumWithoutStore({ UPSTASH_REDIS_REST_URL_1: "  " })).toBeUndefined();
+    expect(refuseQuorumWithoutStore({ UPSTASH_REDIS_REST_URL_1: 1 })).toBeUndefined();
+    for (const name of ["UPSTASH_REDIS_REST_URL_1", "UPSTASH_REDIS_REST_TOKEN_3"]) {
+      expect(() => refuseQuorumWithoutStore({ [name]: "x" })).toThrow(ConfigError);
+      expect(() => refuseQuorumWithoutStore({ [name]: "x" })).toThrow(
+        `${name} is set (quorum mode) but the app has no quorum store: import { quorumStore } from "cron-guard/upstash-quorum"`,
+      );
+    }
   });
 });

@@ -1,4 +1,5 @@
-import { type Context, Hono, type MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
+import { Hono } from "hono/tiny";
 import { nextFireTimes, parseExplicitSlot, slotId } from "../../core/cron/index.js";
 import { SlotError } from "../../core/errors.js";
 import type { StoreErrorPolicy } from "../../core/options.js";
