@@ -1,3 +1,4 @@
+import { alerts } from "../src/hono/plugins/alerts.js";
 import { dashboard } from "../src/hono/plugins/dashboard.js";
 import { dynamicSchedules } from "../src/hono/plugins/dynamic-schedules.js";
 import { openApi } from "../src/hono/plugins/openapi.js";
@@ -12,7 +13,7 @@ import { exampleHandlers, exampleJobs, exampleSchedules } from "./jobs.js";
 const app = createVercelApp(exampleJobs(), {
   handlers: exampleHandlers(),
   schedules: exampleSchedules(),
-  plugins: [dynamicSchedules(), dashboard(), openApi()],
+  plugins: [dynamicSchedules(), dashboard(), openApi(), alerts()],
 });
 
 export default app;

@@ -17,15 +17,15 @@ describe("the built package", () => {
 
   it("resolves every subpath export from plain Node", async () => {
     const script = [
-      'const m = await Promise.all(["cron-guard", "cron-guard/hono", "cron-guard/cloudflare", "cron-guard/vercel", "cron-guard/bridge", "cron-guard/schedules", "cron-guard/quorum", "cron-guard/cron", "cron-guard/monitoring", "cron-guard/dynamic-schedules", "cron-guard/dashboard", "cron-guard/openapi", "cron-guard/upstash-quorum"].map((s) => import(s)));',
-      "console.log([typeof m[0].createGuard, typeof m[1].cronGuard, typeof m[2].createWorker, typeof m[3].createVercelApp, typeof m[4].startBridge, typeof m[5].createDispatcher, typeof m[6].createQuorumStore, typeof m[7].parseSchedule, typeof m[8].monitorJob, typeof m[9].dynamicSchedules, typeof m[10].dashboard, typeof m[11].openApi, typeof m[12].quorumStore].join(' '));",
+      'const m = await Promise.all(["cron-guard", "cron-guard/hono", "cron-guard/cloudflare", "cron-guard/vercel", "cron-guard/bridge", "cron-guard/schedules", "cron-guard/quorum", "cron-guard/cron", "cron-guard/monitoring", "cron-guard/dynamic-schedules", "cron-guard/dashboard", "cron-guard/openapi", "cron-guard/upstash-quorum", "cron-guard/alerts"].map((s) => import(s)));',
+      "console.log([typeof m[0].createGuard, typeof m[1].cronGuard, typeof m[2].createWorker, typeof m[3].createVercelApp, typeof m[4].startBridge, typeof m[5].createDispatcher, typeof m[6].createQuorumStore, typeof m[7].parseSchedule, typeof m[8].monitorJob, typeof m[9].dynamicSchedules, typeof m[10].dashboard, typeof m[11].openApi, typeof m[12].quorumStore, typeof m[13].alerts].join(' '));",
     ].join("\n");
     const { stdout } = await promisify(execFile)(
       process.execPath,
       ["--input-type=module", "-e", script],
       { cwd: process.cwd() },
     );
-    expect(stdout.trim()).toBe(Array(13).fill("function").join(" "));
+    expect(stdout.trim()).toBe(Array(14).fill("function").join(" "));
   });
 
   it("keeps the root entry small: the guard and its errors, at most 15 values", async () => {

@@ -3,6 +3,7 @@ import { serve } from "@hono/node-server";
 import { Redis } from "@upstash/redis";
 import { startBridge } from "../../src/bridge/index.js";
 import { createCronApp, cronSecretProblem } from "../../src/hono/index.js";
+import { alerts } from "../../src/hono/plugins/alerts.js";
 import { dashboard } from "../../src/hono/plugins/dashboard.js";
 import { dynamicSchedules } from "../../src/hono/plugins/dynamic-schedules.js";
 import { openApi } from "../../src/hono/plugins/openapi.js";
@@ -83,7 +84,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     redis,
     cronSecret: () => secret,
     guardOptions: { region: "local" },
-    plugins: [dynamicSchedules(), dashboard(), openApi()],
+    plugins: [dynamicSchedules(), dashboard(), openApi(), alerts()],
   });
   let server: ReturnType<typeof serve>;
   try {

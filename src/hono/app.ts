@@ -8,13 +8,13 @@ import { defaultCronSecret, requireSecret } from "./auth.js";
 import type { CronGuardVariables } from "./cron-guard/index.js";
 import { createDeployment, type Deployment } from "./deployment.js";
 import { jsonError, storeUnavailable } from "./http.js";
-import { alertingHandlers, attachMonitoring, monitoringOf } from "./monitoring.js";
+import { attachMonitoring, monitoringOf } from "./monitoring.js";
 import { type CronAppFeature, type CronAppPlugin, PLUGIN_IMPORTS } from "./plugin.js";
 import { cronRoutes } from "./routes/cron.js";
 import { runScheduled } from "./scheduled.js";
 import type { Bindings, CronApp, CronAppOptions } from "./types.js";
 
-const FEATURES: readonly CronAppFeature[] = ["schedules", "dashboard", "openapi"];
+const FEATURES: readonly CronAppFeature[] = ["schedules", "dashboard", "openapi", "alerts"];
 
 /** The options that need the schedules plug-in: given without it, they would do nothing. */
 const SCHEDULE_OPTIONS = ["handlers", "schedules", "dispatchCron", "dispatch"] as const;
@@ -38,11 +38,11 @@ function pluginsOf(plugins: unknown): Map<CronAppFeature, CronAppPlugin> {
     if (
       typeof plugin !== "object" ||
       !FEATURES.includes(feature as CronAppFeature) ||
-      typeof (plugin as CronAppPlugin).mount !== "function"
+      !["function", "undefined"].includes(typeof (plugin as CronAppPlugin).mount)
     ) {
       throw new ConfigError(
         "plugins",
-        `${String(plugin)} is not a cron-guard plug-in: pass what dynamicSchedules(), dashboard() or openApi() return (call them)`,
+        `${String(plugin)} is not a cron-guard plug-in: pass what dynamicSchedules(), dashboard(), openApi() or alerts() return (call them)`,
       );
     }
     if (byFeature.has(feature as CronAppFeature)) {
@@ -56,8 +56,8 @@ function pluginsOf(plugins: unknown): Map<CronAppFeature, CronAppPlugin> {
 /**
  * The deployable trigger app. `/cron` (see cronRoutes) sits behind
  * `Authorization: Bearer <CRON_SECRET>`; `GET /` answers its name only. `runScheduled` serves
- * Cloudflare's scheduled() event. Dynamic schedules (`/schedules`, `/dispatch`), the dashboard and
- * `/openapi.json` come with their plug-ins (`options.plugins`), each from its own subpath, so an
+ * Cloudflare's scheduled() event. Dynamic schedules (`/schedules`, `/dispatch`), the dashboard,
+ * `/openapi.json` and alerts come with their plug-ins (`options.plugins`), each from its own subpath, so an
  * app bundles only the features it was given. Every option is validated here: a mistake is a
  * ConfigError now, not a 500 when a job fires.
  */
@@ -84,11 +84,22 @@ export function createCronApp<
       );
     }
   }
+  const alerts = plugins.get("alerts")?.alerting;
+  if (alerts === undefined && options.alerts !== undefined) {
+    throw new ConfigError(
+      "alerts",
+      `needs the alerts plug-in, or no alert would be sent: ${PLUGIN_IMPORTS.alerts}`,
+    );
+  }
   const deployment: Deployment<TRedis> = createDeployment(
-    alertingHandlers(options, () => monitoringOf(deployment)),
+    schedules?.alertingHandlers
+      ? (schedules.alertingHandlers(options as unknown as CronAppOptions<GuardStore>, () =>
+          monitoringOf(deployment),
+        ) as unknown as CronAppOptions<TRedis>)
+      : options,
     schedules?.dynamic,
   );
-  attachMonitoring(deployment, options);
+  attachMonitoring(deployment, options, alerts, schedules?.monitoring);
   const app = new Hono() as CronApp;
 
   // Unauthenticated: says what answers here and nothing about the jobs (GET /cron lists them).
@@ -102,7 +113,7 @@ export function createCronApp<
     requireSecret: requireSecret(cronSecret),
     features: new Set(plugins.keys()),
   };
-  for (const plugin of plugins.values()) plugin.mount(app, context);
+  for (const plugin of plugins.values()) plugin.mount?.(app, context);
 
   app.notFound((c) => {
     const path = new URL(c.req.url).pathname;

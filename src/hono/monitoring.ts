@@ -1,14 +1,9 @@
-import { type CronSchedule, nextFireTimes, parseSchedule, slotId } from "../core/cron/index.js";
+import { slotId } from "../core/cron/index.js";
 import { processEnv } from "../core/env.js";
 import { ConfigError, messageOf } from "../core/errors.js";
 import { readSources, type SourceReport } from "../core/guard/sources.js";
 import type { Guard, GuardResult, JobStatus } from "../core/index.js";
-import {
-  ALERT_CLAIM_SCRIPT,
-  type AlertEvent,
-  type AlertSender,
-  createAlertSender,
-} from "../core/monitoring/alerts.js";
+import type { AlertEvent, AlertSender } from "../core/monitoring/alerts.js";
 import {
   type MonitorReport,
   monitorJob,
@@ -16,12 +11,12 @@ import {
   resolveMonitorOptions,
 } from "../core/monitoring/monitor.js";
 import { normalizeAlertSecret } from "../core/monitoring/signature.js";
-import type { StoreErrorPolicy } from "../core/options.js";
 import type { TickResult } from "../core/schedules/dispatch.js";
-import type { RegistryEvent, ScheduleView } from "../core/schedules/registry.js";
+import type { ScheduleView } from "../core/schedules/registry.js";
 import { type GuardStore, runScript } from "../core/store.js";
 import type { Deployment, PreparedJob } from "./deployment.js";
-import type { AppScheduleHandler, Bindings, CronAppOptions } from "./types.js";
+import type { AlertDelivery } from "./plugin.js";
+import type { Bindings, CronAppOptions } from "./types.js";
 
 type WaitUntil = ((promise: Promise<unknown>) => void) | undefined;
 
@@ -71,31 +66,36 @@ export interface Monitoring {
   alertsEnabled(env: Bindings | undefined): boolean;
 }
 
-const CHECK_EVERY_MS = 30_000;
-const CHECK_CLAIM_MS = 120_000;
-/** Overdue schedules read per page by the periodic check, and status reads in flight at once. */
-const OVERDUE_PAGE = 100;
-/** Fires one `missed` event of the dispatcher is listed with in its alert, at most. */
-const MAX_MISSED_SLOTS = 1_000;
-const CHECK_CONCURRENCY = 8;
-
-/** Calls `fn` for each item, at most `limit` at once. */
-async function inParallel<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<unknown>,
-): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const item = items[next] as T;
-      next += 1;
-      await fn(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+/** The app's monitoring, as the schedules plug-in's part of it is built from. */
+export interface MonitoringCore {
+  readonly deployment: Deployment<GuardStore>;
+  readonly options: ResolvedMonitorOptions;
+  readonly region: string;
+  readonly clock: () => number;
+  senderFor(env: Bindings | undefined): AlertSender;
+  alertMissed(
+    env: Bindings | undefined,
+    source: "job" | "schedule",
+    job: string,
+    report: MonitorReport,
+    waitUntil: WaitUntil,
+  ): Promise<void>;
+  /** Hands alert work to `waitUntil` (or detaches it), bounded by the alert timeout. */
+  deliverAlert(work: Promise<unknown>, waitUntil: WaitUntil): Promise<void>;
 }
 
+/** Monitoring of dynamic schedules: comes with the schedules plug-in (schedule-monitoring.ts). */
+export interface ScheduleMonitoring {
+  scheduleStatus: Monitoring["scheduleStatus"];
+  tickFinished: Monitoring["tickFinished"];
+  /** The periodic check's part for schedules, within the minute the check claimed. */
+  check(env: Bindings | undefined, nowMs: number, waitUntil: WaitUntil): Promise<void>;
+}
+
+export type ScheduleMonitoringFactory = (core: MonitoringCore) => ScheduleMonitoring;
+
+const CHECK_EVERY_MS = 30_000;
+const CHECK_CLAIM_MS = 120_000;
 /** The alert URL: the option, else `env.CRON_GUARD_ALERT_URL`, else `process.env.CRON_GUARD_ALERT_URL`. */
 function alertUrlOf(options: CronAppOptions<never>["alerts"], env: Bindings): string | undefined {
   const option = options?.url;
@@ -167,12 +167,19 @@ const CHECK_BOUND_MS = 60_000;
 
 const attached = new WeakMap<object, Monitoring>();
 
-/** The app's monitoring, made once per deployment from the app's `monitor` and `alerts` options. */
+/**
+ * The app's monitoring, made once per deployment from the app's `monitor` and `alerts` options.
+ * `alerting` comes with the alerts plug-in: without it nothing is sent (the app does not bundle
+ * the sender), and an alert URL in the environment is reported once as an error. `schedules` comes
+ * with the dynamic schedules plug-in: their status, the alerts of a tick and their periodic check.
+ */
 export function attachMonitoring<TRedis extends GuardStore>(
   deployment: Deployment<TRedis>,
   appOptions: Pick<CronAppOptions<TRedis>, "monitor" | "alerts">,
+  alerting?: AlertDelivery,
+  schedules?: ScheduleMonitoringFactory,
 ): Monitoring {
-  const monitoring = createMonitoring(appOptions, deployment);
+  const monitoring = createMonitoring(appOptions, deployment, alerting, schedules);
   attached.set(deployment, monitoring);
   return monitoring;
 }
@@ -184,9 +191,18 @@ export function monitoringOf<TRedis extends GuardStore>(
   return attached.get(deployment) ?? attachMonitoring(deployment, {});
 }
 
+/** What an app without the alerts plug-in sends: nothing. */
+const NO_ALERTS: AlertSender = Object.freeze({
+  enabled: false,
+  signed: false,
+  send: async () => [],
+});
+
 function createMonitoring<TRedis extends GuardStore>(
   appOptions: Pick<CronAppOptions<TRedis>, "monitor" | "alerts">,
   deployment: Deployment<TRedis>,
+  alerting: AlertDelivery | undefined,
+  scheduleMonitoring: ScheduleMonitoringFactory | undefined,
 ): Monitoring {
   const options = (() => {
     try {
@@ -225,6 +241,7 @@ function createMonitoring<TRedis extends GuardStore>(
   const noEnv = {};
   const senders = new WeakMap<object, AlertSender>();
   let warnedUnsigned = false;
+  let warnedNoPlugin = false;
   const alertBoundMs =
     (typeof alertOptions?.timeoutMs === "number"
       ? alertOptions.timeoutMs
@@ -232,8 +249,18 @@ function createMonitoring<TRedis extends GuardStore>(
   const senderFor = (env: Bindings | undefined): AlertSender => {
     const key = env ?? noEnv;
     let sender = senders.get(key);
+    if (!sender && !alerting) {
+      sender = NO_ALERTS;
+      senders.set(key, sender);
+      if (!warnedNoPlugin && alertUrlOf(alertOptions, env ?? {}) !== undefined) {
+        warnedNoPlugin = true;
+        console.error(
+          'cron-guard: CRON_GUARD_ALERT_URL is set but the app has no alerts plug-in, so no alert is sent: import { alerts } from "cron-guard/alerts" and pass plugins: [alerts()]',
+        );
+      }
+    }
     if (!sender) {
-      sender = createAlertSender({
+      sender = (alerting as AlertDelivery).createSender({
         redis: storeOf(env),
         url: alertUrlOf(alertOptions, env ?? {}),
         secret: alertSecretOf(alertOptions, env ?? {}),
@@ -253,32 +280,7 @@ function createMonitoring<TRedis extends GuardStore>(
     }
     return sender;
   };
-  const parsed = new Map<string, CronSchedule>();
-  const cronOf = (cron: string, timezone: string) => {
-    const key = `${timezone} ${cron}`;
-    let schedule = parsed.get(key);
-    if (!schedule) {
-      schedule = parseSchedule(cron, { timezone });
-      parsed.set(key, schedule);
-    }
-    return schedule;
-  };
   const graceMsOf = (entry: PreparedJob<never>) => entry.job.graceMs ?? options.graceMs;
-  /** The fires a `missed` event covers (at most MAX_MISSED_SLOTS), from its cron; else its first. */
-  const missedSlots = (event: RegistryEvent["event"]): string[] => {
-    const firstMs = Date.parse(event.fire);
-    const fires = Math.min(event.fires ?? 1, MAX_MISSED_SLOTS);
-    if (!Number.isFinite(firstMs) || typeof event.cron !== "string" || fires <= 1) {
-      return [event.fire];
-    }
-    try {
-      const cron = cronOf(event.cron, event.timezone ?? "UTC");
-      return [firstMs, ...nextFireTimes(cron, firstMs, fires - 1)].map(slotId);
-    } catch {
-      return [event.fire];
-    }
-  };
-
   const alertMissed = (
     env: Bindings | undefined,
     source: "job" | "schedule",
@@ -350,21 +352,15 @@ function createMonitoring<TRedis extends GuardStore>(
     return { ...status, sources: sources.sources };
   }
 
-  async function scheduleStatus(
-    env: Bindings | undefined,
-    schedule: ScheduleView,
-    waitUntil?: WaitUntil,
-    given?: Guard,
-  ) {
-    const guard = given ?? deployment.scheduleGuard(env, "default");
-    const status = await monitorJob(guard, schedule.id, cronOf(schedule.cron, schedule.timezone), {
-      ...options,
-      sinceMs: Math.max(schedule.createdAt, schedule.updatedAt),
-    });
-    if (!schedule.enabled) status.monitor.missed = [];
-    await alertMissed(env, "schedule", schedule.id, status.monitor, waitUntil);
-    return status;
-  }
+  const schedules = scheduleMonitoring?.({
+    deployment: deployment as unknown as Deployment<GuardStore>,
+    options,
+    region,
+    clock,
+    senderFor,
+    alertMissed,
+    deliverAlert: (work, waitUntil) => deliver(work, waitUntil, alertBoundMs),
+  });
 
   let lastCheckMs = Number.NEGATIVE_INFINITY;
 
@@ -372,7 +368,12 @@ function createMonitoring<TRedis extends GuardStore>(
     options,
     graceMsOf,
     jobStatus,
-    scheduleStatus,
+    scheduleStatus: (env, schedule, waitUntil, guard) => {
+      if (!schedules) throw new ConfigError("schedules", "the app has no dynamic schedules");
+      return schedules.scheduleStatus(env, schedule, waitUntil, guard);
+    },
+    tickFinished: (env, tick, waitUntil) =>
+      schedules?.tickFinished(env, tick, waitUntil) ?? Promise.resolve(),
     alertsEnabled: (env: Bindings | undefined) => senderFor(env).enabled,
 
     runFinished(env, source, result, waitUntil) {
@@ -390,36 +391,6 @@ function createMonitoring<TRedis extends GuardStore>(
       return deliver(sender.send([event]), waitUntil, alertBoundMs);
     },
 
-    tickFinished(env, tick, waitUntil) {
-      const sender = senderFor(env);
-      const dynamic = deployment.dynamic;
-      if (!sender.enabled || !dynamic || tick.dead + tick.missed === 0) return Promise.resolve();
-      const work = (async () => {
-        const registry = await dynamic.registry(env);
-        const oldestMs = clock() - options.windowMs;
-        const events: AlertEvent[] = [];
-        // Newest first: enough to reach back past every event this tick recorded (each of its
-        // dead fires and missed-fire events is one), and other ticks' on top.
-        const recent = Math.min(1_000, 50 + tick.dead + tick.missed);
-        for (const { schedule, event } of await registry.events(recent)) {
-          const base = { job: schedule, source: "schedule" as const, slot: event.fire, region };
-          if (event.kind === "dead") {
-            if (!(Date.parse(event.fire) >= oldestMs)) continue;
-            events.push({ ...base, kind: "dead", error: event.error, attempts: event.attempts });
-            continue;
-          }
-          // Every missed fire within the window, not only the first: the periodic check does not
-          // see them again once the tick moved the schedule on.
-          const slots = missedSlots(event).filter((slot) => Date.parse(slot) >= oldestMs);
-          if (slots.length > 0) {
-            events.push({ ...base, kind: "missed", slot: slots[0] as string, slots });
-          }
-        }
-        await sender.send(events);
-      })();
-      return deliver(work, waitUntil, alertBoundMs);
-    },
-
     check(env, waitUntil) {
       const sender = senderFor(env);
       const nowMs = clock();
@@ -429,77 +400,16 @@ function createMonitoring<TRedis extends GuardStore>(
         const minute = slotId(Math.floor(nowMs / 60_000) * 60_000);
         const won = await runScript(
           storeOf(env),
-          ALERT_CLAIM_SCRIPT,
+          (alerting as AlertDelivery).claimScript,
           [`${prefix}:{monitor}:check:${minute}`],
           [crypto.randomUUID(), CHECK_CLAIM_MS],
         );
         const list = typeof won === "string" ? (JSON.parse(won) as unknown[]) : won;
         if (!Array.isArray(list) || list.length === 0) return;
         for (const entry of deployment.jobs.values()) await jobStatus(env, entry.job.name);
-        if (deployment.dynamic) {
-          // Only a schedule whose pending fire is older than the grace period can have missed
-          // fires (a tick that settles a fire moves it on): read those, page by page, however
-          // many schedules there are. O(overdue), not O(schedules).
-          const registry = await deployment.dynamic.registry(env);
-          const beforeMs = nowMs - options.graceMs;
-          let cursor: string | undefined;
-          do {
-            const page = await registry.overdue({ beforeMs, cursor, limit: OVERDUE_PAGE });
-            await inParallel(page.schedules, CHECK_CONCURRENCY, (schedule) =>
-              scheduleStatus(env, schedule, waitUntil),
-            );
-            cursor = page.cursor ?? undefined;
-          } while (cursor !== undefined);
-        }
+        await schedules?.check(env, nowMs, waitUntil);
       })();
       return deliver(work, waitUntil, CHECK_BOUND_MS);
     },
   } satisfies Monitoring);
-}
-
-/**
- * The app's schedule handlers, each reporting its own failure (a throw, or a lease lost while it
- * ran) to the deployment's monitoring: the dispatcher's tick only counts failures, it does not
- * say whose.
- */
-export function alertingHandlers<TRedis extends GuardStore>(
-  options: CronAppOptions<TRedis>,
-  monitoring: () => Monitoring,
-): CronAppOptions<TRedis> {
-  const { handlers } = options;
-  if (typeof handlers !== "object" || handlers === null) return options;
-  const wrapped: Record<string, AppScheduleHandler<Bindings, TRedis, StoreErrorPolicy>> = {};
-  for (const [name, handler] of Object.entries(handlers)) {
-    if (typeof handler !== "function") return options;
-    wrapped[name] = async (context) => {
-      // Never awaited: runFinished hands the alert to the tick's waitUntil (or detaches it), so a
-      // slow webhook cannot hold the run, its lease or the tick's budget.
-      const report = (error: unknown) =>
-        void monitoring().runFinished(
-          context.env,
-          "schedule",
-          {
-            status: "failed",
-            job: context.job,
-            slot: context.slot,
-            fence: context.fence,
-            durationMs: 0,
-            error,
-            lockLost: context.signal.aborted,
-            unguarded: context.lease === null,
-          },
-          context.waitUntil,
-        );
-      let value: unknown;
-      try {
-        value = await handler(context);
-      } catch (error) {
-        report(error);
-        throw error;
-      }
-      if (context.signal.aborted) report(context.signal.reason);
-      return value;
-    };
-  }
-  return { ...options, handlers: wrapped };
 }

@@ -10,6 +10,7 @@ import { ConfigError } from "../../src/core/errors.js";
 import { type AlertBody, createAlertSender } from "../../src/core/monitoring/alerts.js";
 import { verifyAlertSignature } from "../../src/core/monitoring/index.js";
 import { createCronApp } from "../../src/hono/index.js";
+import { alerts as alertsPlugin } from "../../src/hono/plugins/alerts.js";
 import { dashboard } from "../../src/hono/plugins/dashboard.js";
 import { dynamicSchedules } from "../../src/hono/plugins/dynamic-schedules.js";
 import type { AlertOptions } from "../../src/hono/types.js";
@@ -81,7 +82,7 @@ describe("alerts", () => {
 
   function makeApp(clock: { now: number }, alertUrl = url, alerts: Omit<AlertOptions, "url"> = {}) {
     return createCronApp<Redis>({
-      plugins: [dynamicSchedules(), dashboard()],
+      plugins: [dynamicSchedules(), dashboard(), alertsPlugin()],
       redis: upstash(),
       jobs: [
         {

@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { Redis } from "@upstash/redis";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createCronApp } from "../../src/hono/index.js";
+import { alerts } from "../../src/hono/plugins/alerts.js";
 import { dynamicSchedules } from "../../src/hono/plugins/dynamic-schedules.js";
 import { upstash, useKeyPrefix } from "../support/harness.js";
 
@@ -42,7 +43,7 @@ describe("alerts to a webhook that never answers", () => {
 
   function makeApp(clock: { now: number }) {
     return createCronApp<Redis>({
-      plugins: [dynamicSchedules()],
+      plugins: [dynamicSchedules(), alerts()],
       redis: upstash(),
       handlers: {
         fail: () => {

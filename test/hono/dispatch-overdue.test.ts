@@ -8,6 +8,7 @@ import type { Redis } from "@upstash/redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AlertBody } from "../../src/core/monitoring/alerts.js";
 import { createCronApp } from "../../src/hono/index.js";
+import { alerts } from "../../src/hono/plugins/alerts.js";
 import { dashboard } from "../../src/hono/plugins/dashboard.js";
 import { dynamicSchedules } from "../../src/hono/plugins/dynamic-schedules.js";
 import type { DashboardData } from "../../src/hono/routes/dashboard.js";
@@ -45,7 +46,7 @@ describe("missed fires of many schedules", () => {
 
   function makeApp(clock: { now: number }) {
     return createCronApp<Redis>({
-      plugins: [dynamicSchedules(), dashboard()],
+      plugins: [dynamicSchedules(), dashboard(), alerts()],
       redis: upstash(),
       jobs: [{ name: "heartbeat", cron: "* * * * *", handler: () => "ok" }],
       handlers: { record: () => "recorded" },

@@ -9,7 +9,8 @@ import type { Redis } from "@upstash/redis";
 import type { ExecutionContext } from "hono";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ConfigError } from "../../src/core/errors.js";
-import { type CronAppOptions, createCronApp } from "../../src/hono/index.js";
+import { type Bindings, type CronAppOptions, createCronApp } from "../../src/hono/index.js";
+import { alerts } from "../../src/hono/plugins/alerts.js";
 import { dashboard } from "../../src/hono/plugins/dashboard.js";
 import { dynamicSchedules } from "../../src/hono/plugins/dynamic-schedules.js";
 import { openApi } from "../../src/hono/plugins/openapi.js";
@@ -27,7 +28,7 @@ describe("features as plug-ins", () => {
   });
 
   const job = { name: "nightly", cron: "0 3 * * *", handler: () => "ran" };
-  const app = (options: Partial<CronAppOptions<Redis>> = {}) =>
+  const app = (options: Partial<CronAppOptions<Redis, Bindings, "closed">> = {}) =>
     createCronApp<Redis>({
       redis: upstash(),
       jobs: [job],
@@ -46,7 +47,7 @@ describe("features as plug-ins", () => {
   };
 
   it("refuses each schedules option without the plug-in at creation, saying what to import", () => {
-    const given: Partial<CronAppOptions<Redis>>[] = [
+    const given: Partial<CronAppOptions<Redis, Bindings, "closed">>[] = [
       { handlers: { mail: () => "mailed" } },
       { schedules: [{ id: "s", cron: "* * * * *", handler: "mail" }] },
       { dispatchCron: "*/5 * * * *" },
@@ -63,6 +64,68 @@ describe("features as plug-ins", () => {
     expect(() =>
       app({ handlers: { mail: () => "mailed" }, plugins: [dynamicSchedules()] }),
     ).not.toThrow();
+  });
+
+  it("refuses alerts options without the alerts plug-in at creation, saying what to import", () => {
+    const error = errorOf(() => app({ alerts: { url: "https://hooks.example/x" } }));
+    expect(error.option).toBe("alerts");
+    expect(error.message).toContain(
+      'import { alerts } from "cron-guard/alerts" and pass plugins: [alerts()]',
+    );
+    expect(() =>
+      app({ alerts: { url: "https://hooks.example/x" }, plugins: [alerts()] }),
+    ).not.toThrow();
+  });
+
+  it("with CRON_GUARD_ALERT_URL set and no alerts plug-in, posts nothing and says so once", async () => {
+    const posted: string[] = [];
+    const realFetch = globalThis.fetch;
+    vi.spyOn(globalThis, "fetch").mockImplementation((input, init) => {
+      const url = input instanceof Request ? input.url : String(input);
+      if (url.startsWith("https://hooks.example/")) {
+        posted.push(url);
+        return Promise.resolve(new Response("ok"));
+      }
+      return realFetch(input, init);
+    });
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const env = { CRON_GUARD_ALERT_URL: "https://hooks.example/alerts" };
+    const failing = (plugins: ReturnType<typeof alerts>[]) =>
+      app({
+        jobs: [
+          {
+            name: "boom",
+            cron: "* * * * *",
+            handler: () => {
+              throw new Error("boom");
+            },
+          },
+        ],
+        plugins,
+      });
+    const bare = failing([]);
+    for (const slot of ["2026-12-07T10:00:00Z", "2026-12-07T10:01:00Z"]) {
+      const response = await bare.request(`/cron/boom?slot=${slot}`, { headers: auth }, env);
+      expect(response.status).toBe(500);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(posted).toEqual([]);
+    const noPlugin = errors.mock.calls.filter(([line]) =>
+      String(line).includes("CRON_GUARD_ALERT_URL is set but the app has no alerts plug-in"),
+    );
+    expect(noPlugin).toHaveLength(1);
+    expect(String(noPlugin[0]?.[0])).toContain('import { alerts } from "cron-guard/alerts"');
+    // the same app with the plug-in posts the failure
+    const withAlerts = failing([alerts()]);
+    const response = await withAlerts.request(
+      "/cron/boom?slot=2026-12-07T10:02:00Z",
+      { headers: auth },
+      env,
+    );
+    expect(response.status).toBe(500);
+    await vi.waitFor(() => expect(posted).toEqual(["https://hooks.example/alerts"]), {
+      timeout: 5_000,
+    });
   });
 
   it("refuses the schedules plug-in without handlers, a plug-in twice, and what is not a plug-in", () => {
@@ -146,23 +209,24 @@ describe("features as plug-ins", () => {
     it("without the quorum store, refuses the quorum's variables: a 500 naming the fix, nothing run or written", async () => {
       const errors = vi.spyOn(console, "error").mockImplementation(() => {});
       const ran: string[] = [];
-      const worker = createWorker(
-        [{ ...job, handler: ({ slot }) => ran.push(slot) }],
-        { guardOptions: { prefix: prefix() } },
-      );
+      const worker = createWorker([{ ...job, handler: ({ slot }) => ran.push(slot) }], {
+        guardOptions: { prefix: prefix() },
+      });
       const { ctx, settled } = context();
       const response = await worker.fetch(request(), bindings(true), ctx);
       expect(response.status).toBe(500);
       expect(((await response.json()) as { error: string }).error).toContain(
         'UPSTASH_REDIS_REST_URL_1 is set (quorum mode) but the app has no quorum store: import { quorumStore } from "cron-guard/upstash-quorum"',
       );
-      // the scheduled event fails as loudly (Cloudflare records the exception)
-      await expect(
-        worker.app.runScheduled(
-          { cron: job.cron, scheduledTime: Date.UTC(2026, 11, 7, 3) },
-          bindings(true),
-        ),
-      ).rejects.toThrow(/no quorum store: import \{ quorumStore \}/);
+      // the scheduled event runs nothing and reports why
+      const runs = await worker.app.runScheduled(
+        { cron: job.cron, scheduledTime: Date.UTC(2026, 11, 7, 3) },
+        bindings(true),
+      );
+      expect(runs).toMatchObject([{ job: "nightly", result: { status: "error" } }]);
+      expect(String((runs[0]?.result as { error?: unknown } | undefined)?.error)).toMatch(
+        /no quorum store: import \{ quorumStore \}/,
+      );
       await settled();
       expect(ran).toEqual([]);
       expect(errors).toHaveBeenCalled();

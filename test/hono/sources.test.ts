@@ -11,6 +11,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { SourceReport } from "../../src/core/guard/sources.js";
 import type { AlertBody } from "../../src/core/monitoring/alerts.js";
 import { createCronApp } from "../../src/hono/index.js";
+import { alerts } from "../../src/hono/plugins/alerts.js";
 import { qstashSignatureProblem } from "../../src/hono/qstash.js";
 import { directRedis, upstash, useKeyPrefix } from "../support/harness.js";
 
@@ -87,6 +88,7 @@ function makeApp(prefix: string, clock: { now: number }, runs: string[] = []) {
     guardOptions: { prefix, clock: () => clock.now },
     monitor: { silentAfterFires: 3, windowMs: 30 * MINUTE },
     alerts: { url: alertUrl },
+    plugins: [alerts()],
   });
 }
 

@@ -2,6 +2,7 @@ import { ConfigError } from "../../core/errors.js";
 import { createDynamicSchedules } from "../dynamic.js";
 import type { CronAppPlugin, DynamicSchedulesFactory } from "../plugin.js";
 import { dispatchRoutes, scheduleRoutes } from "../routes/schedules.js";
+import { alertingHandlers, scheduleMonitoring } from "../schedule-monitoring.js";
 
 export type { CronAppPlugin } from "../plugin.js";
 
@@ -28,6 +29,8 @@ export function dynamicSchedules(): CronAppPlugin {
       }
       return (createDynamicSchedules as DynamicSchedulesFactory)(options, ...rest);
     },
+    monitoring: scheduleMonitoring,
+    alertingHandlers,
     mount(app, { deployment, requireSecret }) {
       const { dynamic } = deployment;
       if (dynamic === undefined) return;

@@ -1,5 +1,6 @@
 // cron-guard inside a Next.js App Router project: every path under /api reaches the cron app, so
 // vercel.json's crons call /api/cron/<job> and the dashboard is /api/dashboard.
+import { alerts } from "cron-guard/alerts";
 import { dashboard } from "cron-guard/dashboard";
 import { createVercelApp, handle } from "cron-guard/vercel";
 import { Hono } from "hono";
@@ -19,7 +20,8 @@ const cron = createVercelApp(
       },
     },
   ],
-  { plugins: [dashboard()] },
+  // The dashboard at /api/dashboard, and alerts when CRON_GUARD_ALERT_URL is set.
+  { plugins: [dashboard(), alerts()] },
 );
 
 // mount() hands every /api/* request to the cron app's own fetch with /api taken off, so each
