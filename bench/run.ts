@@ -4,6 +4,7 @@
  */
 import { writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
+import { formatBundles, MINIMAL_TARGET_KIB, measureBundles } from "./bundle.js";
 import {
   type DispatchScaleRow,
   measureDispatchDefaults,
@@ -51,6 +52,13 @@ const machine = {
   cpuModel: cpus()[0]?.model ?? "unknown",
 };
 console.log(`cron-guard bench: node ${machine.node}, ${machine.cpus} x ${machine.cpuModel}\n`);
+
+if (process.env.BENCH_ONLY === "bundle") {
+  // Only section 9 (wrangler, no Redis; about 20 s): nothing is written to bench/results.json.
+  const bundle = await bundleSection();
+  if (bundle.failures.length > 0) console.log(`CLAIMS NOT MET: ${bundle.failures.join(", ")}`);
+  process.exit(bundle.failures.length > 0 ? 1 : 0);
+}
 
 const stack = await startBenchStack();
 try {
@@ -182,6 +190,7 @@ async function runAll() {
   );
 
   const dispatch = await dispatchSection(stack);
+  const bundle = await bundleSection();
 
   const seconds = (Date.now() - startedAt) / 1000;
   const results = {
@@ -201,6 +210,14 @@ async function runAll() {
       drain: dispatch.drain,
       defaults: dispatch.defaults,
     },
+    bundle: bundle.rows.map(({ worker, plain, minified, before }) => ({
+      worker,
+      kibGzip: plain.gzipKib,
+      kibGzipMinified: minified.gzipKib,
+      kib: plain.kib,
+      kibMinified: minified.kib,
+      before,
+    })),
   };
   await writeFile(
     new URL("./results.json", import.meta.url),
@@ -215,6 +232,7 @@ async function runAll() {
       : []),
     ...(late.cronGuardDuplicateRuns !== 0 ? ["late duplicates"] : []),
     ...dispatch.failures,
+    ...bundle.failures,
     ...throughput
       .filter((row) => row.bridgeVsPassthrough < 1)
       .map((row) => `bridge slower than the passthrough on ${row.route}`),
@@ -294,6 +312,25 @@ async function dispatchSection(stack: BenchStack) {
       : []),
   ];
   return { scale: dispatchScale, ratio: dispatchRatio, drain, defaults, failures };
+}
+
+/**
+ * Section 9: what `wrangler deploy --dry-run` uploads for the minimal Worker (one job, no
+ * plug-ins), a guard-only Worker and the example Worker, beside the figures before issue 22.
+ * Claim: the minimal Worker is at most MINIMAL_TARGET_KIB gzip when minified.
+ */
+async function bundleSection() {
+  const rows = await measureBundles();
+  console.log(
+    "\n9. Bundle: wrangler deploy --dry-run, KiB gzip (default and --minify) beside before issue 22",
+  );
+  console.log(formatBundles(rows));
+  const minimal = rows.find((row) => row.worker === "minimal");
+  const failures =
+    minimal && minimal.minified.gzipKib <= MINIMAL_TARGET_KIB
+      ? []
+      : [`minimal Worker over ${MINIMAL_TARGET_KIB} KiB gzip minified`];
+  return { rows, failures };
 }
 
 function formatThroughput(rows: ThroughputRow[]): string {
