@@ -152,7 +152,10 @@ export async function runClaimed<T>(
     const lostError =
       keeper.lost ??
       new LockLostError(lease.key, `lease on ${lease.key} was lost before the run was recorded`);
-    return failed(outcome.ok ? lostError : outcome.error, { lockLost: true, completed: outcome.ok });
+    return failed(outcome.ok ? lostError : outcome.error, {
+      lockLost: true,
+      completed: outcome.ok,
+    });
   }
   onRecorded?.(recorded.state);
   return outcome.ok
