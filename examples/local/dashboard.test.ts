@@ -302,7 +302,7 @@ describe("dashboard in chromium", () => {
       await button.click({ trial: true, timeout: 2_000 });
     }
     // the runs table is wider than a phone: it scrolls inside its card, not the page
-    const wrap = first.locator(".table-wrap");
+    const wrap = first.locator(".table-wrap").filter({ hasNot: page.locator("[data-sources]") });
     const widths = await wrap.evaluate((element) => ({
       client: element.clientWidth,
       scroll: element.scrollWidth,

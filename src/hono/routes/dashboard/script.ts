@@ -553,7 +553,6 @@ function card(kind: Kind, item: Item, data: Data): HTMLElement {
   );
 }
 
-/** `last success: slot … , finished …` (or the failure's outcome and error), or `none remembered`. */
 /** Which clocks delivered the job: source, last slot seen, lag, duplicates absorbed, silence. */
 function sourcesTable(sources: SourceRow[] | undefined): HTMLElement | null {
   if (!sources || sources.length === 0) return null;
@@ -593,6 +592,7 @@ function sourcesTable(sources: SourceRow[] | undefined): HTMLElement | null {
   );
 }
 
+/** `last success: slot … , finished …` (or the failure's outcome and error), or `none remembered`. */
 function lastLine(title: string, kind: string, last: LastRun | null): HTMLElement {
   return el(
     "p",
