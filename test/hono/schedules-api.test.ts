@@ -325,7 +325,7 @@ describe("the schedules API (issue 21)", () => {
       expect(purgedAgain.status).toBe(404);
     });
 
-    it.each(["yes", "false", "0", "", "TRUE"])(
+    it.each(["yes", "false", "0", "", "TRUE", "true&purge=false", "1&purge=1"])(
       "refuses ?purge=%s with 400 and deletes nothing",
       async (value) => {
         const clock = { now: T0 };

@@ -172,6 +172,10 @@ export function scheduleRoutes<TRedis extends GuardStore>(
 
   routes.delete("/:id", idParam, validated("query", ScheduleDeleteQuery), async (c) => {
     const { id } = c.req.valid("param");
+    // One answer only: `?purge=true&purge=false` says two things, and deleting history is final.
+    if (new URL(c.req.url).searchParams.getAll("purge").length > 1) {
+      return badInput(c, new ConfigError("purge", "give ?purge=true once, not several times"));
+    }
     const purge = c.req.valid("query").purge !== undefined;
     const deleted = await (await dynamic.registry(c.env)).remove(id, { purge });
     return deleted ? c.json({ deleted: id, purged: purge }) : noSchedule(c, id);
