@@ -9,6 +9,24 @@ import { luaScript } from "../guard/scripts.js";
  */
 
 /**
+ * The end of a schedule write (UPSERT and PATCH): stores `def` (encoded), resets its pending fire
+ * to ARGV[4] when `reset`, and puts it in or out of the due set. Expects `id`, `def`, `reset` and
+ * KEYS 1-3 (definitions, due, fires) as both scripts have them; defines `encoded` and `fire`.
+ */
+const WRITE_SCHEDULE = `local encoded = cjson.encode(def)
+redis.call('HSET', KEYS[1], id, encoded)
+if reset then redis.call('HSET', KEYS[3], id, ARGV[4] .. ':0') end
+local fire = redis.call('HGET', KEYS[3], id)
+if not def.enabled then
+  redis.call('ZREM', KEYS[2], id)
+elseif reset then
+  redis.call('ZADD', KEYS[2], ARGV[4], id)
+else
+  redis.call('ZADD', KEYS[2], 'NX', string.match(fire, '^(%d+)'), id)
+end
+`;
+
+/**
  * ARGV: id, definition JSON (with fingerprint; `enabled` only when the caller set it), nowMs,
  * next fire ms (the first fire after now). Creates, updates or leaves alone. The pending fire is
  * reset only when the timing changed or the schedule is resumed, so a redeploy with the same code
@@ -41,18 +59,7 @@ else
   def.version = 1
 end
 def.updatedAt = tonumber(ARGV[3])
-local encoded = cjson.encode(def)
-redis.call('HSET', KEYS[1], id, encoded)
-if reset then redis.call('HSET', KEYS[3], id, ARGV[4] .. ':0') end
-local fire = redis.call('HGET', KEYS[3], id)
-if not def.enabled then
-  redis.call('ZREM', KEYS[2], id)
-elseif reset then
-  redis.call('ZADD', KEYS[2], ARGV[4], id)
-else
-  redis.call('ZADD', KEYS[2], 'NX', string.match(fire, '^(%d+)'), id)
-end
-return cjson.encode({ outcome = outcome, schedule = encoded, fire = fire })`,
+${WRITE_SCHEDULE}return cjson.encode({ outcome = outcome, schedule = encoded, fire = fire })`,
   { quorum: { merge: "registry-write" } },
 );
 
@@ -243,18 +250,7 @@ def.version = old.version + 1
 def.updatedAt = tonumber(ARGV[3])
 local reset = old.cron ~= def.cron or old.timezone ~= def.timezone
   or (def.enabled and not old.enabled) or not redis.call('HGET', KEYS[3], id)
-local encoded = cjson.encode(def)
-redis.call('HSET', KEYS[1], id, encoded)
-if reset then redis.call('HSET', KEYS[3], id, ARGV[4] .. ':0') end
-local fire = redis.call('HGET', KEYS[3], id)
-if not def.enabled then
-  redis.call('ZREM', KEYS[2], id)
-elseif reset then
-  redis.call('ZADD', KEYS[2], ARGV[4], id)
-else
-  redis.call('ZADD', KEYS[2], 'NX', string.match(fire, '^(%d+)'), id)
-end
-return cjson.encode({ outcome = 'updated', schedule = encoded, fire = fire })`,
+${WRITE_SCHEDULE}return cjson.encode({ outcome = 'updated', schedule = encoded, fire = fire })`,
   { quorum: { merge: "registry-write" } },
 );
 
