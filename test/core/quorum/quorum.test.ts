@@ -354,6 +354,7 @@ describe("createQuorumStore and quorumFromEnv configuration", () => {
 describe("quorum through the app (createVercelApp with UPSTASH_REDIS_REST_URL_1..3)", () => {
   it("runs a job once for 20 concurrent deliveries, claimed on every database, jobs on the first", async () => {
     const { createVercelApp } = await import("../../../src/platforms/vercel.js");
+    const { quorumStore } = await import("../../../src/platforms/upstash-quorum.js");
     const names = [1, 2, 3].flatMap((i) => [
       `UPSTASH_REDIS_REST_URL_${i}`,
       `UPSTASH_REDIS_REST_TOKEN_${i}`,
@@ -379,7 +380,7 @@ describe("quorum through the app (createVercelApp with UPSTASH_REDIS_REST_URL_1.
             },
           },
         ],
-        { guardOptions: { prefix: "qapp" } },
+        { guardOptions: { prefix: "qapp" }, store: quorumStore },
       );
       const responses = await Promise.all(
         Array.from({ length: 20 }, () =>
