@@ -249,8 +249,10 @@ async function runAll() {
 
 /**
  * Section 1b: the commands a storm sends to Redis, per isolate (one @upstash/redis client each).
- * Claim: one run, and at most two commands per isolate (a claim and the winner's completion, or a
- * claim that found it running and one that found it done).
+ * Claims: one run; the concurrent storm costs at most isolates + 1 commands (one claim per
+ * isolate and the winner's completion); with the late wave, at most two per isolate (an isolate
+ * whose claim found the slot running asks once more when its late deliveries come: "running"
+ * cannot be remembered, the run may still fail and be released).
  */
 async function stormCommandsSection(stack: BenchStack) {
   const rows = [];
@@ -262,8 +264,14 @@ async function stormCommandsSection(stack: BenchStack) {
   );
   console.log(formatStormCommands(rows));
   const failures = rows
-    .filter((row) => row.runs !== 1 || row.commands > 2 * row.isolates)
-    .map((row) => `storm commands (${row.isolates} isolates: ${row.commands}, ${row.runs} runs)`);
+    .filter(
+      (row) =>
+        row.runs !== 1 || row.stormCommands > row.isolates + 1 || row.commands > 2 * row.isolates,
+    )
+    .map(
+      (row) =>
+        `storm commands (${row.isolates} isolates: ${row.stormCommands} in the storm, ${row.commands} with the late wave, ${row.runs} runs)`,
+    );
   return { rows, failures };
 }
 

@@ -17,8 +17,12 @@ export interface StormCommandsRow {
   /** Concurrent deliveries per isolate, and as many late ones again. */
   deliveriesPerIsolate: number;
   deliveries: number;
-  /** EVALSHA + EVAL that reached Redis during the storm. */
+  /** EVALSHA + EVAL that reached Redis, both waves. */
   commands: number;
+  /** Of those, what the concurrent wave cost (the storm itself: claims and the completion). */
+  stormCommands: number;
+  /** Of those, what the late wave cost (isolates that saw the slot only running ask once more). */
+  lateCommands: number;
   /** Handler calls: must be 1. */
   runs: number;
   /** How the deliveries ended: `ran`, `skipped <reason>`, `failed`, `threw`. */
@@ -81,6 +85,7 @@ export async function measureStormCommands(
     };
     const before = await scriptCalls(direct);
     await wave();
+    const afterStorm = await scriptCalls(direct);
     await wave();
     const commands = (await scriptCalls(direct)) - before;
     return {
@@ -88,6 +93,8 @@ export async function measureStormCommands(
       deliveriesPerIsolate,
       deliveries: 2 * isolates * deliveriesPerIsolate,
       commands,
+      stormCommands: afterStorm - before,
+      lateCommands: commands - (afterStorm - before),
       runs,
       outcomes,
     };
@@ -98,11 +105,12 @@ export async function measureStormCommands(
 
 export function formatStormCommands(rows: readonly StormCommandsRow[]): string {
   return formatTable(
-    ["isolates", "deliveries", "commands", "commands/delivery", "runs", "outcomes"],
+    ["isolates", "deliveries", "commands", "storm / late", "commands/delivery", "runs", "outcomes"],
     rows.map((row) => [
       row.isolates,
       `${row.deliveries} (${row.deliveriesPerIsolate} + ${row.deliveriesPerIsolate} late each)`,
       row.commands,
+      `${row.stormCommands} / ${row.lateCommands}`,
       (row.commands / row.deliveries).toFixed(4),
       row.runs,
       Object.entries(row.outcomes)
