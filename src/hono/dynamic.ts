@@ -19,9 +19,11 @@ export interface DynamicSchedules<TRedis extends GuardStore> {
   readonly dispatchCron: string;
   /** The registry, once the schedules declared in code are in it (upserted once per env). */
   registry(env: Bindings | undefined): Promise<ScheduleRegistry>;
+  /** `alongside`: store work started with the tick's first look (see the dispatcher's tick). */
   tick(
     env: Bindings | undefined,
     waitUntil?: (promise: Promise<unknown>) => void,
+    alongside?: (store: GuardStore) => Promise<unknown>,
   ): Promise<TickResult>;
   /** Only so the routes can type the store. */
   readonly store?: TRedis;
@@ -99,7 +101,7 @@ export function createDynamicSchedules<TRedis extends GuardStore>(
       await ready;
       return registry;
     },
-    async tick(env, waitUntil) {
+    async tick(env, waitUntil, alongside) {
       await registryFor(env).ready;
       const redis = redisFor(env);
       const wrapped: Record<string, ScheduleHandler> = {};
@@ -123,7 +125,7 @@ export function createDynamicSchedules<TRedis extends GuardStore>(
           ledgerMaxSlots: settings.ledgerMaxSlots,
           ...(settings.retentionMs === undefined ? {} : { retentionMs: settings.retentionMs }),
         },
-      }).tick({ waitUntil });
+      }).tick({ waitUntil, alongside });
     },
   };
 }

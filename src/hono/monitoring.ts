@@ -80,6 +80,14 @@ export interface MonitoringCore {
     report: MonitorReport,
     waitUntil: WaitUntil,
   ): Promise<void>;
+  /** `silent` alerts for the sources of `sources` silent for `silentAfterFires` fires or more. */
+  alertSilent(
+    env: Bindings | undefined,
+    source: "job" | "dispatch",
+    name: string,
+    sources: readonly SourceReport[],
+    waitUntil: WaitUntil,
+  ): Promise<void>;
   /** Hands alert work to `waitUntil` (or detaches it), bounded by the alert timeout. */
   deliverAlert(work: Promise<unknown>, waitUntil: WaitUntil): Promise<void>;
 }
@@ -308,6 +316,7 @@ function createMonitoring<TRedis extends GuardStore>(
    */
   const alertSilent = (
     env: Bindings | undefined,
+    source: "job" | "dispatch",
     job: string,
     sources: readonly SourceReport[],
     waitUntil: WaitUntil,
@@ -323,7 +332,7 @@ function createMonitoring<TRedis extends GuardStore>(
       .map((s) => ({
         kind: "silent",
         job,
-        source: "job",
+        source,
         slot: s.silentSinceSlot as string,
         trigger: s.source,
         fires: s.silentFires,
@@ -347,7 +356,7 @@ function createMonitoring<TRedis extends GuardStore>(
     ]);
     await Promise.all([
       alertMissed(env, "job", job, status.monitor, waitUntil),
-      alertSilent(env, job, sources.sources, waitUntil),
+      alertSilent(env, "job", job, sources.sources, waitUntil),
     ]);
     return { ...status, sources: sources.sources };
   }
@@ -359,6 +368,7 @@ function createMonitoring<TRedis extends GuardStore>(
     clock,
     senderFor,
     alertMissed,
+    alertSilent,
     deliverAlert: (work, waitUntil) => deliver(work, waitUntil, alertBoundMs),
   });
 

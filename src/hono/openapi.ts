@@ -13,6 +13,7 @@ import {
   CronRefusedJson,
   CronSlotJson,
   CronStatusJson,
+  DispatchSourcesJson,
   ErrorJson,
   ScheduleDeletedJson,
   ScheduleListJson,
@@ -97,6 +98,7 @@ const RESPONSES: Record<string, Schema> = {
   ScheduleDeleted: ScheduleDeletedJson,
   ScheduleSlot: ScheduleSlotJson,
   Tick: TickJson,
+  DispatchSources: DispatchSourcesJson,
   CronJobs: CronJobsJson,
   CronRan: CronRanJson,
   CronRefused: CronRefusedJson,
@@ -192,8 +194,20 @@ function schedulePaths(): Record<string, Record<string, Operation>> {
   });
   const tick: Operation = {
     summary: "One dispatch tick: run the schedules that are due",
+    description:
+      "The tick records who sent it for the dispatch cron's fire time: vercel, qstash, or http, which may name itself with ?source= or a cron-guard-source header (1-32 characters a-z 0-9 -).",
+    parameters: [
+      {
+        name: "source",
+        in: "query",
+        required: false,
+        description: "the caller's source name (a-z 0-9 -, 1-32 characters)",
+        schema: { type: "string", pattern: "^[a-z0-9-]{1,32}$" },
+      },
+    ],
     responses: {
       "200": answer("the tick's counts", "Tick"),
+      "400": error("a bad source name; no tick ran"),
       "401": unauthorized,
       "503": unavailable,
     },
@@ -276,6 +290,16 @@ function schedulePaths(): Record<string, Record<string, Operation>> {
       },
     },
     "/dispatch": { get: tick, post: tick },
+    "/dispatch/sources": {
+      get: {
+        summary: "Which trigger sources delivered the dispatch tick, per fire of its cron",
+        responses: {
+          "200": answer("the dispatch cron and a report per source", "DispatchSources"),
+          "401": unauthorized,
+          "503": unavailable,
+        },
+      },
+    },
   };
 }
 

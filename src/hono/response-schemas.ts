@@ -174,6 +174,27 @@ export const TickJson = v.looseObject({
   elapsedMs: integer(),
 });
 
+/** How one trigger source delivered (core/guard/sources.ts SourceReport). */
+export const SourceReportJson = v.object({
+  source: v.string(),
+  deliveries: integer("deliveries that reached the store"),
+  slots: integer("slots it delivered at least once"),
+  first: integer("slots it delivered before any other source"),
+  duplicates: integer("deliveries beyond the first of their slot"),
+  lagMedianMs: integer("median lag of its first delivery of a slot after the fire time, ms"),
+  lagMaxMs: integer("largest such lag, ms"),
+  lastSlot: v.string(),
+  lastSlotMs: integer("ms since the epoch"),
+  silentFires: integer("recorded slots after lastSlot it did not deliver"),
+  silentSinceSlot: v.optional(v.string()),
+});
+
+/** `GET /dispatch/sources`: who delivered the dispatch tick, one slot per fire of its cron. */
+export const DispatchSourcesJson = v.object({
+  cron: v.pipe(v.string(), v.description("the app's dispatchCron")),
+  sources: v.array(SourceReportJson),
+});
+
 /**
  * A slot key's state as the /cron routes show it (the guard's own record: times in ms since the
  * epoch).
@@ -248,4 +269,6 @@ export type ScheduleDeletedJson = v.InferOutput<typeof ScheduleDeletedJson>;
 export type SlotLookupJson = v.InferOutput<typeof SlotLookupJson>;
 export type ScheduleSlotJson = v.InferOutput<typeof ScheduleSlotJson>;
 export type TickJson = v.InferOutput<typeof TickJson>;
+export type SourceReportJson = v.InferOutput<typeof SourceReportJson>;
+export type DispatchSourcesJson = v.InferOutput<typeof DispatchSourcesJson>;
 export type ErrorJson = v.InferOutput<typeof ErrorJson>;

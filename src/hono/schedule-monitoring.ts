@@ -5,6 +5,7 @@ import { monitorJob } from "../core/monitoring/monitor.js";
 import type { StoreErrorPolicy } from "../core/options.js";
 import type { RegistryEvent, ScheduleView } from "../core/schedules/registry.js";
 import type { GuardStore } from "../core/store.js";
+import { DISPATCH_RECORD_NAME, readDispatchSources } from "./dispatch-sources.js";
 import type {
   MonitoredStatus,
   Monitoring,
@@ -41,7 +42,7 @@ async function inParallel<T>(
 /**
  * The monitoring of an app's dynamic schedules (the schedules plug-in's part of monitoring.ts):
  * a schedule's status with its missed and late fires, the dead and missed fires a tick recorded,
- * and the periodic check of overdue schedules.
+ * and the periodic check of overdue schedules and of the dispatch tick's silent sources.
  */
 export function scheduleMonitoring(core: MonitoringCore): ScheduleMonitoring {
   const { deployment, options, region, clock } = core;
@@ -120,20 +121,29 @@ export function scheduleMonitoring(core: MonitoringCore): ScheduleMonitoring {
     },
 
     async check(env, nowMs, waitUntil) {
-      if (!deployment.dynamic) return;
+      const { dynamic } = deployment;
+      if (!dynamic) return;
+      // The dispatch tick's own clocks: a source that stopped sending ticks (same rule as a job's).
+      const dispatchSilent = async () => {
+        const { sources } = await readDispatchSources(deployment, env);
+        await core.alertSilent(env, "dispatch", DISPATCH_RECORD_NAME, sources, waitUntil);
+      };
       // Only a schedule whose pending fire is older than the grace period can have missed
       // fires (a tick that settles a fire moves it on): read those, page by page, however
       // many schedules there are. O(overdue), not O(schedules).
-      const registry = await deployment.dynamic.registry(env);
-      const beforeMs = nowMs - options.graceMs;
-      let cursor: string | undefined;
-      do {
-        const page = await registry.overdue({ beforeMs, cursor, limit: OVERDUE_PAGE });
-        await inParallel(page.schedules, CHECK_CONCURRENCY, (schedule) =>
-          scheduleStatus(env, schedule, waitUntil),
-        );
-        cursor = page.cursor ?? undefined;
-      } while (cursor !== undefined);
+      const overdue = async () => {
+        const registry = await dynamic.registry(env);
+        const beforeMs = nowMs - options.graceMs;
+        let cursor: string | undefined;
+        do {
+          const page = await registry.overdue({ beforeMs, cursor, limit: OVERDUE_PAGE });
+          await inParallel(page.schedules, CHECK_CONCURRENCY, (schedule) =>
+            scheduleStatus(env, schedule, waitUntil),
+          );
+          cursor = page.cursor ?? undefined;
+        } while (cursor !== undefined);
+      };
+      await Promise.all([dispatchSilent(), overdue()]);
     },
   } satisfies ScheduleMonitoring);
 }

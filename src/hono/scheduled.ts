@@ -2,12 +2,14 @@ import { periodMsOf, slotFromCron, slotFromScheduledTime, slotId } from "../core
 import type { GuardStore } from "../core/store.js";
 import { scheduleSignature } from "./cron-signature.js";
 import type { Deployment } from "./deployment.js";
+import { dispatchRecorder } from "./dispatch-sources.js";
 import { monitoringOf } from "./monitoring.js";
 import type { Bindings, ScheduledEvent, ScheduledRun } from "./types.js";
 
 /**
  * Cloudflare's scheduled() event: runs every job whose cron means `event.cron` for the slot
- * `event.scheduledTime`, and a dispatch tick when it means the app's `dispatchCron`. A cron that
+ * `event.scheduledTime`, and a dispatch tick when it means the app's `dispatchCron` (recorded as
+ * delivered by `cloudflare`, see dispatch-sources.ts). A cron that
  * means neither runs nothing and is reported loudly.
  */
 export async function runScheduled<TRedis extends GuardStore>(
@@ -38,7 +40,11 @@ export async function runScheduled<TRedis extends GuardStore>(
   const tick = async (): Promise<ScheduledRun> => {
     const slot = slotId(scheduledMs);
     try {
-      const result = await (dynamic as NonNullable<typeof dynamic>).tick(env, waitUntil);
+      const result = await (dynamic as NonNullable<typeof dynamic>).tick(
+        env,
+        waitUntil,
+        dispatchRecorder(deployment, "cloudflare", scheduledMs),
+      );
       return { job: null, slot, result: { status: "dispatched", tick: result } };
     } catch (error) {
       return { job: null, slot, result: { status: "error", error } };

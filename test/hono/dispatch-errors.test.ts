@@ -58,6 +58,7 @@ describe("error answers of the schedule routes", () => {
       ["POST", "/schedules/x/resume"],
       ["GET", "/dispatch"],
       ["POST", "/dispatch"],
+      ["GET", "/dispatch/sources"],
       ["GET", "/dashboard/data"],
       ["POST", "/dashboard/schedules/x/run"],
     ];

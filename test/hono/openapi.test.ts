@@ -12,6 +12,7 @@ import { dashboard } from "../../src/hono/plugins/dashboard.js";
 import { dynamicSchedules } from "../../src/hono/plugins/dynamic-schedules.js";
 import { openApi } from "../../src/hono/plugins/openapi.js";
 import {
+  DispatchSourcesJson,
   ScheduleDeletedJson,
   ScheduleListJson,
   SchedulePatchJson,
@@ -157,6 +158,8 @@ describe("GET /openapi.json", () => {
     await call(ScheduleWriteJson, "/schedules/m", { method: "PUT", body });
     clock.now += 60_000;
     await call(TickJson, "/dispatch");
+    const clocks = (await call(DispatchSourcesJson, "/dispatch/sources")) as DispatchSourcesJson;
+    expect(clocks.sources.map((s) => s.source)).toEqual(["http"]);
     await call(ScheduleStatusJson, "/schedules/m");
     await call(ScheduleListJson, "/schedules");
     await call(SchedulePatchJson, "/schedules/m", {

@@ -220,6 +220,18 @@ end
 `;
 
 /**
+ * KEYS: source record. ARGV: slotId, slotScore (ms), source (`[a-z0-9-]{1,32}`), nowMs,
+ * maxSlots, maxAgeMs. One delivery of a slot by a source, recorded exactly as a claim records it
+ * (the same `record_source`), for a key no claim writes: the dispatch tick's record.
+ */
+export const RECORD_SOURCE_SCRIPT = luaScript(
+  "record-source",
+  `${SOURCES}record_source(KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]),
+  tonumber(ARGV[5]), tonumber(ARGV[6]))
+return 1`,
+);
+
+/**
  * KEYS: slot, fence, slot index, running, withdrawn marker of this token, ledger, and (only read
  * when ARGV[11] names a source) the source record. ARGV: token, leaseMs, nowMs, region, slotId,
  * slotScore, overlap ("skip" | "allow"), indexLength, force ("1" | "0"), ledgerMaxAgeMs, and

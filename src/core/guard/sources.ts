@@ -14,14 +14,19 @@
  * from a source the isolate has not yet sent for that slot still goes to Redis, so every source
  * that delivered is recorded.
  *
+ * The dispatch tick. Dynamic schedules have no record per schedule: the tick that runs them is
+ * the delivery, so each tick records its own source (`recordSource`) under
+ * `dispatchSourcesKey(prefix)`, one slot per fire of the dispatch cron (not per schedule's fire).
+ *
  * What the record is not: proof of a run (the ledger is), nor replicated by the quorum's repair
  * (a database that lost it starts counting again), nor a count of deliveries that failed before
  * the claim (401, 400, a store outage).
  */
+import { ConfigError } from "../errors.js";
 import type { ResolvedGuardOptions } from "../options.js";
-import { decodeReply, runScript } from "../store.js";
-import { assertJobName, jobKeys } from "./keys.js";
-import { luaScript } from "./scripts.js";
+import { decodeReply, type GuardStore, runScript } from "../store.js";
+import { assertJobName, assertPrefix, jobKeys } from "./keys.js";
+import { luaScript, RECORD_SOURCE_SCRIPT } from "./scripts.js";
 
 /** Slots the source record keeps per job, at most (the oldest fire times go first). */
 export const SOURCE_MAX_SLOTS = 1_000;
@@ -161,6 +166,60 @@ export function summarizeSources(job: string, records: readonly SlotRecord[]): J
 }
 
 /**
+ * The dispatch tick's source record: `<prefix>:dispatch:sources`. A job's keys always carry its
+ * `{job}` hash tag, so no job's record can be this key.
+ */
+export function dispatchSourcesKey(prefix: string): string {
+  assertPrefix(prefix);
+  return `${prefix}:dispatch:sources`;
+}
+
+export interface SourceDelivery {
+  /** The slot delivered (its id, e.g. an ISO fire time). */
+  slot: string;
+  /** The slot's fire time, ms since the epoch: orders the slots and measures the lag. */
+  scoreMs: number;
+  /** Who delivered it: `[a-z0-9-]{1,32}`, as isValidSourceName. */
+  source: string;
+  /** When it was delivered, ms since the epoch (the caller's clock). */
+  nowMs: number;
+  /** The record forgets itself when idle this long plus a day, ms: the ledger's age bound fits. */
+  maxAgeMs: number;
+  /** Slots kept, the latest by fire time. Default SOURCE_MAX_SLOTS. */
+  maxSlots?: number;
+}
+
+/**
+ * Records one delivery in the source record at `key`, in one command (RECORD_SOURCE_SCRIPT): what
+ * a claim records for a job, for a record no claim writes (the dispatch tick's). A bad source name
+ * is a ConfigError before anything is sent; a store failure a StoreUnavailableError.
+ */
+export async function recordSource(
+  store: GuardStore,
+  key: string,
+  delivery: SourceDelivery,
+): Promise<void> {
+  const { slot, scoreMs, source, nowMs, maxAgeMs, maxSlots = SOURCE_MAX_SLOTS } = delivery;
+  if (!isValidSourceName(source)) {
+    throw new ConfigError(
+      "source",
+      `must be 1-32 characters a-z 0-9 -, got ${JSON.stringify(source)}`,
+    );
+  }
+  for (const [name, value] of Object.entries({ scoreMs, nowMs, maxAgeMs, maxSlots })) {
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new ConfigError(name, `must be an integer of at least 0, got ${String(value)}`);
+    }
+  }
+  await runScript(
+    store,
+    RECORD_SOURCE_SCRIPT,
+    [key],
+    [slot, scoreMs, source, nowMs, maxSlots, maxAgeMs],
+  );
+}
+
+/**
  * How each trigger source delivered `job` over its latest `slots` recorded slots (default all
  * kept, up to SOURCE_MAX_SLOTS), in one read-only round trip. Empty when no delivery named a
  * source.
@@ -171,10 +230,20 @@ export async function readSources(
   options: { slots?: number } = {},
 ): Promise<JobSources> {
   assertJobName(job);
-  const keys = jobKeys(config.prefix, job);
-  const flat = decodeReply<string[]>(
-    await runScript(config.redis, SOURCES_SCRIPT, [keys.sources], []),
-  );
+  return readSourceRecord(config.redis, jobKeys(config.prefix, job).sources, job, options);
+}
+
+/**
+ * readSources for any source record: `key` (a job's, or dispatchSourcesKey's), reported under
+ * `name`.
+ */
+export async function readSourceRecord(
+  store: GuardStore,
+  key: string,
+  name: string,
+  options: { slots?: number } = {},
+): Promise<JobSources> {
+  const flat = decodeReply<string[]>(await runScript(store, SOURCES_SCRIPT, [key], []));
   const records: SlotRecord[] = [];
   for (let i = 0; i + 1 < (flat?.length ?? 0); i += 2) {
     const record = parseRecord(String(flat[i]), String(flat[i + 1]));
@@ -182,5 +251,5 @@ export async function readSources(
   }
   records.sort((a, b) => b.score - a.score);
   const limit = options.slots ?? SOURCE_MAX_SLOTS;
-  return summarizeSources(job, records.slice(0, Math.max(0, limit)));
+  return summarizeSources(name, records.slice(0, Math.max(0, limit)));
 }

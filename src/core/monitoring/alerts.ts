@@ -21,9 +21,10 @@ export type AlertKind = "failed" | "lost" | "dead" | "missed" | "silent";
  */
 export interface AlertBody {
   kind: AlertKind;
-  /** The job's name, or the schedule's id. */
+  /** The job's name, or the schedule's id (`dispatch` for the dispatch tick). */
   job: string;
-  source: "job" | "schedule";
+  /** `dispatch`: the dispatch tick itself (a `silent` source of its ticks). */
+  source: "job" | "schedule" | "dispatch";
   /** The fire time (slot id) the alert is about; for `missed`, the first of `slots`. */
   slot: string;
   /** `missed`: every fire time this alert reports (newly seen as missed). Otherwise `[slot]`. */
@@ -131,11 +132,18 @@ export function alertKey(prefix: string, job: string, kind: AlertKind, slot: str
  * first slot of its silence (one alert per source per silence, however long it lasts).
  */
 function claimIdOf(event: AlertEvent, slot: string): string {
-  return event.kind === "silent" ? `${event.trigger ?? ""}:${slot}` : slot;
+  if (event.kind !== "silent") return slot;
+  // The dispatch tick's alerts share the key space of a job named `dispatch`: told apart here.
+  return `${event.source === "dispatch" ? "dispatch:" : ""}${event.trigger ?? ""}:${slot}`;
 }
 
 function describe(event: AlertEvent, slots: string[]): string {
-  const what = event.source === "schedule" ? `schedule ${event.job}` : `job ${event.job}`;
+  const what =
+    event.source === "dispatch"
+      ? "the dispatch tick"
+      : event.source === "schedule"
+        ? `schedule ${event.job}`
+        : `job ${event.job}`;
   switch (event.kind) {
     case "failed":
       return `cron-guard: ${what} failed at ${event.slot}: ${event.error ?? "error"}`;

@@ -190,9 +190,21 @@ export function createDispatcher(options: DispatcherOptions) {
     return cron;
   };
 
-  async function tick(tickOptions: { waitUntil?: (promise: Promise<unknown>) => void } = {}) {
+  async function tick(
+    tickOptions: {
+      waitUntil?: (promise: Promise<unknown>) => void;
+      /**
+       * Store work to start with the tick's first look (the dispatch tick's source record): it
+       * gets the tick's store, so with a store that pipelines it rides in the look's request, and
+       * any request it costs counts in `requests` and the budget. Awaited before the tick answers;
+       * its failure is its own to handle (the tick ignores it).
+       */
+      alongside?: (store: GuardStore) => Promise<unknown>;
+    } = {},
+  ) {
     const startedAt = Date.now();
     const store = batchingStore(options.redis);
+    const beside = tickOptions.alongside?.(store).catch(() => undefined);
     const guard = createGuard({
       ...options.guardOptions,
       redis: store,
@@ -489,6 +501,7 @@ export function createDispatcher(options: DispatcherOptions) {
       }
       result.remaining = Math.max(0, result.remaining - settled);
     }
+    await beside;
     result.calls = store.calls;
     result.requests = store.requests;
     result.elapsedMs = Date.now() - startedAt;

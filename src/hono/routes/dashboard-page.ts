@@ -15,6 +15,7 @@ main, #unlock { padding: 1rem 1.2rem; max-width: 1200px; }
 h2 { font-size: 1rem; margin: 1.2rem 0 .5rem; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 540px), 1fr)); gap: .8rem; }
 .card { background: #fff; border: 1px solid #d0d7de; border-radius: 6px; padding: .7rem .9rem; min-width: 0; }
+.card[data-dispatch] { grid-column: 1 / -1; }
 .card h3 { margin: 0 0 .3rem; font-size: 1rem; display: flex; gap: .5rem; align-items: baseline; flex-wrap: wrap; overflow-wrap: anywhere; }
 .card p { margin: .2rem 0; color: #57606a; font-size: .85rem; overflow-wrap: anywhere; }
 .table-wrap { overflow-x: auto; max-width: 100%; }

@@ -16,6 +16,7 @@ import type { RegistryEvent, ScheduleView } from "../../core/schedules/registry.
 import type { GuardStore } from "../../core/store.js";
 import { forceOf, refusedBackfill } from "../backfill.js";
 import type { Deployment } from "../deployment.js";
+import { readDispatchSources } from "../dispatch-sources.js";
 import { jsonError, methodNotAllowed, validated } from "../http.js";
 import { type MonitoredStatus, monitoringOf } from "../monitoring.js";
 import { DashboardDataQuery } from "../request-schemas.js";
@@ -88,6 +89,11 @@ export interface DashboardData {
     attempt: number;
     catchUp: string;
   })[];
+  /**
+   * With dynamic schedules: the dispatch cron and how each trigger source delivered its ticks
+   * (one slot per tick, see dispatch-sources.ts).
+   */
+  dispatch?: { cron: string; sources: SourceReport[] };
   /** Dead and missed fires the dispatcher recorded, newest first. */
   events: RegistryEvent[];
   /**
@@ -233,12 +239,15 @@ export function dashboardRoutes<TRedis extends GuardStore>(
     let schedules: DashboardData["schedules"] = [];
     let events: RegistryEvent[] = [];
     let schedulesCursor: string | null = null;
+    let dispatch: DashboardData["dispatch"];
     if (deployment.dynamic) {
       const registry = await deployment.dynamic.registry(c.env);
-      const [page, recent] = await Promise.all([
+      const [page, recent, clocks] = await Promise.all([
         registry.list({ cursor, limit }),
         registry.events(50),
+        readDispatchSources(deployment, c.env),
       ]);
+      dispatch = clocks;
       events = recent;
       schedulesCursor = page.cursor;
       const listed = [...page.schedules].sort((a, b) => (a.id < b.id ? -1 : 1));
@@ -272,6 +281,7 @@ export function dashboardRoutes<TRedis extends GuardStore>(
       alerts: monitoring.alertsEnabled(c.env),
       jobs,
       schedules,
+      ...(dispatch ? { dispatch } : {}),
       events: events.slice(0, 20),
       schedulesCursor,
     };

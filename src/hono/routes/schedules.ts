@@ -5,6 +5,7 @@ import { ConfigError, SlotError } from "../../core/errors.js";
 import type { ScheduleInput } from "../../core/schedules/schedule.js";
 import type { GuardStore } from "../../core/store.js";
 import type { Deployment } from "../deployment.js";
+import { dispatchRecorder, readDispatchSources } from "../dispatch-sources.js";
 import type { DynamicSchedules } from "../dynamic.js";
 import { badInput, jsonBody, jsonError, methodNotAllowed, validated } from "../http.js";
 import { monitoringOf } from "../monitoring.js";
@@ -17,6 +18,7 @@ import {
 } from "../request-schemas.js";
 import type { ScheduleSlotJson } from "../response-schemas.js";
 import { scheduleJson, scheduleStatusJson, slotLookupJson } from "../schedule-json.js";
+import { sourceOfRequest } from "../slot-source.js";
 import type { Bindings } from "../types.js";
 
 /** Shown by `GET /:id`; the monitor reads deeper to cover its window. */
@@ -195,7 +197,12 @@ export function scheduleRoutes<TRedis extends GuardStore>(
   return routes;
 }
 
-/** `/dispatch`: one tick (GET for Vercel cron, POST by hand); answers the tick's counts. */
+/**
+ * `/dispatch`: one tick (GET for Vercel cron, POST by hand); answers the tick's counts. Each tick
+ * records who sent it (`vercel`, `qstash`, `http`, or `?source=` / `cron-guard-source`: a bad name
+ * is a 400 and runs nothing) for the dispatch cron's fire time, beside the tick's first request.
+ * `GET /dispatch/sources`: that record, `{ cron, sources }`.
+ */
 export function dispatchRoutes<TRedis extends GuardStore>(
   dynamic: DynamicSchedules<TRedis>,
   deployment?: Deployment<TRedis>,
@@ -204,8 +211,19 @@ export function dispatchRoutes<TRedis extends GuardStore>(
   routes.on(["GET", "POST"], "/", async (c) => {
     // Hono answers HEAD with the GET handler; a HEAD must not run a tick.
     if (c.req.method === "HEAD") return methodNotAllowed(c, "GET, POST");
+    let source: string;
+    try {
+      source = sourceOfRequest(c.req.raw);
+    } catch (error) {
+      if (error instanceof SlotError) return jsonError(c, 400, error.message);
+      throw error;
+    }
     const waitUntil = waitUntilOf(c);
-    const tick = await dynamic.tick(c.env, waitUntil);
+    const tick = await dynamic.tick(
+      c.env,
+      waitUntil,
+      deployment ? dispatchRecorder(deployment, source) : undefined,
+    );
     if (deployment) {
       const monitoring = monitoringOf(deployment);
       await Promise.all([
@@ -215,6 +233,11 @@ export function dispatchRoutes<TRedis extends GuardStore>(
     }
     return c.json(tick);
   });
+  routes.get("/sources", async (c) => {
+    if (!deployment) return jsonError(c, 404, "no dispatch source record in this app");
+    return c.json(await readDispatchSources(deployment, c.env));
+  });
+  routes.all("/sources", (c) => methodNotAllowed(c, "GET"));
   routes.all("/", (c) => methodNotAllowed(c, "GET, POST"));
   return routes;
 }

@@ -93,6 +93,8 @@ interface Data {
   jobs: Item[];
   schedules: Item[];
   schedulesCursor: string | null;
+  /** With dynamic schedules: who delivered the dispatch tick, one slot per fire of its cron. */
+  dispatch?: { cron: string; sources: SourceRow[] };
 }
 
 type Kind = "job" | "schedule";
@@ -592,6 +594,18 @@ function sourcesTable(sources: SourceRow[] | undefined): HTMLElement | null {
   );
 }
 
+/** The dispatch tick's clocks, above the schedules: the same table as a job's sources. */
+function dispatchClocks(dispatch: Data["dispatch"]): HTMLElement | null {
+  if (!dispatch) return null;
+  return el(
+    "section",
+    { class: "card", "data-dispatch": "" },
+    el("h3", {}, "Dispatch clocks"),
+    el("p", {}, "ticks of ", el("code", {}, dispatch.cron), " by source"),
+    sourcesTable(dispatch.sources) ?? el("p", {}, "No tick has recorded its source yet."),
+  );
+}
+
 /** `last success: slot … , finished …` (or the failure's outcome and error), or `none remembered`. */
 function lastLine(title: string, kind: string, last: LastRun | null): HTMLElement {
   return el(
@@ -647,6 +661,7 @@ function render(data: Data): void {
       : null,
   );
   must("schedules").replaceChildren(
+    ...[dispatchClocks(data.dispatch)].filter((clocks) => clocks !== null),
     ...(data.schedules.length
       ? data.schedules.map((s) => card("schedule", s, data))
       : [el("p", {}, "No schedules (the app registers no handlers).")]),
