@@ -2,7 +2,8 @@
  * Redundant clocks for the dispatch tick: every delivery of a tick (Cloudflare's scheduled event,
  * a GET/POST /dispatch from Vercel, QStash or a pinger) records which source sent it for the
  * dispatch cron's fire time, in `<prefix>:dispatch:sources` (core/guard/sources.ts). One slot per
- * tick minute, not per schedule's fire: the schedules themselves record no source.
+ * tick minute, not per schedule's fire: the schedules themselves record no source. Imported only
+ * by the schedules' (and the dashboard's) code, so a Worker without them does not bundle it.
  */
 import { type CronSchedule, parseSchedule, slotFromCron, slotId } from "../core/cron/index.js";
 import { messageOf } from "../core/errors.js";
@@ -12,6 +13,7 @@ import {
   readSourceRecord,
   recordSource,
 } from "../core/guard/sources.js";
+import type { ResolvedGuardSettings } from "../core/options.js";
 import type { GuardStore } from "../core/store.js";
 import type { Deployment } from "./deployment.js";
 import type { Bindings } from "./types.js";
@@ -30,23 +32,29 @@ function dispatchScheduleOf(cron: string): CronSchedule {
   return schedule;
 }
 
+/** Who delivered one tick, and for which fire time. */
+export interface DispatchDelivery {
+  /** `cloudflare`, `vercel`, `qstash`, `http` or a caller's own name (`[a-z0-9-]{1,32}`). */
+  source: string;
+  /** The scheduled event's time, ms since the epoch; default the app's clock at the tick. */
+  firedAtMs?: number;
+}
+
 /**
- * The `alongside` of one tick: records its delivery by `source` for the dispatch cron's fire
- * time at `firedAtMs` (the scheduled event's time; default the app's clock), snapped to the cron
- * with the deployment's skew tolerance. It rides the tick's store (so its first request when the
- * store pipelines). Never rejects: a failed record is logged, the tick goes on.
+ * The `alongside` of one tick: records its delivery for the dispatch cron's fire time at
+ * `firedAtMs` (default now), snapped to the cron with the app's skew tolerance. It rides the
+ * tick's store (so its first request when the store pipelines). Never rejects: a failed record is
+ * logged, the tick goes on.
  */
-export function dispatchRecorder<TRedis extends GuardStore>(
-  deployment: Deployment<TRedis>,
-  source: string,
-  firedAtMs?: number,
+export function dispatchRecorder(
+  settings: Pick<ResolvedGuardSettings, "clock" | "prefix" | "skewToleranceMs" | "ledgerMaxAgeMs">,
+  dispatchCron: string,
+  { source, firedAtMs }: DispatchDelivery,
 ): (store: GuardStore) => Promise<void> {
-  const { settings, dynamic } = deployment;
   return async (store) => {
     try {
-      if (!dynamic) return;
       const nowMs = settings.clock();
-      const scoreMs = slotFromCron(dispatchScheduleOf(dynamic.dispatchCron), firedAtMs ?? nowMs, {
+      const scoreMs = slotFromCron(dispatchScheduleOf(dispatchCron), firedAtMs ?? nowMs, {
         skewToleranceMs: settings.skewToleranceMs,
       });
       await recordSource(store, dispatchSourcesKey(settings.prefix), {

@@ -10,6 +10,7 @@ import {
 import { createScheduleRegistry, type ScheduleRegistry } from "../core/schedules/registry.js";
 import type { GuardStore } from "../core/store.js";
 import { scheduleSignature } from "./cron-signature.js";
+import { type DispatchDelivery, dispatchRecorder } from "./dispatch-sources.js";
 import type { Bindings, CronAppOptions } from "./types.js";
 
 /** The app's dynamic schedules: registry and dispatcher over the deployment's store, per env. */
@@ -19,11 +20,14 @@ export interface DynamicSchedules<TRedis extends GuardStore> {
   readonly dispatchCron: string;
   /** The registry, once the schedules declared in code are in it (upserted once per env). */
   registry(env: Bindings | undefined): Promise<ScheduleRegistry>;
-  /** `alongside`: store work started with the tick's first look (see the dispatcher's tick). */
+  /**
+   * One tick. `delivery`: who sent it, recorded beside the tick's first request in the dispatch
+   * tick's source record (dispatch-sources.ts); a failed record is logged, the tick runs anyway.
+   */
   tick(
     env: Bindings | undefined,
     waitUntil?: (promise: Promise<unknown>) => void,
-    alongside?: (store: GuardStore) => Promise<unknown>,
+    delivery?: DispatchDelivery,
   ): Promise<TickResult>;
   /** Only so the routes can type the store. */
   readonly store?: TRedis;
@@ -101,7 +105,7 @@ export function createDynamicSchedules<TRedis extends GuardStore>(
       await ready;
       return registry;
     },
-    async tick(env, waitUntil, alongside) {
+    async tick(env, waitUntil, delivery) {
       await registryFor(env).ready;
       const redis = redisFor(env);
       const wrapped: Record<string, ScheduleHandler> = {};
@@ -125,7 +129,10 @@ export function createDynamicSchedules<TRedis extends GuardStore>(
           ledgerMaxSlots: settings.ledgerMaxSlots,
           ...(settings.retentionMs === undefined ? {} : { retentionMs: settings.retentionMs }),
         },
-      }).tick({ waitUntil, alongside });
+      }).tick({
+        waitUntil,
+        ...(delivery ? { alongside: dispatchRecorder(settings, dispatchCron, delivery) } : {}),
+      });
     },
   };
 }

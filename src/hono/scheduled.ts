@@ -2,7 +2,6 @@ import { periodMsOf, slotFromCron, slotFromScheduledTime, slotId } from "../core
 import type { GuardStore } from "../core/store.js";
 import { scheduleSignature } from "./cron-signature.js";
 import type { Deployment } from "./deployment.js";
-import { dispatchRecorder } from "./dispatch-sources.js";
 import { monitoringOf } from "./monitoring.js";
 import type { Bindings, ScheduledEvent, ScheduledRun } from "./types.js";
 
@@ -40,11 +39,10 @@ export async function runScheduled<TRedis extends GuardStore>(
   const tick = async (): Promise<ScheduledRun> => {
     const slot = slotId(scheduledMs);
     try {
-      const result = await (dynamic as NonNullable<typeof dynamic>).tick(
-        env,
-        waitUntil,
-        dispatchRecorder(deployment, "cloudflare", scheduledMs),
-      );
+      const result = await (dynamic as NonNullable<typeof dynamic>).tick(env, waitUntil, {
+        source: "cloudflare",
+        firedAtMs: scheduledMs,
+      });
       return { job: null, slot, result: { status: "dispatched", tick: result } };
     } catch (error) {
       return { job: null, slot, result: { status: "error", error } };

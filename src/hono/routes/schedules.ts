@@ -5,7 +5,7 @@ import { ConfigError, SlotError } from "../../core/errors.js";
 import type { ScheduleInput } from "../../core/schedules/schedule.js";
 import type { GuardStore } from "../../core/store.js";
 import type { Deployment } from "../deployment.js";
-import { dispatchRecorder, readDispatchSources } from "../dispatch-sources.js";
+import { readDispatchSources } from "../dispatch-sources.js";
 import type { DynamicSchedules } from "../dynamic.js";
 import { badInput, jsonBody, jsonError, methodNotAllowed, validated } from "../http.js";
 import { monitoringOf } from "../monitoring.js";
@@ -219,11 +219,7 @@ export function dispatchRoutes<TRedis extends GuardStore>(
       throw error;
     }
     const waitUntil = waitUntilOf(c);
-    const tick = await dynamic.tick(
-      c.env,
-      waitUntil,
-      deployment ? dispatchRecorder(deployment, source) : undefined,
-    );
+    const tick = await dynamic.tick(c.env, waitUntil, { source });
     if (deployment) {
       const monitoring = monitoringOf(deployment);
       await Promise.all([

@@ -6,6 +6,7 @@ import {
   COMPLETE_SCRIPT,
   EXTEND_SCRIPT,
   LOOKUP_SCRIPT,
+  RECORD_SOURCE_SCRIPT,
   STATUS_SCRIPT,
 } from "../../../src/core/guard/scripts.js";
 import { createGuard, StoreUnavailableError } from "../../../src/core/index.js";
@@ -17,7 +18,14 @@ import {
   useKeyPrefix,
 } from "../../support/harness.js";
 
-const scripts = { CLAIM_SCRIPT, COMPLETE_SCRIPT, EXTEND_SCRIPT, LOOKUP_SCRIPT, STATUS_SCRIPT };
+const scripts = {
+  CLAIM_SCRIPT,
+  COMPLETE_SCRIPT,
+  EXTEND_SCRIPT,
+  LOOKUP_SCRIPT,
+  RECORD_SOURCE_SCRIPT,
+  STATUS_SCRIPT,
+};
 
 describe("Lua scripts", () => {
   const prefix = useKeyPrefix("scripts");
@@ -35,6 +43,7 @@ describe("Lua scripts", () => {
         "COMPLETE_SCRIPT": "0f1f6a0a2ba522c25d41ad29dd3abfc7112d02ea",
         "EXTEND_SCRIPT": "39b30a570beda2a6f3a8571ca102c2ae5da99bf8",
         "LOOKUP_SCRIPT": "c9b81f119aafce9fae06d48a7e9c332782a773bd",
+        "RECORD_SOURCE_SCRIPT": "de24e8134a190e3ae3ab8c82c13be78694bdd267",
         "STATUS_SCRIPT": "5e6b78799c6d1ef3b12367b4532162643849abc3",
       }
     `);

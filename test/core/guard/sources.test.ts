@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { slotId } from "../../../src/core/cron/index.js";
-import { readSources, SOURCE_MAX_SLOTS } from "../../../src/core/guard/sources.js";
+import {
+  dispatchSourcesKey,
+  readSourceRecord,
+  readSources,
+  recordSource,
+  SOURCE_MAX_SLOTS,
+} from "../../../src/core/guard/sources.js";
 import { createGuard } from "../../../src/core/index.js";
 import { useCountedDatabase } from "../../support/counted-database.js";
 import { uniquePrefix } from "../../support/harness.js";
@@ -122,6 +128,68 @@ describe("trigger sources: recorded inside the claim, reported per source", () =
     ).rejects.toThrow(/source/);
     const status = await guard.status("plain");
     expect(status.fence).toBe(1);
+  });
+
+  it("recordSource writes, in one command, exactly what a claim records; readSourceRecord reads any record", async () => {
+    const prefix = uniquePrefix("sources-record");
+    let nowMs = BASE;
+    // Each delivery its own isolate, so every one reaches the claim.
+    const isolate = () => createGuard({ redis: database.client(), prefix, clock: () => nowMs });
+    const key = dispatchSourcesKey(prefix);
+    expect(key).toBe(`${prefix}:dispatch:sources`);
+    let loaded = false;
+    const deliveries: [number, string, number][] = [
+      [0, "cloudflare", 1_000],
+      [0, "qstash", 5_000],
+      [0, "qstash", 6_000],
+      [1, "qstash", 400],
+      [1, "cloudflare", 2_500],
+      [2, "cloudflare", 900],
+    ];
+    for (const [index, source, lagMs] of deliveries) {
+      const slotMs = BASE + index * MINUTE;
+      nowMs = slotMs + lagMs;
+      const guard = isolate();
+      await guard.run("beat", slotMs, () => undefined, { source });
+      const { commands } = await commandsDuring(() =>
+        recordSource(database.client(), key, {
+          slot: slotId(slotMs),
+          scoreMs: slotMs,
+          source,
+          nowMs,
+          maxAgeMs: guard.options.ledgerMaxAgeMs,
+        }),
+      );
+      // One EVALSHA; the very first also loads the script (NOSCRIPT, then EVAL).
+      expect(commands).toBe(loaded ? 1 : 2);
+      loaded = true;
+    }
+    const redis = database.client();
+    expect(await redis.hgetall(key)).toEqual(await redis.hgetall(`${prefix}:{beat}:sources`));
+    const asJob = await readSources({ redis, prefix }, "beat");
+    const asDispatch = await readSourceRecord(redis, key, "dispatch");
+    expect(asDispatch).toEqual({ ...asJob, job: "dispatch" });
+    expect(asDispatch.sources.find((s) => s.source === "qstash")).toMatchObject({
+      deliveries: 3,
+      slots: 2,
+      first: 1,
+      silentFires: 1,
+      silentSinceSlot: slotId(BASE + 2 * MINUTE),
+    });
+
+    // A bad name (or time) is refused before anything is sent.
+    const other = `${prefix}:other:sources`;
+    const delivery = { slot: slotId(BASE), scoreMs: BASE, nowMs: BASE, maxAgeMs: 60_000 };
+    const { commands } = await commandsDuring(async () => {
+      await expect(
+        recordSource(redis, other, { ...delivery, source: "Not OK" }),
+      ).rejects.toMatchObject({ name: "ConfigError", option: "source" });
+      await expect(
+        recordSource(redis, other, { ...delivery, source: "http", nowMs: Number.NaN }),
+      ).rejects.toMatchObject({ name: "ConfigError", option: "nowMs" });
+    });
+    expect(commands).toBe(0);
+    expect(await redis.exists(other)).toBe(0);
   });
 
   it("keeps the latest SOURCE_MAX_SLOTS slots by fire time", async () => {
