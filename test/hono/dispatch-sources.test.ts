@@ -157,6 +157,10 @@ describe("the dispatch tick's trigger sources", () => {
       headers: { authorization: "Bearer not-it" },
     });
     expect(wrong.status).toBe(401);
+    // HEAD as the other GET routes: the GET's status, no body.
+    const head = await app.request("/dispatch/sources", { method: "HEAD", headers: auth });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe("");
     for (const method of ["POST", "PUT", "DELETE"]) {
       const response = await app.request("/dispatch/sources", { method, headers: auth });
       expect(response.status).toBe(405);
