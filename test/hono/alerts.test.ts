@@ -3,17 +3,17 @@
  * under the job's hash tag) before it is sent, so many instances that see it send it once.
  */
 import { createHmac } from "node:crypto";
-import { createServer, type Server } from "node:http";
 import type { Redis } from "@upstash/redis";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ConfigError } from "../../src/core/errors.js";
-import { type AlertBody, createAlertSender } from "../../src/core/monitoring/alerts.js";
+import { createAlertSender } from "../../src/core/monitoring/alerts.js";
 import { verifyAlertSignature } from "../../src/core/monitoring/index.js";
 import { createCronApp } from "../../src/hono/index.js";
 import { alerts as alertsPlugin } from "../../src/hono/plugins/alerts.js";
 import { dashboard } from "../../src/hono/plugins/dashboard.js";
 import { dynamicSchedules } from "../../src/hono/plugins/dynamic-schedules.js";
 import type { AlertOptions } from "../../src/hono/types.js";
+import { useAlertReceiver } from "../support/alert-receiver.js";
 import { upstash, useKeyPrefix } from "../support/harness.js";
 
 const SECRET = "alerts-s3cret";
@@ -23,40 +23,10 @@ const T0 = Date.UTC(2026, 10, 25, 12, 0, 0);
 const at = (minutes: number, seconds = 0) => T0 + minutes * MINUTE + seconds * 1_000;
 const iso = (ms: number) => new Date(ms).toISOString().replace(".000Z", "Z");
 
-let server: Server;
-let url = "";
-const received: AlertBody[] = [];
-/** Each POST as it arrived: the raw body and its signature header (undefined when unsigned). */
-const deliveries: { raw: string; signature: string | undefined; body: AlertBody }[] = [];
-
-beforeAll(async () => {
-  server = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on("data", (chunk: Buffer) => {
-      chunks.push(chunk);
-    });
-    request.on("end", () => {
-      const body = Buffer.concat(chunks).toString("utf8");
-      const signature = request.headers["cron-guard-signature"];
-      const parsed = JSON.parse(body) as AlertBody;
-      deliveries.push({
-        raw: body,
-        signature: Array.isArray(signature) ? signature[0] : signature,
-        body: parsed,
-      });
-      received.push(parsed);
-      response.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  url = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}/hook`;
-});
-afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+const receiver = useAlertReceiver();
+const { received, deliveries } = receiver;
 const secretFromProcess = process.env.CRON_GUARD_ALERT_SECRET;
 beforeEach(() => {
-  received.length = 0;
-  deliveries.length = 0;
   delete process.env.CRON_GUARD_ALERT_SECRET;
 });
 afterEach(() => {
@@ -80,7 +50,11 @@ async function settleAfter(arrived: () => boolean): Promise<void> {
 describe("alerts", () => {
   const prefix = useKeyPrefix("alerts");
 
-  function makeApp(clock: { now: number }, alertUrl = url, alerts: Omit<AlertOptions, "url"> = {}) {
+  function makeApp(
+    clock: { now: number },
+    alertUrl = receiver.url,
+    alerts: Omit<AlertOptions, "url"> = {},
+  ) {
     return createCronApp<Redis>({
       plugins: [dynamicSchedules(), dashboard(), alertsPlugin()],
       redis: upstash(),
@@ -254,7 +228,7 @@ describe("alerts", () => {
     it("the alerts.secret option signs each POST over its timestamp and raw body", async () => {
       const clock = { now: at(0, 7) };
       const warn = vi.spyOn(console, "warn").mockImplementation(() => undefined);
-      const app = makeApp(clock, url, { secret: HOOK_SECRET });
+      const app = makeApp(clock, receiver.url, { secret: HOOK_SECRET });
       const { raw, signature } = await failOnce(app);
       // independent of cron-guard's code: node:crypto over "<t>.<raw body>"
       expect(signature).toBe(expectedHeader(HOOK_SECRET, clock.now, raw));
@@ -303,11 +277,14 @@ describe("alerts", () => {
       );
       // the option wins over both, as a string or as a function of the bindings
       clock.now = at(3, 1);
-      const literal = await failOnce(makeApp(clock, url, { secret: "from-option" }), binding);
+      const literal = await failOnce(
+        makeApp(clock, receiver.url, { secret: "from-option" }),
+        binding,
+      );
       expect(literal.signature).toBe(expectedHeader("from-option", clock.now, literal.raw));
       clock.now = at(4, 1);
       const fromFunction = await failOnce(
-        makeApp(clock, url, { secret: (env) => env.HOOK_KEY as string | undefined }),
+        makeApp(clock, receiver.url, { secret: (env) => env.HOOK_KEY as string | undefined }),
         { ...binding, HOOK_KEY: "from-function" },
       );
       expect(fromFunction.signature).toBe(
@@ -334,16 +311,16 @@ describe("alerts", () => {
       ];
       for (const [minute, alerts, env] of cases) {
         clock.now = at(minute, 1);
-        const { all } = await failOnce(makeApp(clock, url, alerts), env);
+        const { all } = await failOnce(makeApp(clock, receiver.url, alerts), env);
         expect(all.map((delivery) => delivery.signature)).toEqual(all.map(() => undefined));
       }
       expect(unsignedWarnings()).toBe(4);
     });
 
     it("a secret option that is neither a string nor a function is a ConfigError at creation", () => {
-      expect(() => makeApp({ now: at(0) }, url, { secret: 42 as unknown as string })).toThrow(
-        ConfigError,
-      );
+      expect(() =>
+        makeApp({ now: at(0) }, receiver.url, { secret: 42 as unknown as string }),
+      ).toThrow(ConfigError);
     });
 
     it("one body serves Slack and Discord: text whole, content cut to 2 000 characters, no pings", async () => {
@@ -351,7 +328,7 @@ describe("alerts", () => {
       const long = `${"x".repeat(2_500)} @everyone`;
       const sender = createAlertSender({
         redis: upstash(),
-        url,
+        url: receiver.url,
         secret: HOOK_SECRET,
         prefix: prefix(),
         clock: () => at(0, 1),

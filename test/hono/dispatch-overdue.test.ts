@@ -3,15 +3,14 @@
  * periodic check reads the schedules whose due time is older than the grace period (the due
  * sorted set, paged), however many there are; the dashboard pages through all schedules.
  */
-import { createServer, type Server } from "node:http";
 import type { Redis } from "@upstash/redis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { AlertBody } from "../../src/core/monitoring/alerts.js";
+import { describe, expect, it } from "vitest";
 import { createCronApp } from "../../src/hono/index.js";
 import { alerts } from "../../src/hono/plugins/alerts.js";
 import { dashboard } from "../../src/hono/plugins/dashboard.js";
 import { dynamicSchedules } from "../../src/hono/plugins/dynamic-schedules.js";
 import type { DashboardData } from "../../src/hono/routes/dashboard.js";
+import { useAlertReceiver } from "../support/alert-receiver.js";
 import { upstash, useKeyPrefix } from "../support/harness.js";
 
 const SECRET = "overdue-s3cret";
@@ -20,26 +19,8 @@ const MINUTE = 60_000;
 const T0 = Date.UTC(2026, 10, 25, 12, 0, 0);
 const SCHEDULES = 300;
 
-let server: Server;
-let url = "";
-const received: AlertBody[] = [];
-
-beforeAll(async () => {
-  server = createServer((request, response) => {
-    let body = "";
-    request.on("data", (chunk: Buffer) => {
-      body += chunk.toString();
-    });
-    request.on("end", () => {
-      received.push(JSON.parse(body) as AlertBody);
-      response.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  url = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}/hook`;
-});
-afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+const receiver = useAlertReceiver();
+const { received } = receiver;
 
 describe("missed fires of many schedules", () => {
   const prefix = useKeyPrefix("overdue");
@@ -53,7 +34,7 @@ describe("missed fires of many schedules", () => {
       cronSecret: () => SECRET,
       guardOptions: { prefix: prefix(), clock: () => clock.now },
       monitor: { graceMs: MINUTE },
-      alerts: { url },
+      alerts: { url: receiver.url },
     });
   }
 

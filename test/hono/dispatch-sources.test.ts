@@ -5,15 +5,14 @@
  * sending ticks is alerted `silent` once. Real redis-server behind the bridge, real
  * @upstash/redis, a local HTTP receiver for the alerts, an injected clock.
  */
-import { createServer, type Server } from "node:http";
 import type { Redis } from "@upstash/redis";
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { SourceReport } from "../../src/core/guard/sources.js";
-import type { AlertBody } from "../../src/core/monitoring/alerts.js";
 import { createCronApp } from "../../src/hono/index.js";
 import { alerts } from "../../src/hono/plugins/alerts.js";
 import { dashboard } from "../../src/hono/plugins/dashboard.js";
 import { dynamicSchedules } from "../../src/hono/plugins/dynamic-schedules.js";
+import { useAlertReceiver } from "../support/alert-receiver.js";
 import { directRedis, upstash, useKeyPrefix } from "../support/harness.js";
 
 const SECRET = "dispatch-sources-s3cret";
@@ -24,26 +23,8 @@ const at = (minutes: number, seconds = 0) => T0 + minutes * MINUTE + seconds * 1
 const iso = (ms: number) => new Date(ms).toISOString().replace(".000Z", "Z");
 const vercel = { ...auth, "user-agent": "vercel-cron/1.0" };
 
-let server: Server;
-let alertUrl = "";
-const received: AlertBody[] = [];
-beforeAll(async () => {
-  server = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on("data", (chunk: Buffer) => chunks.push(chunk));
-    request.on("end", () => {
-      received.push(JSON.parse(Buffer.concat(chunks).toString("utf8")) as AlertBody);
-      response.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  alertUrl = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}/hook`;
-});
-afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
-beforeEach(() => {
-  received.length = 0;
-});
+const receiver = useAlertReceiver();
+const { received } = receiver;
 
 function makeApp(prefix: string, clock: { now: number }) {
   return createCronApp<Redis>({
@@ -53,7 +34,7 @@ function makeApp(prefix: string, clock: { now: number }) {
     cronSecret: () => SECRET,
     guardOptions: { prefix, clock: () => clock.now },
     monitor: { silentAfterFires: 3, windowMs: 30 * MINUTE },
-    alerts: { url: alertUrl, secret: "alert-signing-secret" },
+    alerts: { url: receiver.url, secret: "alert-signing-secret" },
   });
 }
 

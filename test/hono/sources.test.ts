@@ -5,14 +5,13 @@
  * @upstash/redis, a local HTTP receiver for the alerts, an injected clock.
  */
 import { createHash, createHmac } from "node:crypto";
-import { createServer, type Server } from "node:http";
 import type { Redis } from "@upstash/redis";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { SourceReport } from "../../src/core/guard/sources.js";
-import type { AlertBody } from "../../src/core/monitoring/alerts.js";
 import { createCronApp } from "../../src/hono/index.js";
 import { alerts } from "../../src/hono/plugins/alerts.js";
 import { qstashSignatureProblem } from "../../src/hono/qstash.js";
+import { useAlertReceiver } from "../support/alert-receiver.js";
 import { directRedis, upstash, useKeyPrefix } from "../support/harness.js";
 
 const SECRET = "sources-s3cret";
@@ -50,26 +49,8 @@ function qstashSignature(
   return `${header}.${payload}.${mac}`;
 }
 
-let server: Server;
-let alertUrl = "";
-const received: AlertBody[] = [];
-beforeAll(async () => {
-  server = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on("data", (chunk: Buffer) => chunks.push(chunk));
-    request.on("end", () => {
-      received.push(JSON.parse(Buffer.concat(chunks).toString("utf8")) as AlertBody);
-      response.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  alertUrl = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}/hook`;
-});
-afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
-beforeEach(() => {
-  received.length = 0;
-});
+const receiver = useAlertReceiver();
+const { received } = receiver;
 
 function makeApp(prefix: string, clock: { now: number }, runs: string[] = []) {
   return createCronApp<Redis>({
@@ -87,7 +68,7 @@ function makeApp(prefix: string, clock: { now: number }, runs: string[] = []) {
     cronSecret: () => SECRET,
     guardOptions: { prefix, clock: () => clock.now },
     monitor: { silentAfterFires: 3, windowMs: 30 * MINUTE },
-    alerts: { url: alertUrl },
+    alerts: { url: receiver.url },
     plugins: [alerts()],
   });
 }
