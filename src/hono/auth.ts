@@ -55,17 +55,18 @@ export function refusal(
 }
 
 /**
- * The answer to a request that carries an `Upstash-Signature` when the QStash signing keys are
- * configured (`QSTASH_CURRENT_SIGNING_KEY`): undefined when the signature verifies (it stands in
- * for the bearer), else 401. Undefined as well when no keys are configured: the bearer decides.
+ * For a request that carries an `Upstash-Signature` while the QStash signing keys are configured
+ * (`QSTASH_CURRENT_SIGNING_KEY`): `"signed"` when the signature verifies (it stands in for the
+ * bearer), else the 401 to answer. `"unsigned"` for any other request (no signature, or no keys
+ * configured): the bearer decides.
  */
-export async function qstashRefusal(c: Context): Promise<Response | undefined> {
+async function qstashVerdict(c: Context): Promise<"signed" | "unsigned" | Response> {
   const signature = c.req.header("upstash-signature");
-  if (signature === undefined) return undefined;
+  if (signature === undefined) return "unsigned";
   const keys = qstashKeysOf(c.env as Bindings | undefined);
-  if (keys === undefined) return undefined;
+  if (keys === undefined) return "unsigned";
   const why = await qstashSignatureProblem(keys, signature, await c.req.text(), c.req.url);
-  if (why === undefined) return undefined;
+  if (why === undefined) return "signed";
   return jsonError(c, 401, `Unauthorized: invalid Upstash-Signature (${why})`);
 }
 
@@ -79,14 +80,12 @@ export function requireSecret(
   cronSecret: (env: Bindings) => string | undefined,
 ): MiddlewareHandler {
   return async function requireSecret(c, next) {
-    if (c.req.header("upstash-signature") !== undefined && qstashKeysOf(c.env) !== undefined) {
-      const refused = await qstashRefusal(c);
+    const qstash = await qstashVerdict(c);
+    if (qstash instanceof Response) return qstash;
+    if (qstash === "unsigned") {
+      const refused = refusal(c, cronSecret(c.env ?? {}));
       if (refused) return refused;
-      await next();
-      return;
     }
-    const refused = refusal(c, cronSecret(c.env ?? {}));
-    if (refused) return refused;
     await next();
   };
 }
